@@ -1,0 +1,145 @@
+import os
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import connection
+
+from orchcap.env import env_int, env_str
+from orchcap.runtime.broker import EmbeddedBroker
+from orchcap.runtime.errors import EngineError
+from orchcap.runtime.postgres import EmbeddedPostgres
+from orchcap.runtime.supervisor import (
+    Child,
+    InstanceLock,
+    Supervisor,
+    ensure_port_free,
+    say,
+    wait_for_http,
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Run orchcap: start the embedded engines as needed, migrate, load the demo organisation on an "
+        "empty database, then serve the web app with a Celery worker and beat until Ctrl-C."
+    )
+    requires_system_checks = []  # checks run below, once the database is up
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--port", type=int, default=None, help="Web port (default: $PORT or 8000)."
+        )
+        parser.add_argument(
+            "--host", default=None, help="Bind address (default: $HOST or 127.0.0.1)."
+        )
+        parser.add_argument(
+            "--no-demo", action="store_true", help="Don't load the demo organisation."
+        )
+
+    def handle(self, *args: object, **options: object) -> None:
+        port = options["port"] or env_int("PORT", 8000, minimum=1, maximum=65535)
+        host = str(options["host"] or env_str("HOST", "127.0.0.1"))
+        url = f"http://{'localhost' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
+        data: Path = settings.DATA_DIR
+
+        lock = InstanceLock(data)
+        lock.acquire(f"serving {url}")
+        try:
+            ensure_port_free(host, int(port))
+            engines = self._start_engines(data)
+            try:
+                self._prepare_database(no_demo=bool(options["no_demo"]))
+                code = self._serve(host=host, port=int(port), url=url, data=data)
+            finally:
+                for engine in engines:
+                    engine.stop()
+                if engines:
+                    say("orchcap: embedded engines stopped; data kept in " + str(data))
+        finally:
+            lock.release()
+        if code:
+            sys.exit(code)
+
+    def _start_engines(self, data: Path) -> list[EmbeddedPostgres | EmbeddedBroker]:
+        engines: list[EmbeddedPostgres | EmbeddedBroker] = []
+        if settings.EMBEDDED_DATABASE_ENABLED:
+            say(f"orchcap: starting embedded PostgreSQL + pgvector (data in {data / 'pgdata'})")
+            postgres = EmbeddedPostgres(data)
+            postgres.ensure_running()
+            engines.append(postgres)
+        if settings.EMBEDDED_BROKER_ENABLED:
+            say(f"orchcap: starting embedded broker (data in {data / 'broker'})")
+            broker = EmbeddedBroker(data)
+            broker.ensure_running()
+            engines.append(broker)
+        return engines
+
+    def _prepare_database(self, *, no_demo: bool) -> None:
+        connection.ensure_connection()  # the pgvector check: one line and exit 2 if it is missing
+        call_command("check", stdout=self.stdout)
+        call_command("migrate", interactive=False, verbosity=0)
+        say("orchcap: database migrated")
+        if not settings.DEBUG:
+            call_command("collectstatic", interactive=False, verbosity=0)
+        from django.contrib.auth import get_user_model
+
+        if not no_demo and not get_user_model().objects.exists():
+            call_command("seed_demo", stdout=self.stdout)
+        connection.close()  # the children open their own connections
+
+    def _serve(self, *, host: str, port: int, url: str, data: Path) -> int:
+        python = sys.executable
+        logs = data / "log"
+        web_workers = env_int("WEB_CONCURRENCY", 2, minimum=1, maximum=64)
+        children = [
+            Child(
+                "worker",
+                [python, "-m", "celery", "-A", "orchcap", "worker", "--loglevel", "INFO",
+                 "--hostname", "orchcap-local@%h", "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
+                 "--concurrency", str(settings.CELERY_WORKER_CONCURRENCY), "--without-gossip", "--without-mingle"],
+                logs / "worker.log",
+            ),
+            Child(
+                "beat",
+                [python, "-m", "celery", "-A", "orchcap", "beat", "--loglevel", "INFO", "--pidfile=",
+                 "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
+                logs / "beat.log",
+            ),
+            Child(
+                "web",
+                [python, "-m", "gunicorn", "orchcap.wsgi:application", "--bind", f"{host}:{port}",
+                 "--workers", str(web_workers), "--access-logfile", "-", "--error-logfile", "-",
+                 "--graceful-timeout", "10", "--timeout", "60", "--no-control-socket"],
+                logs / "web.log",
+            ),
+        ]  # fmt: skip
+        supervisor = Supervisor(children)
+        supervisor.install_signal_handlers()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "ORCHCAP_DATA_DIR": str(data)}
+        supervisor.start(env)
+        try:
+            if not wait_for_http(f"{url}/login/", timeout=90, alive=supervisor.alive):
+                if supervisor.stop_reason:
+                    return 0
+                raise EngineError("the web server did not come up; see the 'web' lines above")
+            self._announce(url, data)
+            return supervisor.wait()
+        finally:
+            say("orchcap: stopping web, beat and worker…")
+            supervisor.stop_all()
+
+    def _announce(self, url: str, data: Path) -> None:
+        logins = data / "demo-logins.txt"
+        lines = [
+            "",
+            f"  orchcap is running at {url}",
+            f"  API docs: {url}/api/v1/docs   health: {url}/healthz",
+        ]
+        if logins.exists():
+            lines.append(f"  demo logins ({logins}):")
+            lines.extend(f"    {line}" for line in logins.read_text().splitlines() if line.strip())
+        lines += ["  Ctrl-C stops everything; data stays in " + str(data), ""]
+        say("\n".join(lines))

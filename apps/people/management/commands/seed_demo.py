@@ -1,0 +1,18 @@
+from django.core.management.base import BaseCommand
+
+from apps.people.demo import seed_demo_organisation
+
+
+class Command(BaseCommand):
+    help = "Create (idempotently) the demo organisation: two teams and one user per role."
+
+    def handle(self, *args: object, **options: object) -> None:
+        result = seed_demo_organisation()
+        if result.new_logins:
+            self.stdout.write(f"Demo logins (shown once; also saved to {result.logins_file}):")
+            for line in result.new_logins:
+                self.stdout.write(f"  {line}")
+        else:
+            self.stdout.write(
+                f"Demo organisation already present; logins are in {result.logins_file}"
+            )

@@ -1,0 +1,7 @@
+from ninja import Schema
+
+
+class TeamOut(Schema):
+    slug: str
+    name: str
+    roles: list[str]

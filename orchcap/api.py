@@ -1,0 +1,14 @@
+from ninja import NinjaAPI
+
+from apps.people.api import router as people_router
+from apps.people.auth import api_auth
+
+api = NinjaAPI(
+    title="orchcap API",
+    version="1",
+    description="Send `Authorization: Bearer <token>` with a personal API token (Account → API tokens).",
+    auth=api_auth,
+    urls_namespace="api",
+    docs_url="/docs",
+)
+api.add_router("/", people_router)
