@@ -63,6 +63,8 @@ def ensure_port_free(host: str, port: int) -> None:
     with socket.socket(
         socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM
     ) as sock:
+        # As gunicorn binds: connections left in TIME_WAIT by the previous run don't count as "in use".
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

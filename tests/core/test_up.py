@@ -1,0 +1,110 @@
+"""`manage.py up` as a user runs it: a real server on a free port in a fresh data dir."""
+
+import http.cookiejar
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tests.processes import ROOT, free_port, manage_env, run_manage, stop_process
+
+pytestmark = pytest.mark.slow
+
+
+def start_up(data_dir, port) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "up", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=manage_env(ORCHCAP_DATA_DIR=str(data_dir), DATABASE_URL=None, CELERY_BROKER_URL=None),
+        cwd=ROOT,
+    )
+
+
+def wait_until_serving(process, url, timeout=120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail("up exited early:\n" + (process.stdout.read() if process.stdout else ""))
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"{url} did not answer within {timeout}s")
+
+
+def log_in(base, username, password) -> tuple[int, str]:
+    """Log in through the real login form; returns the final status and page."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(f"{base}/login/", timeout=10).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    data = urllib.parse.urlencode(
+        {"csrfmiddlewaretoken": token, "username": username, "password": password}
+    ).encode()
+    request = urllib.request.Request(
+        f"{base}/login/", data=data, headers={"Referer": f"{base}/login/"}
+    )
+    with opener.open(request, timeout=10) as response:
+        return response.status, response.read().decode()
+
+
+def test_up_serves_keeps_data_across_restarts_and_refuses_a_second_instance(tmp_path):
+    data_dir = tmp_path / "data"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    first = start_up(data_dir, port)
+    try:
+        wait_until_serving(first, f"{base}/login/")
+        logins = (data_dir / "demo-logins.txt").read_text().splitlines()
+        assert len(logins) == 5
+        for line in logins:
+            role, username, password = line.split()
+            status, page = log_in(base, username, password)
+            assert status == 200
+            assert f"Hello, " in page and "Log in</button>" not in page, (role, username)
+
+        second = run_manage("up", "--port", str(free_port()), ORCHCAP_DATA_DIR=str(data_dir))
+        assert second.returncode == 2
+        assert "already running" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        output = stop_process(first, signal.SIGINT, timeout=60)
+    assert first.returncode == 0, output
+    assert "stopping web, beat and worker" in output
+    assert "embedded engines stopped" in output
+    assert "demo logins" in output
+
+    again = start_up(data_dir, port)
+    try:
+        wait_until_serving(again, f"{base}/login/")
+        assert (data_dir / "demo-logins.txt").read_text().splitlines() == logins
+        role, username, password = logins[0].split()
+        status, page = log_in(base, username, password)
+        assert "Hello, " in page
+    finally:
+        output = stop_process(again, signal.SIGTERM, timeout=60)
+    assert again.returncode == 0, output
+    assert "Demo logins (shown once" not in output  # not seeded twice
+
+
+def test_up_on_a_taken_port_says_so_in_one_line(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = run_manage("up", "--port", str(port), ORCHCAP_DATA_DIR=str(tmp_path / "data"))
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "PORT=" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,56 @@
+import stat
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client
+
+from apps.people.models import Membership, Team
+
+User = get_user_model()
+
+
+def _logins_file() -> Path:
+    return Path(settings.DATA_DIR) / "demo-logins.txt"
+
+
+def test_seed_demo_creates_two_teams_and_one_user_per_role_with_working_logins(db, capsys):
+    _logins_file().unlink(missing_ok=True)
+    call_command("seed_demo")
+    printed = capsys.readouterr().out
+    assert Team.objects.count() == 2
+    lines = _logins_file().read_text().splitlines()
+    roles = [line.split()[0] for line in lines]
+    assert sorted(roles) == ["admin", "expert", "expert", "manager", "staff"]
+    for line in lines:
+        role, username, password = line.split()
+        assert line in printed
+        assert Client().login(username=username, password=password)
+        assert Membership.objects.filter(user__username=username, role=role).exists()
+    assert stat.S_IMODE(_logins_file().stat().st_mode) == 0o600
+
+
+def test_seed_demo_twice_changes_nothing_and_keeps_passwords(db, capsys):
+    _logins_file().unlink(missing_ok=True)
+    call_command("seed_demo")
+    before = _logins_file().read_text()
+    counts = (User.objects.count(), Team.objects.count(), Membership.objects.count())
+    capsys.readouterr()
+    call_command("seed_demo")
+    assert "already present" in capsys.readouterr().out
+    assert _logins_file().read_text() == before
+    assert (User.objects.count(), Team.objects.count(), Membership.objects.count()) == counts
+
+
+def test_demo_admin_opens_the_django_admin(db):
+    _logins_file().unlink(missing_ok=True)
+    call_command("seed_demo")
+    role, username, password = next(
+        line.split()
+        for line in _logins_file().read_text().splitlines()
+        if line.startswith("admin ")
+    )
+    client = Client()
+    assert client.login(username=username, password=password)
+    assert client.get("/admin/").status_code == 200

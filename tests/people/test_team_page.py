@@ -1,0 +1,138 @@
+from django.urls import reverse
+
+from apps.people.models import Invitation, Membership
+from tests.conftest import client_for
+from tests.factories import make_user
+
+
+def test_team_page_lists_members_with_their_roles(expert, manager, team):
+    response = client_for(expert).get(reverse("team_detail", args=[team.slug]))
+    assert response.status_code == 200
+    members = {row["user"].username: row["roles"] for row in response.context["members"]}
+    assert members == {"erin": ["expert"], "maya": ["manager"]}
+    assert b"Add a member" not in response.content
+
+
+def test_manager_sees_member_management(manager, team):
+    response = client_for(manager).get(reverse("team_detail", args=[team.slug]))
+    assert b"Add a member" in response.content
+    assert b"Invite someone new" in response.content
+
+
+def test_manager_adds_an_existing_user_by_email(manager, team):
+    newcomer = make_user("nora")
+    response = client_for(manager).post(
+        reverse("team_member_add", args=[team.slug]),
+        {"identifier": "NORA@example.test", "role": "expert"},
+    )
+    assert response.status_code == 302
+    assert Membership.objects.filter(team=team, user=newcomer, role="expert").exists()
+
+
+def test_adding_an_unknown_person_re_renders_with_a_clear_error(manager, team):
+    response = client_for(manager).post(
+        reverse("team_member_add", args=[team.slug]), {"identifier": "nobody", "role": "expert"}
+    )
+    assert response.status_code == 422
+    assert b"No account has that username or email" in response.content
+
+
+def test_role_change_by_htmx_returns_only_the_member_row(manager, expert, team):
+    response = client_for(manager).post(
+        reverse("team_member_roles", args=[team.slug, expert.pk]),
+        {"roles": ["expert", "staff"]},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    assert response.content.lstrip().startswith(b'<tr id="member-')
+    assert b"<html" not in response.content
+    assert set(
+        Membership.objects.filter(team=team, user=expert).values_list("role", flat=True)
+    ) == {
+        "expert",
+        "staff",
+    }
+
+
+def test_role_change_without_htmx_redirects_back(manager, expert, team):
+    response = client_for(manager).post(
+        reverse("team_member_roles", args=[team.slug, expert.pk]), {"roles": ["staff"]}
+    )
+    assert response.status_code == 302
+    assert list(
+        Membership.objects.filter(team=team, user=expert).values_list("role", flat=True)
+    ) == ["staff"]
+
+
+def test_last_manager_cannot_demote_themself(manager, team):
+    response = client_for(manager).post(
+        reverse("team_member_roles", args=[team.slug, manager.pk]),
+        {"roles": ["expert"]},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 422
+    assert b"needs at least one manager or admin" in response.content
+    assert Membership.objects.filter(team=team, user=manager, role="manager").exists()
+
+
+def test_last_manager_cannot_be_removed(manager, team):
+    client = client_for(manager)
+    client.post(reverse("team_member_remove", args=[team.slug, manager.pk]))
+    assert Membership.objects.filter(team=team, user=manager).exists()
+
+
+def test_manager_removes_a_member(manager, expert, team):
+    response = client_for(manager).post(reverse("team_member_remove", args=[team.slug, expert.pk]))
+    assert response.status_code == 302
+    assert not Membership.objects.filter(team=team, user=expert).exists()
+
+
+def test_managing_a_non_member_is_404(manager, outsider, team):
+    response = client_for(manager).post(
+        reverse("team_member_roles", args=[team.slug, outsider.pk]), {"roles": ["expert"]}
+    )
+    assert response.status_code == 404
+
+
+def test_invitation_link_is_shown_once_and_creates_an_account_in_the_team(manager, team, client):
+    response = client_for(manager).post(
+        reverse("team_invite", args=[team.slug]), {"role": "expert", "email": "", "days": 3}
+    )
+    link = response.context["new_invite_link"]
+    assert link.encode() in response.content
+    path = link.split("testserver", 1)[1]
+    assert client.get(path).status_code == 200
+    response = client.post(
+        path,
+        {
+            "username": "newbie",
+            "email": "",
+            "password1": "a-long-new-pass-77",
+            "password2": "a-long-new-pass-77",
+        },
+    )
+    assert response.status_code == 302
+    assert Membership.objects.filter(team=team, user__username="newbie", role="expert").exists()
+    assert client.get(reverse("home")).status_code == 200
+    assert client.get(path).status_code == 404  # used up
+
+
+def test_invitation_with_weak_password_keeps_the_form_and_the_invitation(manager, team, client):
+    response = client_for(manager).post(
+        reverse("team_invite", args=[team.slug]), {"role": "staff", "days": 3}
+    )
+    path = response.context["new_invite_link"].split("testserver", 1)[1]
+    response = client.post(path, {"username": "newbie", "password1": "123", "password2": "123"})
+    assert response.status_code == 422
+    assert b"too short" in response.content
+    assert Invitation.objects.get().accepted_at is None
+
+
+def test_revoked_invitation_no_longer_works(manager, team, client):
+    response = client_for(manager).post(
+        reverse("team_invite", args=[team.slug]), {"role": "staff", "days": 3}
+    )
+    path = response.context["new_invite_link"].split("testserver", 1)[1]
+    invitation = Invitation.objects.get()
+    client_for(manager).post(reverse("team_invitation_revoke", args=[team.slug, invitation.pk]))
+    assert client.get(path).status_code == 404
