@@ -6,7 +6,7 @@ from apps.people.auth import api_auth
 api = NinjaAPI(
     title="orchcap API",
     version="1",
-    description="Send `Authorization: Bearer <token>` with a personal API token (Account → API tokens).",
+    description="Send `Authorization: Bearer <token>` with a personal API token (the “API tokens” page).",
     auth=api_auth,
     urls_namespace="api",
     docs_url="/docs",

@@ -22,8 +22,19 @@ def _start_embedded_broker(sender: Celery, **kwargs: object) -> None:
 
 
 @worker_init.connect
-def _worker_ready(**kwargs: object) -> None:
-    # A worker must fail fast (one line) on a server without pgvector, like `up` and `migrate`.
+def _check_database_before_consuming(**kwargs: object) -> None:
+    # A worker must stop (one line, exit 2) on a server without pgvector, like `up` and `migrate`.
+    # Celery swallows exceptions from signal handlers, but not SystemExit.
+    import sys
+
     from django.db import connection
 
-    connection.ensure_connection()
+    from orchcap.runtime.errors import EngineError
+
+    try:
+        connection.ensure_connection()
+    except EngineError as exc:
+        print(f"orchcap: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        connection.close()

@@ -53,8 +53,9 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+def env_choice(name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
     value = env_str(name, default)
+    value = value.upper() if upper else value
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
@@ -69,6 +70,7 @@ def env_url(name: str, schemes: tuple[str, ...]) -> str | None:
     if scheme not in schemes:
         raise ImproperlyConfigured(
             f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}, "
-            f"got {(scheme or value[:12]) + '://…'!r}"
+            # Only the scheme is shown: the rest of a URL may hold a password.
+            f"got {f'a {scheme}:// URL' if scheme else 'a value without a scheme'}"
         )
     return value

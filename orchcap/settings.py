@@ -208,7 +208,7 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 ORCHCAP_API_TOKEN_PREFIX = "oc_"  # noqa: S105 (a visible prefix, not a secret)
 ORCHCAP_HEALTH_WORKER_TIMEOUT = env_int("ORCHCAP_HEALTH_WORKER_TIMEOUT", 2, minimum=1, maximum=30)
 
-LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from apps.people import selectors
 from apps.people.models import TEAM_MANAGER_ROLES, ApiToken, Invitation, Membership, Role, Team
 
 User = get_user_model()
@@ -26,8 +27,11 @@ def create_team(*, slug: str, name: str, description: str = "") -> Team:
     return team
 
 
-def _sync_admin_flags(user: AbstractUser) -> None:
-    # The admin role is organisation-wide: it opens the Django admin (see AdminRoleBackend).
+def sync_admin_flags(user: AbstractUser) -> None:
+    """Keep `is_staff` equal to "superuser or holds the admin role somewhere".
+
+    The admin role is organisation-wide: it opens the Django admin (see AdminRoleBackend).
+    """
     should_be_staff = (
         user.is_superuser or Membership.objects.filter(user=user, role=Role.ADMIN).exists()
     )
@@ -36,12 +40,26 @@ def _sync_admin_flags(user: AbstractUser) -> None:
         user.save(update_fields=["is_staff"])
 
 
-def add_member(*, team: Team, user: AbstractUser, role: str) -> Membership:
+def ensure_may_change_admin_role(
+    *, actor: AbstractUser | None, before: set[str], after: set[str]
+) -> None:
+    """Granting or taking away the admin role is for admins: a manager can't make anyone (or
+    themself) an organisation admin. `actor` None is the system itself (seed, migrations)."""
+    if actor is None or Role.ADMIN not in (before ^ after):
+        return
+    if not selectors.is_org_admin(user=actor):
+        raise ValidationError("Only an admin can grant or take away the admin role.")
+
+
+def add_member(
+    *, team: Team, user: AbstractUser, role: str, actor: AbstractUser | None = None
+) -> Membership:
     """Give `user` `role` in `team` (idempotent); returns the membership."""
     if role not in Role.values:
         raise ValidationError(f"Unknown role {role!r}; expected one of {', '.join(Role.values)}.")
+    ensure_may_change_admin_role(actor=actor, before=set(), after={role})
     membership, _ = Membership.objects.get_or_create(team=team, user=user, role=role)
-    _sync_admin_flags(user)
+    sync_admin_flags(user)
     return membership
 
 
@@ -56,7 +74,9 @@ def _ensure_team_keeps_a_manager(*, team: Team, user: AbstractUser, new_roles: s
 
 
 @transaction.atomic
-def set_member_roles(*, team: Team, user: AbstractUser, roles: set[str]) -> None:
+def set_member_roles(
+    *, team: Team, user: AbstractUser, roles: set[str], actor: AbstractUser | None = None
+) -> None:
     """Replace `user`'s roles in `team` with `roles` (at least one; use remove_member to remove)."""
     unknown = roles - set(Role.values)
     if unknown:
@@ -65,19 +85,23 @@ def set_member_roles(*, team: Team, user: AbstractUser, roles: set[str]) -> None
         raise ValidationError("Choose at least one role (or remove the member).")
     # Lock the team's memberships so two managers can't each demote the other at once.
     list(Membership.objects.select_for_update().filter(team=team))
+    current = set(Membership.objects.filter(team=team, user=user).values_list("role", flat=True))
+    ensure_may_change_admin_role(actor=actor, before=current, after=roles)
     _ensure_team_keeps_a_manager(team=team, user=user, new_roles=roles)
     Membership.objects.filter(team=team, user=user).exclude(role__in=roles).delete()
     for role in roles:
         Membership.objects.get_or_create(team=team, user=user, role=role)
-    _sync_admin_flags(user)
+    sync_admin_flags(user)
 
 
 @transaction.atomic
-def remove_member(*, team: Team, user: AbstractUser) -> None:
+def remove_member(*, team: Team, user: AbstractUser, actor: AbstractUser | None = None) -> None:
     list(Membership.objects.select_for_update().filter(team=team))
+    current = set(Membership.objects.filter(team=team, user=user).values_list("role", flat=True))
+    ensure_may_change_admin_role(actor=actor, before=current, after=set())
     _ensure_team_keeps_a_manager(team=team, user=user, new_roles=set())
     Membership.objects.filter(team=team, user=user).delete()
-    _sync_admin_flags(user)
+    sync_admin_flags(user)
 
 
 def create_api_token(*, user: AbstractUser, name: str) -> tuple[ApiToken, str]:
@@ -120,6 +144,7 @@ def create_invitation(
     """An invitation link token (returned raw, stored hashed) valid for `days` days."""
     if role not in Role.values:
         raise ValidationError(f"Unknown role {role!r}.")
+    ensure_may_change_admin_role(actor=created_by, before=set(), after={role})
     raw = secrets.token_urlsafe(24)
     invitation = Invitation.objects.create(
         team=team,

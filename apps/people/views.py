@@ -91,7 +91,13 @@ def team_member_add(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     if not form.is_valid():
         return _team_page(request, team, status=422, add_form=form)
     user = form.cleaned_data["identifier"]
-    services.add_member(team=team, user=user, role=form.cleaned_data["role"])
+    try:
+        services.add_member(
+            team=team, user=user, role=form.cleaned_data["role"], actor=request.user
+        )
+    except ValidationError as exc:
+        form.add_error("role", exc)
+        return _team_page(request, team, status=422, add_form=form)
     messages.success(request, f"{user.username} is now {form.cleaned_data['role']} in {team.name}.")
     return redirect("team_detail", slug=team.slug)
 
@@ -105,7 +111,9 @@ def team_member_roles(request: HtmxHttpRequest, slug: str, user_id: int) -> Http
     error = None
     if form.is_valid():
         try:
-            services.set_member_roles(team=team, user=member, roles=set(form.cleaned_data["roles"]))
+            services.set_member_roles(
+                team=team, user=member, roles=set(form.cleaned_data["roles"]), actor=request.user
+            )
         except ValidationError as exc:
             error = " ".join(exc.messages)
     else:
@@ -133,7 +141,7 @@ def team_member_remove(request: HtmxHttpRequest, slug: str, user_id: int) -> Htt
     team = _managed_team(request, slug)
     member = get_object_or_404(User, pk=user_id, memberships__team=team)
     try:
-        services.remove_member(team=team, user=member)
+        services.remove_member(team=team, user=member, actor=request.user)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
@@ -148,13 +156,17 @@ def team_invite(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     form = InviteForm(request.POST)
     if not form.is_valid():
         return _team_page(request, team, status=422, invite_form=form)
-    _, raw = services.create_invitation(
-        team=team,
-        role=form.cleaned_data["role"],
-        email=form.cleaned_data["email"],
-        created_by=request.user,
-        days=form.cleaned_data["days"],
-    )
+    try:
+        _, raw = services.create_invitation(
+            team=team,
+            role=form.cleaned_data["role"],
+            email=form.cleaned_data["email"],
+            created_by=request.user,
+            days=form.cleaned_data["days"],
+        )
+    except ValidationError as exc:
+        form.add_error("role", exc)
+        return _team_page(request, team, status=422, invite_form=form)
     link = request.build_absolute_uri(reverse("accept_invitation", args=[raw]))
     # The link is shown this once (only its hash is stored), so render rather than redirect.
     return _team_page(request, team, new_invite_link=link)

@@ -1,5 +1,7 @@
 """Run orchcap's processes (web, worker, beat) as children, stream their logs, stop them together."""
 
+import ctypes
+import ctypes.util
 import fcntl
 import os
 import signal
@@ -19,6 +21,18 @@ from orchcap.runtime import paths
 from orchcap.runtime.errors import EngineError
 
 _print_lock = threading.Lock()
+
+try:  # Linux: let children die with `up` even when it is killed with SIGKILL
+    _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+except OSError:
+    _libc = None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: only a libc call, no Python locks.
+    if _libc is not None and sys.platform.startswith("linux"):
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def say(line: str, stream: TextIO | None = None) -> None:
@@ -42,7 +56,7 @@ class InstanceLock:
             holder = handle.read().strip() or "another process"
             handle.close()
             raise EngineError(
-                f"orchcap is already running on this data dir ({holder}); stop it first"
+                f"already running on this data dir ({holder}); stop it first"
             ) from None
         handle.seek(0)
         handle.truncate()
@@ -93,6 +107,7 @@ class Child:
             bufsize=1,
             env=env,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self.pump = threading.Thread(target=self._pump, name=f"log-{self.name}", daemon=True)
         self.pump.start()
@@ -123,11 +138,18 @@ class Child:
             self.pump.join(2)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # a redirect (e.g. to https in production) already proves the server answers
+
+
 def wait_for_http(url: str, *, timeout: float, alive: Callable[[], bool]) -> bool:
+    """Poll `url` until the server answers with anything but a 5xx, or `alive()` turns false."""
+    opener = urllib.request.build_opener(_NoRedirect)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and alive():
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own local URL)
+            with opener.open(url, timeout=2) as response:
                 if response.status < 500:
                     return True
         except urllib.error.HTTPError as exc:

@@ -6,7 +6,7 @@ Uses the machine's system PostgreSQL at 127.0.0.1:5432 (database `test`), which 
 import psycopg
 import pytest
 
-from tests.processes import free_port, run_manage
+from tests.processes import free_port, run_manage, start_worker, stop_process
 
 SYSTEM_PG = "postgres://postgres@127.0.0.1:5432/test"
 
@@ -56,3 +56,13 @@ def test_up_stops_with_the_same_line(system_postgres_without_pgvector, tmp_path)
     assert "no pgvector extension" in result.stderr
     assert "Traceback" not in result.stderr
     assert "django_migrations" not in _tables()
+
+
+def test_a_worker_on_such_a_server_exits_2_instead_of_consuming(system_postgres_without_pgvector):
+    worker = start_worker(DATABASE_URL=system_postgres_without_pgvector)
+    try:
+        worker.wait(60)
+    finally:
+        output = stop_process(worker)
+    assert worker.returncode == 2
+    assert "no pgvector extension" in output

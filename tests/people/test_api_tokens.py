@@ -5,7 +5,7 @@ from django.urls import reverse
 from apps.people import services
 from apps.people.models import ApiToken
 from tests.conftest import client_for
-from tests.processes import run_manage, child_database_url
+from tests.processes import child_database_url, run_manage
 
 
 def bearer(token: str) -> dict[str, str]:

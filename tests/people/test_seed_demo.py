@@ -46,7 +46,7 @@ def test_seed_demo_twice_changes_nothing_and_keeps_passwords(db, capsys):
 def test_demo_admin_opens_the_django_admin(db):
     _logins_file().unlink(missing_ok=True)
     call_command("seed_demo")
-    role, username, password = next(
+    _, username, password = next(
         line.split()
         for line in _logins_file().read_text().splitlines()
         if line.startswith("admin ")

@@ -136,3 +136,45 @@ def test_revoked_invitation_no_longer_works(manager, team, client):
     invitation = Invitation.objects.get()
     client_for(manager).post(reverse("team_invitation_revoke", args=[team.slug, invitation.pk]))
     assert client.get(path).status_code == 404
+
+
+def test_manager_cannot_make_anyone_an_admin(manager, expert, team):
+    client = client_for(manager)
+    response = client.post(
+        reverse("team_member_roles", args=[team.slug, manager.pk]),
+        {"roles": ["manager", "admin"]},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 422
+    assert b"Only an admin can grant" in response.content
+    response = client.post(
+        reverse("team_member_add", args=[team.slug]), {"identifier": "erin", "role": "admin"}
+    )
+    assert response.status_code == 422
+    response = client.post(reverse("team_invite", args=[team.slug]), {"role": "admin", "days": 3})
+    assert response.status_code == 422
+    assert not Membership.objects.filter(team=team, role="admin").exists()
+    assert not Invitation.objects.exists()
+
+
+def test_manager_cannot_remove_an_admin_but_an_admin_can_grant_the_role(
+    manager, admin, expert, team
+):
+    client_for(manager).post(reverse("team_member_remove", args=[team.slug, admin.pk]))
+    assert Membership.objects.filter(team=team, user=admin, role="admin").exists()
+    response = client_for(admin).post(
+        reverse("team_member_roles", args=[team.slug, expert.pk]), {"roles": ["expert", "admin"]}
+    )
+    assert response.status_code == 302
+    expert.refresh_from_db()
+    assert expert.is_staff  # the admin role opens the Django admin
+    assert client_for(expert).get("/admin/").status_code == 200
+
+
+def test_membership_added_in_django_admin_opens_the_admin_for_the_new_admin(admin, expert, team):
+    response = client_for(admin).post(
+        "/admin/people/membership/add/", {"user": expert.pk, "team": team.pk, "role": "admin"}
+    )
+    assert response.status_code == 302
+    expert.refresh_from_db()
+    assert expert.is_staff

@@ -42,7 +42,8 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         port = options["port"] or env_int("PORT", 8000, minimum=1, maximum=65535)
         host = str(options["host"] or env_str("HOST", "127.0.0.1"))
-        url = f"http://{'localhost' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
+        shown_host = "localhost" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        url = f"http://{f'[{shown_host}]' if ':' in shown_host else shown_host}:{port}"
         data: Path = settings.DATA_DIR
 
         lock = InstanceLock(data)
@@ -97,20 +98,20 @@ class Command(BaseCommand):
         children = [
             Child(
                 "worker",
-                [python, "-m", "celery", "-A", "orchcap", "worker", "--loglevel", "INFO",
+                [python, "-m", "celery", "-A", "orchcap", "worker", "--loglevel", settings.LOG_LEVEL,
                  "--hostname", "orchcap-local@%h", "--queues", settings.CELERY_TASK_DEFAULT_QUEUE,
                  "--concurrency", str(settings.CELERY_WORKER_CONCURRENCY), "--without-gossip", "--without-mingle"],
                 logs / "worker.log",
             ),
             Child(
                 "beat",
-                [python, "-m", "celery", "-A", "orchcap", "beat", "--loglevel", "INFO", "--pidfile=",
+                [python, "-m", "celery", "-A", "orchcap", "beat", "--loglevel", settings.LOG_LEVEL, "--pidfile=",
                  "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"],
                 logs / "beat.log",
             ),
             Child(
                 "web",
-                [python, "-m", "gunicorn", "orchcap.wsgi:application", "--bind", f"{host}:{port}",
+                [python, "-m", "gunicorn", "orchcap.wsgi:application", "--bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
                  "--workers", str(web_workers), "--access-logfile", "-", "--error-logfile", "-",
                  "--graceful-timeout", "10", "--timeout", "60", "--no-control-socket"],
                 logs / "web.log",
