@@ -60,6 +60,7 @@ def _team_page(
         "members": selectors.team_members(team=team),
         "my_roles": sorted(selectors.roles_of(user=request.user, team=team)),
         "can_manage": can_manage,
+        "can_grant_admin": selectors.is_org_admin(user=request.user),
         "roles": Role.choices,
         "add_form": add_form or AddMemberForm(),
         "invite_form": invite_form or InviteForm(),
@@ -124,6 +125,7 @@ def team_member_roles(request: HtmxHttpRequest, slug: str, user_id: int) -> Http
             "team": team,
             "row": row,
             "can_manage": True,
+            "can_grant_admin": selectors.is_org_admin(user=request.user),
             "roles": Role.choices,
             "row_error": error,
         }
