@@ -46,7 +46,7 @@ def ensure_writable_dir(path: Path) -> Path:
         probe.unlink()
     except OSError as exc:
         raise EngineError(
-            f"orchcap cannot write to {path} ({exc.strerror or exc}); "
+            f"cannot write to {path} ({exc.strerror or exc}); "
             "fix its permissions or set ORCHCAP_DATA_DIR to a writable directory"
         ) from None
     return path

@@ -93,7 +93,7 @@ def unwritable_dir(tmp_path):
 def test_unwritable_data_dir_is_one_clear_line(unwritable_dir):
     result = run_manage("check", ORCHCAP_DATA_DIR=str(unwritable_dir))
     assert result.returncode == 2
-    assert f"orchcap cannot write to {unwritable_dir}" in result.stderr
+    assert f"orchcap: cannot write to {unwritable_dir}" in result.stderr
     assert "Traceback" not in result.stderr
 
 

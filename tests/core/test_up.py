@@ -109,3 +109,19 @@ def test_up_on_a_taken_port_says_so_in_one_line(tmp_path):
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "PORT=" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_up_killed_hard_takes_its_children_along_and_the_next_up_recovers(tmp_path):
+    data_dir = tmp_path / "data"
+    port = free_port()
+    first = start_up(data_dir, port)
+    wait_until_serving(first, f"http://127.0.0.1:{port}/login/")
+    first.kill()  # SIGKILL: no cleanup runs in `up` itself
+    first.wait(10)
+
+    again = start_up(data_dir, port)  # same port: the dead instance's web server must be gone
+    try:
+        wait_until_serving(again, f"http://127.0.0.1:{port}/login/")
+    finally:
+        output = stop_process(again, signal.SIGINT, timeout=60)
+    assert again.returncode == 0, output
