@@ -1,5 +1,6 @@
 from ninja import NinjaAPI
 
+from apps.cases.api import router as cases_router
 from apps.people.api import router as people_router
 from apps.people.auth import api_auth
 
@@ -12,3 +13,4 @@ api = NinjaAPI(
     docs_url="/docs",
 )
 api.add_router("/", people_router)
+api.add_router("/", cases_router)

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "ninja",
     "apps.core",
     "apps.people",
+    "apps.cases",
 ]
 
 MIDDLEWARE = [
@@ -206,6 +207,11 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 # --- orchcap ----------------------------------------------------------------------------------
 ORCHCAP_API_TOKEN_PREFIX = "oc_"  # noqa: S105 (a visible prefix, not a secret)
+ORCHCAP_EMBEDDINGS = env_str("ORCHCAP_EMBEDDINGS", "hashing")
+ORCHCAP_UNDO_SECONDS = env_int("ORCHCAP_UNDO_SECONDS", 120, minimum=0, maximum=3600)
+ORCHCAP_UPLOAD_MAX_BYTES = env_int("ORCHCAP_UPLOAD_MAX_BYTES", 50 * 1024 * 1024, minimum=1024)
+ORCHCAP_UPLOAD_INLINE_BYTES = env_int("ORCHCAP_UPLOAD_INLINE_BYTES", 256 * 1024, minimum=0)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024, minimum=1024)
 ORCHCAP_HEALTH_WORKER_TIMEOUT = env_int("ORCHCAP_HEALTH_WORKER_TIMEOUT", 2, minimum=1, maximum=30)
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True)

@@ -21,4 +21,5 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("", include("apps.people.urls")),
+    path("", include("apps.cases.urls")),
 ]

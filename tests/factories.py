@@ -28,3 +28,53 @@ def make_member(team: Team, role: str, username: str | None = None) -> object:
     user = make_user(username)
     services.add_member(team=team, user=user, role=role)
     return user
+
+
+INVOICE_FIELDS = [
+    {"name": "vendor", "type": "text", "required": True},
+    {"name": "amount", "type": "money", "required": True, "currency": "EUR"},
+    {"name": "po_status", "type": "category", "choices": ["matched", "missing", "mismatch"]},
+    {"name": "due_date", "type": "date"},
+    {"name": "note", "type": "text"},
+]
+INVOICE_DECISIONS = [
+    {"label": "approve", "reason_codes": ["ok", "within_tolerance"]},
+    {"label": "reject", "reason_codes": ["duplicate", "fraud"]},
+    {"label": "request_info", "reason_codes": []},
+]
+
+
+def make_process(
+    team: Team, *, slug: str = "invoices", overlap: int = 1, priority_field: str = "amount", **kw
+):
+    from apps.cases.services.processes import create_process
+
+    return create_process(
+        team=team,
+        name=kw.pop("name", slug.replace("-", " ").title()),
+        slug=slug,
+        fields=kw.pop("fields", INVOICE_FIELDS),
+        decisions=kw.pop("decisions", INVOICE_DECISIONS),
+        overlap=overlap,
+        priority_field=priority_field,
+        **kw,
+    )
+
+
+def make_cases(process, count: int = 3, **fields_overrides):
+    from apps.cases.services.intake import create_cases
+
+    rows = [
+        {
+            "external_id": f"INV-{next(_seq)}",
+            "fields": {
+                "vendor": "Acme GmbH",
+                "amount": 100 + i,
+                "po_status": "missing",
+                **fields_overrides,
+            },
+            "exception": {"reason": "PO missing", "fields": ["po_status"]},
+        }
+        for i in range(count)
+    ]
+    return create_cases(process=process, rows=rows, embed=False).cases

@@ -10,5 +10,5 @@ def navigation(request: HttpRequest) -> dict[str, object]:
         return {}
     roles = selectors.roles_of(user=user)
     is_admin = selectors.is_org_admin(user=user)
-    items = [("Home", "home"), ("API tokens", "api_tokens")]
+    items = [("Home", "home"), ("Processes", "process_list"), ("API tokens", "api_tokens")]
     return {"nav_items": items, "nav_roles": sorted(roles), "nav_is_admin": is_admin}

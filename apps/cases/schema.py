@@ -1,0 +1,232 @@
+"""Case schemas: typed fields, decision options, and validation of case data against them.
+
+Values are stored as JSON: number and money as numbers, date/datetime as ISO strings, category and
+text as strings, boolean as true/false. Text input (CSV cells) is coerced; anything else is an error
+that names the field and what was expected.
+"""
+
+import math
+import re
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+from django.core.exceptions import ValidationError
+
+FIELD_TYPES = ("number", "money", "category", "text", "date", "datetime", "boolean")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+MAX_TEXT = 20_000
+_TRUE = {"true", "yes", "y", "1", "t"}
+_FALSE = {"false", "no", "n", "0", "f"}
+
+
+def clean_field_specs(raw: object) -> list[dict]:
+    """Validate and normalise a list of field definitions; raises ValidationError naming the part."""
+    if not isinstance(raw, list) or not raw:
+        raise ValidationError("fields must be a non-empty list of field definitions")
+    specs: list[dict] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        where = f"fields[{index}]"
+        if not isinstance(item, dict):
+            raise ValidationError(f"{where} must be an object")
+        name = item.get("name")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise ValidationError(
+                f"{where}.name must be lower_snake_case (letters, digits, _), got {name!r}"
+            )
+        if name in seen:
+            raise ValidationError(f"{where}.name {name!r} is used twice")
+        seen.add(name)
+        kind = item.get("type")
+        if kind not in FIELD_TYPES:
+            raise ValidationError(
+                f"{where}.type must be one of {', '.join(FIELD_TYPES)}, got {kind!r}"
+            )
+        spec = {
+            "name": name,
+            "type": kind,
+            "label": str(item.get("label") or name.replace("_", " ").capitalize())[:120],
+            "help_text": str(item.get("help_text") or "")[:500],
+            "required": bool(item.get("required", False)),
+        }
+        if kind == "category":
+            choices = item.get("choices")
+            if (
+                not isinstance(choices, list)
+                or not choices
+                or not all(isinstance(c, str) and c for c in choices)
+            ):
+                raise ValidationError(
+                    f"{where}.choices must be a non-empty list of strings for a category"
+                )
+            if len(set(choices)) != len(choices):
+                raise ValidationError(f"{where}.choices has duplicates")
+            spec["choices"] = choices
+        if kind == "money":
+            spec["currency"] = str(item.get("currency") or "")[:3].upper()
+        if item.get("group"):
+            spec["group"] = str(item["group"])[:60]
+        specs.append(spec)
+    return specs
+
+
+def clean_decision_options(raw: object) -> list[dict]:
+    if not isinstance(raw, list) or not raw:
+        raise ValidationError("decisions must be a non-empty list of decision options")
+    if len(raw) > 9:
+        raise ValidationError(
+            "at most 9 decision options (keys 1 to 9 choose them in the review queue)"
+        )
+    options: list[dict] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw):
+        where = f"decisions[{index}]"
+        if not isinstance(item, dict):
+            raise ValidationError(f"{where} must be an object")
+        label = item.get("label")
+        if not isinstance(label, str) or not label.strip() or len(label) > 100:
+            raise ValidationError(
+                f"{where}.label must be a non-empty string (at most 100 characters)"
+            )
+        if label in seen:
+            raise ValidationError(f"{where}.label {label!r} is used twice")
+        seen.add(label)
+        codes = item.get("reason_codes") or []
+        if not isinstance(codes, list) or not all(isinstance(c, str) and c.strip() for c in codes):
+            raise ValidationError(f"{where}.reason_codes must be a list of strings")
+        options.append(
+            {
+                "label": label,
+                "description": str(item.get("description") or "")[:500],
+                "reason_codes": codes,
+            }
+        )
+    return options
+
+
+def _coerce(spec: dict, value: object) -> object:
+    """One value to its stored JSON form, or ValueError with what was expected."""
+    kind = spec["type"]
+    if kind in ("number", "money"):
+        if isinstance(value, bool):
+            raise ValueError("expected a number")
+        if isinstance(value, int | float):
+            number = float(value)
+        elif isinstance(value, str):
+            text = value.strip().replace(",", "") if kind == "money" else value.strip()
+            try:
+                number = float(Decimal(text))
+            except (InvalidOperation, ValueError):
+                raise ValueError(f"expected a number, got {value!r}") from None
+        else:
+            raise ValueError("expected a number")
+        if not math.isfinite(number):
+            raise ValueError("expected a finite number")
+        if kind == "money":
+            return round(number, 2)
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if kind == "category":
+        text = (
+            str(value).strip()
+            if isinstance(value, str | int) and not isinstance(value, bool)
+            else None
+        )
+        if text not in spec["choices"]:
+            raise ValueError(f"expected one of {', '.join(spec['choices'])}, got {value!r}")
+        return text
+    if kind == "text":
+        if not isinstance(value, str):
+            raise ValueError("expected text")
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"text longer than {MAX_TEXT} characters")
+        return value
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ValueError(f"expected true or false, got {value!r}")
+    if kind == "date":
+        if not isinstance(value, str):
+            raise ValueError("expected a date as YYYY-MM-DD")
+        try:
+            return date.fromisoformat(
+                value.strip()[:10] if "T" in value else value.strip()
+            ).isoformat()
+        except ValueError:
+            raise ValueError(f"expected a date as YYYY-MM-DD, got {value!r}") from None
+    if kind == "datetime":
+        if not isinstance(value, str):
+            raise ValueError("expected an ISO 8601 date-time")
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"expected an ISO 8601 date-time, got {value!r}") from None
+        if parsed.tzinfo is None:
+            raise ValueError(
+                f"expected a date-time with a time zone (e.g. 2026-01-31T09:00:00Z), got {value!r}"
+            )
+        return parsed.isoformat()
+    raise ValueError(f"unknown field type {kind}")
+
+
+def _is_blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def validate_case_fields(specs: list[dict], raw: object) -> tuple[dict, dict[str, str]]:
+    """Clean `raw` against `specs`: returns (clean fields, {field: error}). Unknown fields are errors."""
+    if not isinstance(raw, dict):
+        return {}, {"fields": "must be an object of field values"}
+    clean: dict[str, object] = {}
+    errors: dict[str, str] = {}
+    by_name = {spec["name"]: spec for spec in specs}
+    for name in raw:
+        if name not in by_name:
+            errors[name] = "unknown field (not in the process's schema)"
+    for spec in specs:
+        value = raw.get(spec["name"])
+        if _is_blank(value):
+            if spec["required"]:
+                errors[spec["name"]] = "is required"
+            continue
+        try:
+            clean[spec["name"]] = _coerce(spec, value)
+        except ValueError as exc:
+            errors[spec["name"]] = str(exc)
+    return clean, errors
+
+
+def priority_of(specs: list[dict], fields: dict, *, field_name: str, descending: bool) -> float:
+    """The queue priority of a case: the priority field as a number (dates as ordinal days)."""
+    if not field_name or fields.get(field_name) is None:
+        return 0.0
+    spec = next((s for s in specs if s["name"] == field_name), None)
+    value = fields[field_name]
+    if spec is None:
+        return 0.0
+    if spec["type"] in ("number", "money"):
+        number = float(value)
+    elif spec["type"] == "date":
+        number = float(date.fromisoformat(value).toordinal())
+    elif spec["type"] == "datetime":
+        number = datetime.fromisoformat(value).timestamp()
+    elif spec["type"] == "boolean":
+        number = 1.0 if value else 0.0
+    else:
+        return 0.0
+    return number if descending else -number
+
+
+def render_case_text(
+    specs: list[dict], fields: dict, exception_reason: str, exception_fields: list[str]
+) -> str:
+    """The case as text, for embeddings and search: labelled fields, then the exception."""
+    parts = [f"{spec['label']}: {fields[spec['name']]}" for spec in specs if spec["name"] in fields]
+    if exception_reason:
+        parts.append(f"Exception: {exception_reason}")
+    if exception_fields:
+        parts.append(f"Fields at fault: {', '.join(exception_fields)}")
+    return "\n".join(parts)

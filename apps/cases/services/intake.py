@@ -1,0 +1,277 @@
+"""Intake of cases and of historical decisions: validate everything first, then write all or nothing."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.cases.models import Case, CaseEvent, CaseStatus, Decision, DecisionSource, Process
+from apps.cases.schema import priority_of, validate_case_fields
+from apps.people.models import Membership
+
+MAX_BATCH = 10_000
+User = get_user_model()
+
+
+class BatchInvalid(ValidationError):
+    """A batch with invalid rows; `rows` lists [{"row": index, "errors": {...}}], nothing was written."""
+
+    def __init__(self, rows: list[dict]) -> None:
+        self.rows = rows
+        super().__init__(f"{len(rows)} invalid row(s); nothing was written")
+
+
+@dataclass
+class IntakeResult:
+    cases: list[Case]
+    created: list[bool] = field(default_factory=list)
+
+    @property
+    def created_count(self) -> int:
+        return sum(self.created)
+
+
+def validate_case_rows(*, process: Process, rows: list[object]) -> tuple[list[Case], list[dict]]:
+    """Unsaved Case objects for valid rows, and row-level errors for the rest."""
+    schema = process.schema
+    specs = schema.fields
+    field_names = {spec["name"] for spec in specs}
+    cases: list[Case] = []
+    errors: list[dict] = []
+    seen_ids: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            errors.append({"row": index, "errors": {"row": "must be an object"}})
+            continue
+        row_errors: dict[str, str] = {}
+        unknown = set(row) - {"external_id", "fields", "exception"}
+        if unknown:
+            row_errors["row"] = f"unknown key(s): {', '.join(sorted(unknown))}"
+        clean, field_errors = validate_case_fields(specs, row.get("fields", {}))
+        row_errors.update({f"fields.{name}": message for name, message in field_errors.items()})
+        external_id = row.get("external_id")
+        if external_id is not None:
+            if (
+                not isinstance(external_id, str | int)
+                or isinstance(external_id, bool)
+                or str(external_id) == ""
+            ):
+                row_errors["external_id"] = "must be a non-empty string"
+            else:
+                external_id = str(external_id)
+                if len(external_id) > 200:
+                    row_errors["external_id"] = "at most 200 characters"
+                elif external_id in seen_ids:
+                    row_errors["external_id"] = f"repeats row {seen_ids[external_id]} of this batch"
+                else:
+                    seen_ids[external_id] = index
+        reason, at_fault = "", []
+        exception = row.get("exception")
+        if exception is not None:
+            if not isinstance(exception, dict):
+                row_errors["exception"] = "must be an object {reason, fields}"
+            else:
+                reason = exception.get("reason") or ""
+                at_fault = exception.get("fields") or []
+                if not isinstance(reason, str) or len(reason) > 2000:
+                    row_errors["exception.reason"] = "must be text (at most 2000 characters)"
+                if not isinstance(at_fault, list) or not all(isinstance(n, str) for n in at_fault):
+                    row_errors["exception.fields"] = "must be a list of field names"
+                elif set(at_fault) - field_names:
+                    row_errors["exception.fields"] = (
+                        f"unknown field(s): {', '.join(sorted(set(at_fault) - field_names))}"
+                    )
+        if row_errors:
+            errors.append({"row": index, "errors": row_errors})
+            continue
+        cases.append(
+            Case(
+                process=process,
+                schema_version=schema,
+                external_id=external_id,
+                fields=clean,
+                exception_reason=reason,
+                exception_fields=at_fault,
+                priority=priority_of(
+                    specs,
+                    clean,
+                    field_name=process.priority_field,
+                    descending=process.priority_descending,
+                ),
+                is_synthetic=process.is_synthetic,
+            )
+        )
+    return cases, errors
+
+
+def create_cases(*, process: Process, rows: list[object], embed: bool = True) -> IntakeResult:
+    """Create up to MAX_BATCH cases. Any invalid row rejects the whole batch (BatchInvalid).
+
+    A row whose external_id already exists returns the existing case instead of a duplicate.
+    """
+    if not isinstance(rows, list) or not rows:
+        raise ValidationError("send one case object or a non-empty list of them")
+    if len(rows) > MAX_BATCH:
+        raise ValidationError(f"at most {MAX_BATCH} cases per batch, got {len(rows)}")
+    cases, errors = validate_case_rows(process=process, rows=rows)
+    if errors:
+        raise BatchInvalid(errors)
+    with transaction.atomic():
+        keyed = [case for case in cases if case.external_id is not None]
+        anonymous = [case for case in cases if case.external_id is None]
+        already = set(
+            Case.objects.filter(
+                process=process, external_id__in=[c.external_id for c in keyed]
+            ).values_list("external_id", flat=True)
+        )
+        Case.objects.bulk_create(anonymous, batch_size=2000)
+        # ON CONFLICT DO NOTHING: a concurrent request with the same external_id can't duplicate it.
+        Case.objects.bulk_create(keyed, batch_size=2000, ignore_conflicts=True)
+        by_external = {
+            case.external_id: case
+            for case in Case.objects.filter(
+                process=process, external_id__in=[c.external_id for c in keyed]
+            )
+        }
+        result = IntakeResult(cases=[])
+        for case in cases:
+            if case.external_id is None:
+                result.cases.append(case)
+                result.created.append(True)
+            else:
+                result.cases.append(by_external[case.external_id])
+                result.created.append(case.external_id not in already)
+        new_ids = [
+            case.pk for case, created in zip(result.cases, result.created, strict=True) if created
+        ]
+        if embed and new_ids:
+            from apps.cases.tasks import enqueue_embedding
+
+            transaction.on_commit(lambda: enqueue_embedding(new_ids))
+    return result
+
+
+def validate_decision_rows(
+    *, process: Process, rows: list[object]
+) -> tuple[list[dict], list[dict]]:
+    """Check historical decisions; returns (clean rows, row errors)."""
+    schema = process.schema
+    external_ids = {
+        str(row.get("external_id"))
+        for row in rows
+        if isinstance(row, dict) and row.get("external_id")
+    }
+    cases = {
+        c.external_id: c for c in Case.objects.filter(process=process, external_id__in=external_ids)
+    }
+    usernames = {row.get("expert") for row in rows if isinstance(row, dict)}
+    team_members = set(
+        Membership.objects.filter(team=process.team, user__username__in=usernames).values_list(
+            "user__username", flat=True
+        )
+    )
+    users = {u.username: u for u in User.objects.filter(username__in=team_members)}
+    clean_rows: list[dict] = []
+    errors: list[dict] = []
+    seen: set[tuple[str, str]] = set()
+    for index, row in enumerate(rows):
+        row_errors: dict[str, str] = {}
+        if not isinstance(row, dict):
+            errors.append({"row": index, "errors": {"row": "must be an object"}})
+            continue
+        case = cases.get(str(row.get("external_id")))
+        if case is None:
+            row_errors["external_id"] = (
+                f"no case with external_id {row.get('external_id')!r} in this process"
+            )
+        label = row.get("label")
+        if label not in schema.labels:
+            row_errors["label"] = (
+                f"unknown label {label!r}; expected one of {', '.join(schema.labels)}"
+            )
+        reason_code = row.get("reason_code") or ""
+        if reason_code and label in schema.labels and reason_code not in schema.reason_codes(label):
+            row_errors["reason_code"] = f"unknown reason code {reason_code!r} for {label!r}"
+        expert = users.get(row.get("expert"))
+        if expert is None:
+            row_errors["expert"] = f"no member of {process.team.name} named {row.get('expert')!r}"
+        decided_at = row.get("decided_at")
+        try:
+            when = datetime.fromisoformat(str(decided_at).replace("Z", "+00:00"))
+            if when.tzinfo is None:
+                raise ValueError
+        except ValueError:
+            row_errors["decided_at"] = "must be an ISO 8601 date-time with a time zone"
+            when = None
+        rationale = row.get("rationale") or ""
+        if not isinstance(rationale, str):
+            row_errors["rationale"] = "must be text"
+        if case is not None and expert is not None:
+            key = (case.external_id, expert.username)
+            if key in seen:
+                row_errors["expert"] = (
+                    "this expert already has a decision for this case in the batch"
+                )
+            seen.add(key)
+        if row_errors:
+            errors.append({"row": index, "errors": row_errors})
+            continue
+        clean_rows.append(
+            {"case": case, "expert": expert, "label": label, "reason_code": reason_code,
+             "rationale": rationale, "decided_at": when}
+        )  # fmt: skip
+    return clean_rows, errors
+
+
+def import_decisions(*, process: Process, rows: list[object]) -> int:
+    """Import historical decisions all-or-nothing; returns how many were recorded.
+
+    A case whose imported labels agree becomes decided; disagreeing labels send it to adjudication.
+    """
+    from apps.cases.services.decisions import settle_case
+
+    if not isinstance(rows, list) or not rows:
+        raise ValidationError("send a non-empty list of decisions")
+    if len(rows) > MAX_BATCH:
+        raise ValidationError(f"at most {MAX_BATCH} decisions per batch, got {len(rows)}")
+    clean_rows, errors = validate_decision_rows(process=process, rows=rows)
+    if errors:
+        raise BatchInvalid(errors)
+    with transaction.atomic():
+        case_ids = sorted({row["case"].pk for row in clean_rows})
+        locked = {c.pk: c for c in Case.objects.select_for_update().filter(pk__in=case_ids)}
+        existing = set(
+            Decision.objects.filter(case_id__in=case_ids, retracted_at__isnull=True).values_list(
+                "case_id", "expert_id"
+            )
+        )
+        conflicts = [
+            {"row": i, "errors": {"expert": "already has a decision on this case"}}
+            for i, row in enumerate(clean_rows)
+            if (row["case"].pk, row["expert"].pk) in existing
+        ]
+        if conflicts:
+            raise BatchInvalid(conflicts)
+        decisions = [
+            Decision(
+                case_id=row["case"].pk, expert=row["expert"], label=row["label"], reason_code=row["reason_code"],
+                rationale=row["rationale"], decided_at=row["decided_at"], source=DecisionSource.IMPORT,
+            )
+            for row in clean_rows
+        ]  # fmt: skip
+        Decision.objects.bulk_create(decisions, batch_size=2000)
+        CaseEvent.objects.bulk_create(
+            [
+                CaseEvent(case_id=d.case_id, actor=d.expert, kind="decision_imported", at=timezone.now(),
+                          data={"label": d.label, "reason_code": d.reason_code, "decided_at": d.decided_at.isoformat()})
+                for d in decisions
+            ],
+            batch_size=2000,
+        )  # fmt: skip
+        for case in locked.values():
+            if case.status != CaseStatus.DECIDED:
+                settle_case(case=case, history=True)
+    return len(decisions)

@@ -1,0 +1,141 @@
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.text import slugify
+
+from apps.cases.models import Case, CaseStatus, Process, ProcessSchemaVersion
+from apps.cases.schema import clean_decision_options, clean_field_specs, priority_of
+from apps.people.models import Team
+
+
+def _check_priority_field(fields: list[dict], priority_field: str) -> None:
+    if not priority_field:
+        return
+    spec = next((f for f in fields if f["name"] == priority_field), None)
+    if spec is None:
+        raise ValidationError(f"priority_field {priority_field!r} is not a field of the schema")
+    if spec["type"] not in ("number", "money", "date", "datetime", "boolean"):
+        raise ValidationError(
+            f"priority_field {priority_field!r} must be a number, money, date or boolean field"
+        )
+
+
+@transaction.atomic
+def create_process(
+    *,
+    team: Team,
+    name: str,
+    slug: str = "",
+    description: str = "",
+    fields: object,
+    decisions: object,
+    minutes_per_case: float = 5,
+    overlap: int = 1,
+    priority_field: str = "",
+    priority_descending: bool = True,
+    created_by: AbstractUser | None = None,
+    is_synthetic: bool = False,
+) -> Process:
+    """Create a process with its first schema version. Raises ValidationError naming the bad part."""
+    specs = clean_field_specs(fields)
+    options = clean_decision_options(decisions)
+    _check_priority_field(specs, priority_field)
+    slug = slug or slugify(name)[:60]
+    if not (1 <= int(overlap) <= 10):
+        raise ValidationError("overlap must be between 1 and 10")
+    if float(minutes_per_case) < 0:
+        raise ValidationError("minutes_per_case must not be negative")
+    if Process.objects.filter(slug=slug).exists():
+        raise ValidationError(f"a process with slug {slug!r} already exists")
+    if Process.objects.filter(team=team, name__iexact=name).exists():
+        raise ValidationError(f"{team.name} already has a process named {name!r}")
+    process = Process(
+        team=team,
+        name=name,
+        slug=slug,
+        description=description,
+        minutes_per_case=minutes_per_case,
+        overlap=overlap,
+        priority_field=priority_field,
+        priority_descending=priority_descending,
+        is_synthetic=is_synthetic,
+    )
+    process.full_clean(exclude=["schema"])
+    process.save()
+    process.schema = ProcessSchemaVersion.objects.create(
+        process=process, version=1, fields=specs, decisions=options, created_by=created_by
+    )
+    process.save(update_fields=["schema"])
+    return process
+
+
+@transaction.atomic
+def update_process_schema(
+    *, process: Process, fields: object, decisions: object, changed_by: AbstractUser | None
+) -> ProcessSchemaVersion:
+    """A new schema version; stored cases keep theirs, so nothing already captured is invalidated."""
+    specs = clean_field_specs(fields)
+    options = clean_decision_options(decisions)
+    _check_priority_field(specs, process.priority_field)
+    process = Process.objects.select_for_update().get(pk=process.pk)
+    current = process.schema
+    if current is not None and current.fields == specs and current.decisions == options:
+        return current
+    version = (current.version if current else 0) + 1
+    process.schema = ProcessSchemaVersion.objects.create(
+        process=process, version=version, fields=specs, decisions=options, created_by=changed_by
+    )
+    process.save(update_fields=["schema", "updated_at"])
+    return process.schema
+
+
+def update_process_settings(
+    *,
+    process: Process,
+    name: str,
+    description: str,
+    minutes_per_case: float,
+    overlap: int,
+    priority_field: str,
+    priority_descending: bool,
+) -> Process:
+    _check_priority_field(process.schema.fields, priority_field)
+    if not (1 <= int(overlap) <= 10):
+        raise ValidationError("overlap must be between 1 and 10")
+    reprioritise = (process.priority_field, process.priority_descending) != (
+        priority_field,
+        priority_descending,
+    )
+    process.name = name
+    process.description = description
+    process.minutes_per_case = minutes_per_case
+    process.overlap = overlap
+    process.priority_field = priority_field
+    process.priority_descending = priority_descending
+    process.full_clean()
+    process.save()
+    if reprioritise:
+        recompute_priorities(process=process)
+    return process
+
+
+def recompute_priorities(*, process: Process) -> int:
+    """Re-derive the queue priority of the open cases after the priority rule changed."""
+    specs = process.schema.fields
+    batch: list[Case] = []
+    updated = 0
+    cases = Case.objects.filter(process=process, status=CaseStatus.OPEN).only("pk", "fields")
+    for case in cases.iterator(chunk_size=2000):
+        case.priority = priority_of(
+            specs,
+            case.fields,
+            field_name=process.priority_field,
+            descending=process.priority_descending,
+        )
+        batch.append(case)
+        if len(batch) >= 2000:
+            updated += Case.objects.bulk_update(batch, ["priority"])
+            batch = []
+    if batch:
+        updated += Case.objects.bulk_update(batch, ["priority"])
+    return updated

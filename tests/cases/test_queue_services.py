@@ -1,0 +1,135 @@
+"""The review queue's order, leases and settling, on the real database."""
+
+import threading
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from apps.cases.errors import CaseConflict
+from apps.cases.models import CaseClaim, CaseStatus
+from apps.cases.services.decisions import record_decision, undo_last_decision
+from apps.cases.services.queue import claim_next_case, skip_case
+from tests.factories import make_cases
+
+
+def test_highest_priority_case_comes_first_and_stays_held(process, expert):
+    low, high, mid = (
+        make_cases(process, 1, amount=10)[0],
+        make_cases(process, 1, amount=900)[0],
+        make_cases(process, 1, amount=50)[0],
+    )
+    first = claim_next_case(process=process, expert=expert)
+    assert first == high
+    assert claim_next_case(process=process, expert=expert) == high  # held until decided or skipped
+    record_decision(case=high, expert=expert, label="approve", reason_code="ok")
+    assert claim_next_case(process=process, expert=expert) == mid
+
+
+def test_skipped_case_comes_back_last(process, expert):
+    a, b = make_cases(process, 2)
+    first = claim_next_case(process=process, expert=expert)
+    skip_case(case=first, expert=expert)
+    second = claim_next_case(process=process, expert=expert)
+    assert second != first
+    record_decision(case=second, expert=expert, label="approve", reason_code="ok")
+    assert claim_next_case(process=process, expert=expert) == first
+
+
+def test_overlap_one_case_goes_to_one_expert_only(process, expert, second_expert):
+    (case,) = make_cases(process, 1)
+    assert claim_next_case(process=process, expert=expert) == case
+    assert claim_next_case(process=process, expert=second_expert) is None
+
+
+def test_overlap_two_gives_the_case_to_two_experts_then_settles(
+    double_process, expert, second_expert, manager
+):
+    (case,) = make_cases(double_process, 1)
+    assert claim_next_case(process=double_process, expert=expert) == case
+    assert claim_next_case(process=double_process, expert=second_expert) == case
+    assert claim_next_case(process=double_process, expert=manager) is None
+    record_decision(case=case, expert=expert, label="approve", reason_code="ok")
+    case.refresh_from_db()
+    assert case.status == CaseStatus.OPEN
+    record_decision(
+        case=case, expert=second_expert, label="approve", reason_code="within_tolerance"
+    )
+    case.refresh_from_db()
+    assert case.status == CaseStatus.DECIDED
+    assert case.final_label == "approve"
+
+
+def test_disagreement_goes_to_adjudication(double_process, expert, second_expert):
+    (case,) = make_cases(double_process, 1)
+    record_decision(case=case, expert=expert, label="approve", reason_code="ok")
+    record_decision(case=case, expert=second_expert, label="reject", reason_code="fraud")
+    case.refresh_from_db()
+    assert case.status == CaseStatus.ADJUDICATION
+    assert case.final_label == ""
+
+
+def test_partly_labelled_cases_come_before_fresh_ones(double_process, expert, second_expert):
+    fresh_high = make_cases(double_process, 1, amount=5000)[0]
+    partial = make_cases(double_process, 1, amount=1)[0]
+    record_decision(case=partial, expert=expert, label="approve", reason_code="ok")
+    assert claim_next_case(process=double_process, expert=second_expert) == partial
+    assert fresh_high.status == CaseStatus.OPEN
+
+
+def test_expired_lease_taken_by_another_is_a_clear_conflict(process, expert, second_expert):
+    (case,) = make_cases(process, 1)
+    claim_next_case(process=process, expert=expert)
+    CaseClaim.objects.filter(expert=expert).update(expires_at=timezone.now())
+    assert claim_next_case(process=process, expert=second_expert) == case
+    with pytest.raises(CaseConflict, match="expired and another expert"):
+        record_decision(case=case, expert=expert, label="approve", reason_code="ok")
+    record_decision(case=case, expert=second_expert, label="approve", reason_code="ok")
+
+
+def test_expired_lease_nobody_took_still_records(process, expert):
+    (case,) = make_cases(process, 1)
+    claim_next_case(process=process, expert=expert)
+    CaseClaim.objects.filter(expert=expert).update(expires_at=timezone.now())
+    record_decision(case=case, expert=expert, label="reject", reason_code="duplicate")
+    case.refresh_from_db()
+    assert case.final_label == "reject"
+
+
+def test_undo_reopens_the_case_and_hands_it_back(process, expert):
+    a, b = make_cases(process, 2)
+    case = claim_next_case(process=process, expert=expert)
+    decision = record_decision(case=case, expert=expert, label="approve", reason_code="ok")
+    undone = undo_last_decision(expert=expert, process_id=process.pk)
+    assert undone == decision
+    case.refresh_from_db()
+    assert case.status == CaseStatus.OPEN
+    assert case.decisions.get().retracted_at is not None  # kept, never deleted
+    assert claim_next_case(process=process, expert=expert) == case
+    assert list(case.events.values_list("kind", flat=True)) == ["decided", "status", "retracted"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_experts_asking_at_the_same_moment_get_different_cases(team, expert, second_expert):
+    from tests.factories import make_process
+
+    process = make_process(team)
+    make_cases(process, 2)
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def ask(user):
+        try:
+            barrier.wait()
+            results[user.username] = claim_next_case(process=process, expert=user)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(u,)) for u in (expert, second_expert)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results["erin"] is not None
+    assert results["eli"] is not None
+    assert results["erin"] != results["eli"]
