@@ -14,7 +14,7 @@ from tests.factories import make_cases
 
 
 def test_highest_priority_case_comes_first_and_stays_held(process, expert):
-    low, high, mid = (
+    _low, high, mid = (
         make_cases(process, 1, amount=10)[0],
         make_cases(process, 1, amount=900)[0],
         make_cases(process, 1, amount=50)[0],
@@ -27,7 +27,7 @@ def test_highest_priority_case_comes_first_and_stays_held(process, expert):
 
 
 def test_skipped_case_comes_back_last(process, expert):
-    a, b = make_cases(process, 2)
+    _a, _b = make_cases(process, 2)
     first = claim_next_case(process=process, expert=expert)
     skip_case(case=first, expert=expert)
     second = claim_next_case(process=process, expert=expert)
@@ -97,7 +97,7 @@ def test_expired_lease_nobody_took_still_records(process, expert):
 
 
 def test_undo_reopens_the_case_and_hands_it_back(process, expert):
-    a, b = make_cases(process, 2)
+    _a, _b = make_cases(process, 2)
     case = claim_next_case(process=process, expert=expert)
     decision = record_decision(case=case, expert=expert, label="approve", reason_code="ok")
     undone = undo_last_decision(expert=expert, process_id=process.pk)
