@@ -1,10 +1,418 @@
-# Being written (review queue, case page, process pages); placeholders keep the URLconf importable.
-from django.http import Http404
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.cases import selectors
+from apps.cases.errors import CaseConflict
+from apps.cases.forms import DecisionForm, ProcessForm
+from apps.cases.models import Case, CaseClaim, CaseStatus, Process
+from apps.cases.services import decisions as decision_services
+from apps.cases.services import processes as process_services
+from apps.cases.services import queue as queue_services
+from apps.cases.services.similarity import similar_cases
+from apps.core.http import HtmxHttpRequest
+from apps.people.models import Membership, Role, Team
 
 
-def _todo(*args, **kwargs):  # type: ignore[no-untyped-def]
-    raise Http404("not yet")
+def _managed_teams(user: object) -> list[Team]:
+    return list(
+        Team.objects.filter(
+            memberships__user=user, memberships__role__in=[Role.MANAGER, Role.ADMIN]
+        ).distinct()
+    )
 
 
-process_list = process_create = process_detail = process_edit = _todo
-review = review_decide = review_skip = review_renew = review_undo = case_detail = _todo
+def _require_manager(request: HtmxHttpRequest, process: Process) -> None:
+    if not selectors.can_manage_process(user=request.user, process=process):
+        raise PermissionDenied("Only the team's managers and admins can change this process.")
+
+
+def _require_reviewer(request: HtmxHttpRequest, process: Process) -> None:
+    if not selectors.can_review(user=request.user, process=process):
+        raise PermissionDenied("Only the experts who review this process can decide its cases.")
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def process_list(request: HtmxHttpRequest) -> HttpResponse:
+    processes = selectors.processes_for(user=request.user).annotate(
+        open_count=Count("cases", filter=Q(cases__status=CaseStatus.OPEN)),
+        adjudication_count=Count("cases", filter=Q(cases__status=CaseStatus.ADJUDICATION)),
+        decided_count=Count("cases", filter=Q(cases__status=CaseStatus.DECIDED)),
+    )
+    expert_teams = set(
+        Membership.objects.filter(user=request.user, role=Role.EXPERT).values_list(
+            "team_id", flat=True
+        )
+    )
+    return render(
+        request,
+        "cases/process_list.html",
+        {
+            "processes": processes,
+            "expert_teams": expert_teams,
+            "can_create": bool(_managed_teams(request.user)),
+        },
+    )
+
+
+def _save_process(
+    request: HtmxHttpRequest, form: ProcessForm, process: Process | None
+) -> Process | None:
+    """Apply a valid form; returns the process, or None after adding the service's error to the form."""
+    data = form.cleaned_data
+    try:
+        if process is None:
+            team = next(t for t in _managed_teams(request.user) if str(t.pk) == data["team"])
+            return process_services.create_process(
+                team=team,
+                name=data["name"],
+                slug=data["slug"],
+                description=data["description"],
+                fields=data["fields"],
+                decisions=data["decisions"],
+                minutes_per_case=data["minutes_per_case"],
+                overlap=data["overlap"],
+                priority_field=data["priority_field"],
+                priority_descending=data["priority_descending"],
+                created_by=request.user,
+            )
+        process_services.update_process_schema(
+            process=process,
+            fields=data["fields"],
+            decisions=data["decisions"],
+            changed_by=request.user,
+        )
+        return process_services.update_process_settings(
+            process=process,
+            name=data["name"],
+            description=data["description"],
+            minutes_per_case=data["minutes_per_case"],
+            overlap=data["overlap"],
+            priority_field=data["priority_field"],
+            priority_descending=data["priority_descending"],
+        )
+    except ValidationError as exc:
+        form.add_error(None, exc)
+        return None
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def process_create(request: HtmxHttpRequest) -> HttpResponse:
+    teams = _managed_teams(request.user)
+    if not teams:
+        raise PermissionDenied("Only managers and admins create processes.")
+    form = ProcessForm(request.POST or None, teams=[(str(t.pk), t.name) for t in teams])
+    if request.method == "POST" and form.is_valid():
+        process = _save_process(request, form, None)
+        if process is not None:
+            messages.success(request, f"Process “{process.name}” created.")
+            return redirect("process_detail", slug=process.slug)
+    status = 422 if request.method == "POST" else 200
+    return render(
+        request, "cases/process_form.html", {"form": form, "process": None}, status=status
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def process_edit(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    process = selectors.process_for_member(user=request.user, slug=slug)
+    _require_manager(request, process)
+    initial = {
+        "team": str(process.team_id),
+        "name": process.name,
+        "slug": process.slug,
+        "description": process.description,
+        "minutes_per_case": process.minutes_per_case,
+        "overlap": process.overlap,
+        "priority_field": process.priority_field,
+        "priority_descending": process.priority_descending,
+        "fields": process.schema.fields,
+        "decisions": process.schema.decisions,
+    }
+    form = ProcessForm(
+        request.POST or None,
+        initial=initial,
+        teams=[(str(process.team_id), process.team.name)],
+        editing=True,
+    )
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and _save_process(request, form, process) is not None
+    ):
+        messages.success(
+            request, f"Process “{process.name}” saved (schema v{process.schema.version})."
+        )
+        return redirect("process_detail", slug=process.slug)
+    status = 422 if request.method == "POST" else 200
+    return render(
+        request, "cases/process_form.html", {"form": form, "process": process}, status=status
+    )
+
+
+@require_GET
+@login_required
+def process_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    process = selectors.process_for_member(user=request.user, slug=slug)
+    counts = dict(
+        process.cases.values_list("status").annotate(n=Count("id")).values_list("status", "n")
+    )
+    cases = process.cases.order_by("-created_at")
+    status_filter = request.GET.get("status", "")
+    if status_filter in CaseStatus.values:
+        cases = cases.filter(status=status_filter)
+    query = request.GET.get("q", "").strip()
+    if query:
+        cases = cases.filter(external_id__icontains=query)
+    page = Paginator(
+        cases.only(
+            "pk",
+            "external_id",
+            "status",
+            "final_label",
+            "created_at",
+            "exception_reason",
+            "is_synthetic",
+        ),
+        25,
+    ).get_page(request.GET.get("page"))
+    context = {
+        "process": process,
+        "counts": {status: counts.get(status, 0) for status in CaseStatus.values},
+        "page": page,
+        "status_filter": status_filter,
+        "query": query,
+        "statuses": CaseStatus.choices,
+        "can_review": selectors.can_review(user=request.user, process=process),
+        "can_manage": selectors.can_manage_process(user=request.user, process=process),
+        "can_adjudicate": selectors.can_adjudicate(user=request.user, process=process),
+    }
+    template = (
+        "cases/process_detail.html#case-table" if request.htmx else "cases/process_detail.html"
+    )
+    return render(request, template, context)
+
+
+# --- the review queue ----------------------------------------------------------------------------
+
+
+def _review_context(
+    request: HtmxHttpRequest,
+    process: Process,
+    case: Case | None,
+    *,
+    form: DecisionForm | None = None,
+    conflict: str = "",
+    notice: str = "",
+) -> dict[str, object]:
+    context: dict[str, object] = {
+        "process": process,
+        "case": case,
+        "conflict": conflict,
+        "notice": notice,
+    }
+    schema = process.schema
+    context["options"] = [
+        {"key": index + 1, **option} for index, option in enumerate(schema.decisions)
+    ]
+    context["remaining"] = process.cases.filter(status=CaseStatus.OPEN).count()
+    if case is None:
+        return context
+    specs = case.schema_version.fields
+    at_fault = set(case.exception_fields)
+    groups: dict[str, list[dict]] = {}
+    for spec in specs:
+        groups.setdefault(spec.get("group") or "", []).append(
+            {
+                "spec": spec,
+                "value": case.fields.get(spec["name"]),
+                "at_fault": spec["name"] in at_fault,
+            }
+        )
+    context["field_groups"] = list(groups.items())
+    context["form"] = form or DecisionForm(field_names=[s["name"] for s in specs])
+    context["precedents"] = _precedents(case)
+    claim = CaseClaim.objects.filter(case=case, expert=request.user).first()
+    context["claim_expires_at"] = claim.expires_at if claim else None
+    return context
+
+
+def _precedents(case: Case) -> list[dict]:
+    rows = []
+    for neighbour in similar_cases(case=case, k=5):
+        final = (
+            neighbour.decisions.filter(retracted_at__isnull=True, label=neighbour.final_label)
+            .exclude(rationale="")
+            .order_by("-decided_at")
+            .first()
+        )
+        rows.append(
+            {"case": neighbour, "similarity": 1 - float(neighbour.distance), "decision": final}
+        )
+    return rows
+
+
+def _render_review(
+    request: HtmxHttpRequest, context: dict[str, object], status: int = 200
+) -> HttpResponse:
+    template = "cases/review.html#review-pane" if request.htmx else "cases/review.html"
+    return render(request, template, context, status=status)
+
+
+@require_GET
+@login_required
+def review(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    process = selectors.process_for_member(user=request.user, slug=slug)
+    _require_reviewer(request, process)
+    case = queue_services.claim_next_case(process=process, expert=request.user)
+    return _render_review(request, _review_context(request, process, case))
+
+
+def _review_case(request: HtmxHttpRequest, slug: str, case_id: int) -> tuple[Process, Case]:
+    process = selectors.process_for_member(user=request.user, slug=slug)
+    _require_reviewer(request, process)
+    case = selectors.case_for_member(user=request.user, case_id=case_id)
+    if case.process_id != process.pk:
+        raise PermissionDenied("That case belongs to another process.")
+    return process, case
+
+
+@require_POST
+@login_required
+def review_decide(request: HtmxHttpRequest, slug: str, case_id: int) -> HttpResponse:
+    process, case = _review_case(request, slug, case_id)
+    form = DecisionForm(request.POST, field_names=[s["name"] for s in case.schema_version.fields])
+    if not form.is_valid():
+        return _render_review(
+            request, _review_context(request, process, case, form=form), status=422
+        )
+    claim = CaseClaim.objects.filter(case=case, expert=request.user).first()
+    # Time on the case, measured server-side from when it was handed out (for value metrics).
+    seconds = (timezone.now() - claim.claimed_at).total_seconds() if claim else None
+    try:
+        decision_services.record_decision(
+            case=case,
+            expert=request.user,
+            label=form.cleaned_data["label"],
+            reason_code=form.cleaned_data["reason_code"],
+            rationale=form.cleaned_data["rationale"],
+            key_factors=form.cleaned_data["key_factors"],
+            seconds_spent=seconds,
+        )
+    except ValidationError as exc:
+        form.add_error(None, exc)
+        return _render_review(
+            request, _review_context(request, process, case, form=form), status=422
+        )
+    except CaseConflict as exc:
+        # The expert's draft stays in the form so nothing they wrote is lost.
+        context = _review_context(request, process, case, form=form, conflict=str(exc))
+        return _render_review(request, context, status=409)
+    if not request.htmx:
+        messages.success(
+            request, f"Decided {form.cleaned_data['label']} on case {case.external_id or case.pk}."
+        )
+        return redirect("review", slug=process.slug)
+    following = queue_services.claim_next_case(process=process, expert=request.user)
+    notice = f"Recorded {form.cleaned_data['label']} for case {case.external_id or case.pk}. Press u to undo."
+    return _render_review(request, _review_context(request, process, following, notice=notice))
+
+
+@require_POST
+@login_required
+def review_skip(request: HtmxHttpRequest, slug: str, case_id: int) -> HttpResponse:
+    process, case = _review_case(request, slug, case_id)
+    queue_services.skip_case(case=case, expert=request.user)
+    if not request.htmx:
+        return redirect("review", slug=process.slug)
+    following = queue_services.claim_next_case(process=process, expert=request.user)
+    notice = f"Skipped case {case.external_id or case.pk}; it comes back after the others."
+    return _render_review(request, _review_context(request, process, following, notice=notice))
+
+
+@require_POST
+@login_required
+def review_renew(request: HtmxHttpRequest, slug: str, case_id: int) -> HttpResponse:
+    _, case = _review_case(request, slug, case_id)
+    if queue_services.renew_claim(case=case, expert=request.user):
+        return HttpResponse(status=204)
+    return HttpResponse(
+        "Your hold on this case has lapsed; submitting may conflict with another expert.",
+        status=409,
+    )
+
+
+@require_POST
+@login_required
+def review_undo(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    process = selectors.process_for_member(user=request.user, slug=slug)
+    _require_reviewer(request, process)
+    try:
+        decision = decision_services.undo_last_decision(expert=request.user, process_id=process.pk)
+    except CaseConflict as exc:
+        if not request.htmx:
+            messages.error(request, str(exc))
+            return redirect("review", slug=process.slug)
+        case = queue_services.claim_next_case(process=process, expert=request.user)
+        return _render_review(
+            request, _review_context(request, process, case, conflict=str(exc)), status=409
+        )
+    if not request.htmx:
+        messages.success(
+            request, f"Undid your {decision.label} decision; the case is back in your hands."
+        )
+        return redirect("review", slug=process.slug)
+    case = decision.case
+    form = DecisionForm(
+        initial={"label": decision.label, "reason_code": decision.reason_code, "rationale": decision.rationale,
+                 "key_factors": decision.key_factors},
+        field_names=[s["name"] for s in case.schema_version.fields],
+    )  # fmt: skip
+    notice = f"Undid your {decision.label} decision; change it and submit again."
+    return _render_review(
+        request, _review_context(request, process, case, form=form, notice=notice)
+    )
+
+
+# --- a case --------------------------------------------------------------------------------------
+
+
+@require_GET
+@login_required
+def case_detail(request: HtmxHttpRequest, case_id: int) -> HttpResponse:
+    case = selectors.case_for_member(user=request.user, case_id=case_id)
+    process = case.process
+    at_fault = set(case.exception_fields)
+    fields = [
+        {"spec": spec, "value": case.fields.get(spec["name"]), "at_fault": spec["name"] in at_fault}
+        for spec in case.schema_version.fields
+    ]
+    show_labels = selectors.may_see_labels(user=request.user, case=case)
+    context = {
+        "case": case,
+        "process": process,
+        "fields": fields,
+        "show_labels": show_labels,
+        "decisions": case.decisions.select_related("expert").order_by("decided_at")
+        if show_labels
+        else [],
+        "timeline": selectors.case_timeline(case=case) if show_labels else [],
+        "neighbours": [
+            {"case": n, "similarity": 1 - float(n.distance)}
+            for n in similar_cases(case=case, k=5, decided_only=False)
+        ],
+        "schema_is_current": case.schema_version_id == process.schema_id,
+    }
+    return render(request, "cases/case_detail.html", context)

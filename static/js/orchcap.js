@@ -6,6 +6,8 @@ document.addEventListener("DOMContentLoaded", () => {
       { code: "204", swap: false },
       { code: "[23]..", swap: true },
       { code: "422", swap: true, error: false },
+      // A conflict (e.g. a case someone else decided) re-renders with the reason and the draft kept.
+      { code: "409", swap: true, error: false },
       { code: "[45]..", swap: false, error: true },
     ];
   }

@@ -112,8 +112,14 @@ def update_process_settings(
     process.overlap = overlap
     process.priority_field = priority_field
     process.priority_descending = priority_descending
-    process.full_clean()
-    process.save()
+    process.full_clean(exclude=["schema"])
+    # Only the settings: the schema pointer may have moved since `process` was loaded.
+    process.save(
+        update_fields=[
+            "name", "description", "minutes_per_case", "overlap", "priority_field",
+            "priority_descending", "updated_at",
+        ]
+    )  # fmt: skip
     if reprioritise:
         recompute_priorities(process=process)
     return process

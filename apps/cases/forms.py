@@ -1,0 +1,94 @@
+import json
+
+from django import forms
+
+from apps.cases.schema import FIELD_TYPES
+
+FIELDS_EXAMPLE = json.dumps(
+    [
+        {"name": "vendor", "type": "text", "required": True},
+        {"name": "amount", "type": "money", "required": True, "currency": "EUR"},
+        {"name": "po_match", "type": "category", "choices": ["matched", "missing"]},
+    ],
+    indent=2,
+)
+DECISIONS_EXAMPLE = json.dumps(
+    [
+        {"label": "approve", "reason_codes": ["ok"]},
+        {"label": "reject", "reason_codes": ["duplicate", "fraud"]},
+    ],
+    indent=2,
+)
+
+
+class JSONListField(forms.CharField):
+    widget = forms.Textarea(attrs={"rows": 10, "class": "mono", "spellcheck": "false"})
+
+    def to_python(self, value: object) -> object:
+        text = super().to_python(value)
+        if not text:
+            return []
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(
+                f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            ) from None
+        if not isinstance(parsed, list):
+            raise forms.ValidationError("must be a JSON list")
+        return parsed
+
+    def prepare_value(self, value: object) -> object:
+        if isinstance(value, list):
+            return json.dumps(value, indent=2)
+        return value
+
+
+class ProcessForm(forms.Form):
+    team = forms.ChoiceField(help_text="The team whose experts review this process.")
+    name = forms.CharField(max_length=120)
+    slug = forms.SlugField(
+        max_length=60, required=False, help_text="Used in URLs and the API; from the name if empty."
+    )
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    minutes_per_case = forms.DecimalField(min_value=0, max_digits=7, decimal_places=2, initial=5)
+    overlap = forms.IntegerField(
+        min_value=1, max_value=10, initial=1, help_text="Independent experts per case."
+    )
+    priority_field = forms.CharField(
+        max_length=63,
+        required=False,
+        help_text="A number, money or date field; the queue serves higher first.",
+    )
+    priority_descending = forms.BooleanField(
+        required=False, initial=True, label="Higher values first"
+    )
+    fields = JSONListField(
+        help_text=f"Case fields as JSON. Types: {', '.join(FIELD_TYPES)}. Example:\n{FIELDS_EXAMPLE}"
+    )
+    decisions = JSONListField(
+        help_text=f"Decision options (at most 9) with reason codes, as JSON. Example:\n{DECISIONS_EXAMPLE}"
+    )
+
+    def __init__(
+        self, *args: object, teams: list[tuple[str, str]], editing: bool = False, **kwargs: object
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["team"].choices = teams
+        if editing:
+            for name in ("team", "slug"):
+                self.fields[name].disabled = True
+                self.fields[name].required = False
+
+
+class DecisionForm(forms.Form):
+    label = forms.CharField(
+        max_length=100, error_messages={"required": "Choose a decision (keys 1–9)."}
+    )
+    reason_code = forms.CharField(max_length=100, required=False)
+    rationale = forms.CharField(widget=forms.Textarea, required=False, max_length=20_000)
+    key_factors = forms.MultipleChoiceField(required=False)
+
+    def __init__(self, *args: object, field_names: list[str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["key_factors"].choices = [(name, name) for name in field_names]

@@ -1,0 +1,88 @@
+import json
+
+from django.urls import reverse
+
+from apps.cases.models import Process
+from tests.conftest import client_for
+from tests.factories import INVOICE_DECISIONS, INVOICE_FIELDS, make_cases
+
+
+def _form(**overrides):
+    data = {
+        "team": "",
+        "name": "Supplier onboarding",
+        "slug": "",
+        "description": "New vendor checks",
+        "minutes_per_case": "4",
+        "overlap": "2",
+        "priority_field": "amount",
+        "priority_descending": "on",
+        "fields": json.dumps(INVOICE_FIELDS),
+        "decisions": json.dumps(INVOICE_DECISIONS),
+    }
+    data.update(overrides)
+    return data
+
+
+def test_manager_creates_a_process_from_the_form(manager, team):
+    response = client_for(manager).post(reverse("process_create"), _form(team=str(team.pk)))
+    assert response.status_code == 302
+    process = Process.objects.get(slug="supplier-onboarding")
+    assert (process.overlap, process.schema.version, process.team) == (2, 1, team)
+    assert [f["name"] for f in process.schema.fields] == [f["name"] for f in INVOICE_FIELDS]
+
+
+def test_bad_schema_json_is_a_form_error_naming_the_problem(manager, team):
+    response = client_for(manager).post(
+        reverse("process_create"), _form(team=str(team.pk), fields="[{oops")
+    )
+    assert response.status_code == 422
+    assert b"not valid JSON" in response.content
+    assert not Process.objects.exists()
+
+
+def test_unknown_field_type_is_named(manager, team):
+    fields = json.dumps([{"name": "amount", "type": "currency"}])
+    response = client_for(manager).post(
+        reverse("process_create"), _form(team=str(team.pk), fields=fields)
+    )
+    assert response.status_code == 422
+    assert b"fields[0].type must be one of" in response.content
+
+
+def test_experts_cannot_create_processes(expert):
+    assert client_for(expert).get(reverse("process_create")).status_code == 403
+
+
+def test_manager_cannot_create_for_another_team(manager, other_team):
+    response = client_for(manager).post(reverse("process_create"), _form(team=str(other_team.pk)))
+    assert response.status_code == 422
+    assert not Process.objects.exists()
+
+
+def test_editing_the_schema_makes_a_new_version_and_old_cases_keep_theirs(manager, process):
+    (case,) = make_cases(process, 1)
+    fields = [*INVOICE_FIELDS, {"name": "cost_center", "type": "text"}]
+    response = client_for(manager).post(
+        reverse("process_edit", args=[process.slug]),
+        _form(name=process.name, overlap="1", fields=json.dumps(fields)),
+    )
+    assert response.status_code == 302
+    process.refresh_from_db()
+    assert process.schema.version == 2
+    case.refresh_from_db()
+    assert case.schema_version.version == 1
+    assert "cost_center" not in [f["name"] for f in case.schema_version.fields]
+
+
+def test_experts_cannot_edit_processes(expert, process):
+    assert client_for(expert).get(reverse("process_edit", args=[process.slug])).status_code == 403
+
+
+def test_process_list_shows_counts_for_members_only(expert, outsider, process):
+    make_cases(process, 3)
+    response = client_for(expert).get(reverse("process_list"))
+    assert response.status_code == 200
+    assert response.context["processes"][0].open_count == 3
+    assert b"Review" in response.content
+    assert list(client_for(outsider).get(reverse("process_list")).context["processes"]) == []
