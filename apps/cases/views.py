@@ -92,6 +92,7 @@ def _save_process(
             decisions=data["decisions"],
             changed_by=request.user,
         )
+        process.refresh_from_db()
         return process_services.update_process_settings(
             process=process,
             name=data["name"],
