@@ -1,4 +1,6 @@
+from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
+from ninja.errors import ValidationError as NinjaValidationError
 
 from apps.cases.api import router as cases_router
 from apps.people.api import router as people_router
@@ -14,3 +16,19 @@ api = NinjaAPI(
 )
 api.add_router("/", people_router)
 api.add_router("/", cases_router)
+
+
+@api.exception_handler(NinjaValidationError)
+def request_invalid(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
+    """A malformed body or query: one readable `detail` line plus the structured errors."""
+    parts = []
+    for error in exc.errors:
+        where = ".".join(
+            str(p) for p in error.get("loc", ()) if p not in ("body", "payload", "query")
+        )
+        parts.append(
+            f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg", "invalid"))
+        )
+    return api.create_response(
+        request, {"detail": "; ".join(parts), "errors": exc.errors}, status=422
+    )

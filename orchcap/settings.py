@@ -147,6 +147,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_DEFAULT_QUEUE = "orchcap"
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "embed-missing-cases": {"task": "apps.cases.tasks.embed_missing_cases", "schedule": 300.0},
+    "discard-abandoned-uploads": {
+        "task": "apps.cases.tasks.discard_abandoned_uploads",
+        "schedule": 3600.0,
+    },
+}
 CELERY_WORKER_CONCURRENCY = env_int("ORCHCAP_WORKER_CONCURRENCY", 2, minimum=1, maximum=256)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from ninja import Query, Router, Status
@@ -18,17 +18,18 @@ from ninja.errors import HttpError
 
 from apps.cases import selectors
 from apps.cases.errors import CaseConflict
-from apps.cases.models import Case, CaseStatus, Decision, DecisionSource, Process
+from apps.cases.models import Case, Decision, DecisionSource, Process
 from apps.cases.schemas import (
     CASES_BODY,
     DECISIONS_BODY,
     BatchErrorOut,
     CaseDetailOut,
-    CaseOut,
+    CaseFilters,
     CasePage,
     DecisionCreatedOut,
     DecisionIn,
     ErrorOut,
+    ExportQuery,
     ImportOut,
     IntakeOut,
     ProcessIn,
@@ -46,10 +47,18 @@ router = Router(tags=["cases"])
 
 _ERRORS = {403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
 _BATCH_ERRORS = {403: ErrorOut, 404: ErrorOut, 422: BatchErrorOut}
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 500
 # Keys of timeline event data that carry a label; hidden while review is blind for the caller.
 _LABEL_KEYS = frozenset({"label", "reason_code", "rationale", "settled_by"})
+
+
+def _reason(exc: ValidationError) -> str:
+    """One line; model validation errors keep the name of the field they are about."""
+    if hasattr(exc, "error_dict"):
+        return "; ".join(
+            " ".join(messages) if field == NON_FIELD_ERRORS else f"{field}: {' '.join(messages)}"
+            for field, messages in exc.message_dict.items()
+        )
+    return " ".join(exc.messages)
 
 
 def _domain_errors(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -63,7 +72,7 @@ def _domain_errors(view: Callable[..., Any]) -> Callable[..., Any]:
         except intake_services.BatchInvalid as exc:
             return JsonResponse({"detail": exc.message, "rows": exc.rows}, status=422)
         except ValidationError as exc:
-            return JsonResponse({"detail": " ".join(exc.messages)}, status=422)
+            return JsonResponse({"detail": _reason(exc)}, status=422)
         except CaseConflict as exc:
             return JsonResponse({"detail": str(exc)}, status=409)
 
@@ -244,13 +253,17 @@ def _case_out(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _encode_cursor(created_at: datetime, pk: int) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{pk}".encode()).decode()
+    # URL-safe alphabet without padding: the cursor goes into a query string as it is.
+    raw = f"{created_at.isoformat()}|{pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
-        created, pk = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(created), int(pk)
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, pk = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
+        when = datetime.fromisoformat(created)
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)), int(pk)
     except (ValueError, binascii.Error, UnicodeError):
         raise ValidationError(
             "cursor is not valid: pass next_cursor from the previous page unchanged"
@@ -271,41 +284,30 @@ def _aware(value: datetime | None) -> datetime | None:
     description="Times without a zone are read as UTC. Follow `next_cursor` until it is null.",
 )
 @_domain_errors
-def list_cases(
-    request: HttpRequest,
-    slug: str,
-    status: CaseStatus | None = None,
-    final_label: str | None = None,
-    external_id: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    decided_after: datetime | None = None,
-    limit: Query[int, {"ge": 1, "le": MAX_LIMIT}] = DEFAULT_LIMIT,  # type: ignore[type-arg]
-    cursor: str | None = None,
-) -> dict[str, Any]:
+def list_cases(request: HttpRequest, slug: str, query: Query[CaseFilters]) -> dict[str, Any]:
     process = selectors.process_for_member(user=request.user, slug=slug)
     cases: QuerySet[Case] = Case.objects.filter(process=process)
-    if status is not None:
-        cases = cases.filter(status=status)
-    if final_label is not None:
-        cases = cases.filter(final_label=final_label)
-    if external_id is not None:
-        cases = cases.filter(external_id=external_id)
-    if created_after is not None:
-        cases = cases.filter(created_at__gt=_aware(created_after))
-    if created_before is not None:
-        cases = cases.filter(created_at__lt=_aware(created_before))
-    if decided_after is not None:
-        cases = cases.filter(decided_at__gt=_aware(decided_after))
-    if cursor:
-        after_created, after_pk = _decode_cursor(cursor)
+    if query.status is not None:
+        cases = cases.filter(status=query.status)
+    if query.final_label is not None:
+        cases = cases.filter(final_label=query.final_label)
+    if query.external_id is not None:
+        cases = cases.filter(external_id=query.external_id)
+    if query.created_after is not None:
+        cases = cases.filter(created_at__gt=_aware(query.created_after))
+    if query.created_before is not None:
+        cases = cases.filter(created_at__lt=_aware(query.created_before))
+    if query.decided_after is not None:
+        cases = cases.filter(decided_at__gt=_aware(query.decided_after))
+    if query.cursor:
+        after_created, after_pk = _decode_cursor(query.cursor)
         cases = cases.filter(
             Q(created_at__lt=after_created) | Q(created_at=after_created, pk__lt=after_pk)
         )
     # One extra row tells whether another page follows.
-    rows = list(cases.order_by("-created_at", "-pk").values(*_CASE_COLUMNS)[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows = list(cases.order_by("-created_at", "-pk").values(*_CASE_COLUMNS)[: query.limit + 1])
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
     return {
         "items": [_case_out(row) for row in rows],
         "next_cursor": _encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None,
@@ -402,11 +404,11 @@ def decide_case(request: HttpRequest, case_id: int, payload: DecisionIn) -> Stat
     },
 )
 def export_cases(
-    request: HttpRequest, slug: str, format: str = "csv"
+    request: HttpRequest, slug: str, query: Query[ExportQuery]
 ) -> HttpResponse | StreamingHttpResponse:
     process = selectors.process_for_member(user=request.user, slug=slug)
-    if format not in FORMATS:
+    if query.format not in FORMATS:
         return JsonResponse(
-            {"detail": f"format must be {' or '.join(FORMATS)}, got {format!r}"}, status=422
+            {"detail": f"format must be {' or '.join(FORMATS)}, got {query.format!r}"}, status=422
         )
-    return export_response(process=process, fmt=format)
+    return export_response(process=process, fmt=query.format)

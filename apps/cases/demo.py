@@ -45,17 +45,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from apps.cases.models import Case, CaseStatus, Process
+from apps.cases.models import Case, Process
 from apps.cases.services.intake import create_cases, import_decisions
 from apps.cases.services.processes import create_process
 from apps.cases.services.similarity import embed_cases
 from apps.people.models import Team
-
-User = get_user_model()
 
 AP_SLUG = "ap-invoice-exceptions"
 CLAIMS_SLUG = "claims-triage"
@@ -67,6 +64,8 @@ CLAIMS_DISPUTED = 8
 NOISE = 0.08
 SEED = 20260131
 BATCH = 1000
+# Who the historical decisions are by, per process (members of the process's team).
+DEMO_EXPERTS = {"ap-invoice-exceptions": {"erin", "eli"}, "claims-triage": {"erin", "maya"}}
 
 # --- accounts payable ----------------------------------------------------------------------------
 
@@ -81,13 +80,29 @@ SUPPLIERS = [
     "3M Deutschland",
 ]
 NEW_VENDORS = ["Nordlicht Consulting", "Brightpath Software"]
+# What each vendor bills: every note starts with it, as an invoice's line text would.
+VENDOR_GOODS = {
+    "Stadtwerke München": "Electricity and water for plant 2",
+    "Deutsche Telekom": "Mobile and fixed-line contracts",
+    "Iron Mountain": "Document archiving and shredding",
+    "Acme Industrial Supply": "Fasteners and safety gloves",
+    "Bosch Rexroth": "Hydraulic pumps and spare parts",
+    "Würth Group": "Screws, anchors and workshop consumables",
+    "Staples Business Advantage": "Office paper and toner",
+    "DHL Freight": "Inbound pallet freight",
+    "Siemens AG": "Drive controllers for line 2",
+    "3M Deutschland": "Abrasives and protective equipment",
+    "Nordlicht Consulting": "Process consulting days",
+    "Brightpath Software": "Annual software licences",
+}
 VENDORS = RECURRING_VENDORS + SUPPLIERS + NEW_VENDORS
 TO_EUR = {"EUR": 1.0, "USD": 0.92, "GBP": 1.17}
 NO_PO_LIMIT_EUR = 10_000
 TOLERANCE_PERCENT = 2.0
 BANK_CHANGE = "bank details changed"
 NO_CONTRACT = "no framework contract"
-_VARIANCE = re.compile(r"differs from the PO by (\d+(?:\.\d+)?)%")
+_VARIANCE = re.compile(r"differs from the PO by (\d+(?:\.\d+)?)%", re.IGNORECASE)
+_VARIANCES = [0.3, 0.8, 1.2, 1.5, 1.9, 2.0, 2.6, 3.4, 4.8, 7.5]  # percent; 2.0 is still within
 
 AP_FIELDS = [
     {"name": "vendor", "type": "category", "choices": VENDORS, "required": True, "group": "Vendor"},
@@ -207,16 +222,7 @@ def apply_invoice_policy(invoices: Iterable[dict]) -> list[Rule]:
     return rules
 
 
-_ROUTINE_NOTES = [
-    "Monthly service fee.",
-    "Goods received at warehouse 3.",
-    "Freight for the March order batch.",
-    "Spare parts for line 2.",
-    "Office supplies restock.",
-    "Quarterly maintenance.",
-    "Invoice received by e-mail.",
-    "",
-]
+_ROUTINE_NOTES = ["Monthly invoice.", "Received by e-mail.", "Paper invoice, scanned.", ""]
 # (scenario, weight): the mix of exceptions matching fails on.
 _AP_SCENARIOS = [
     ("duplicate", 6), ("bank_change", 2), ("new_vendor", 6), ("missing", 30), ("mismatch", 22),
@@ -243,23 +249,23 @@ def _invoice_fields(rng: random.Random, scenario: str, numbers: dict[str, int]) 
     if scenario in ("no_contract", "overdue"):
         po_match = "matched"
     if scenario == "mismatch":
-        note = f"Invoice total differs from the PO by {rng.choice([0.3, 0.8, 1.2, 1.5, 1.9, 2.0, 2.6, 3.4, 4.8, 7.5])}%."
+        note = f"Invoice total differs from the PO by {rng.choice(_VARIANCES)}%."
     elif scenario == "partial":
         note = f"Goods receipt for {rng.choice([40, 50, 60, 75, 90])}% of the ordered quantity."
     elif scenario == "bank_change":
         note = "Vendor letter: bank details changed, please pay to the new IBAN."
     elif scenario == "no_contract":
-        note = "Consulting services; no framework contract on file."
+        note = "Services billed; no framework contract on file."
     elif po_match == "mismatch":
         note = f"Invoice total differs from the PO by {rng.choice([0.5, 1.0, 3.0])}%."
     return {
         "vendor": vendor,
         "invoice_number": f"{prefix}-{numbers[vendor]:05d}",
+        "note": f"{VENDOR_GOODS[vendor]}. {note}".strip(),
         "amount": amount,
         "currency": currency,
         "po_match": po_match,
         "days_overdue": days_overdue,
-        "note": note,
     }
 
 
@@ -275,9 +281,12 @@ def _generate_invoices(rng: random.Random, count: int) -> list[dict]:
         scenario = rng.choices(*zip(*_AP_SCENARIOS, strict=True))[0]
         if scenario == "duplicate" and sent:
             original = rng.choice(sent[-400:])
-            fields = {**original, "note": "Resubmitted by the vendor as a reminder."}
+            reminder = "Reminder: resubmitted by the vendor."
+            fields = {**original, "note": f"{VENDOR_GOODS[original['vendor']]}. {reminder}"}
         else:
-            fields = _invoice_fields(rng, "overdue" if scenario == "duplicate" else scenario, numbers)
+            fields = _invoice_fields(
+                rng, "overdue" if scenario == "duplicate" else scenario, numbers
+            )
         sent.append(fields)
     return sent
 
@@ -296,11 +305,14 @@ CLAIMS_FIELDS = [
     {"name": "description", "type": "text"},
 ]  # fmt: skip
 CLAIMS_DECISIONS = [
-    {"label": "pay", "reason_codes": ["covered", "within_limit"]},
-    {"label": "deny", "reason_codes": ["not_covered", "late_notice"]},
-    {"label": "investigate", "reason_codes": ["suspected_fraud", "high_value"]},
-    {"label": "request_documents", "reason_codes": ["missing_report", "missing_receipts"]},
-]
+    {"label": "pay", "description": "Pay the claim.", "reason_codes": ["covered", "within_limit"]},
+    {"label": "deny", "description": "Deny the claim and explain why.",
+     "reason_codes": ["not_covered", "late_notice"]},
+    {"label": "investigate", "description": "Refer to the investigations team.",
+     "reason_codes": ["suspected_fraud", "high_value"]},
+    {"label": "request_documents", "description": "Ask the claimant for the missing documents.",
+     "reason_codes": ["missing_report", "missing_receipts"]},
+]  # fmt: skip
 CLAIMS_RULES = {
     "late": Rule("1", "deny", "late_notice", "Claim reported late", ("days_to_report",),
         "Reported {days_to_report} days after the incident, beyond the 60-day notice period."),
@@ -328,11 +340,12 @@ def claim_rule(fields: dict) -> Rule:
         return CLAIMS_RULES["frequent"]
     if amount > 25_000:
         return CLAIMS_RULES["high_value"]
-    if fields["claim_type"] in ("auto", "property") and amount > 2000:
-        if not fields.get("police_report"):
+    if amount > 2000:
+        damage = fields["claim_type"] in ("auto", "property")
+        if damage and not fields.get("police_report"):
             return CLAIMS_RULES["no_report"]
-    elif amount > 2000 and "receipts attached" not in (fields.get("description") or ""):
-        return CLAIMS_RULES["no_receipts"]
+        if not damage and "receipts attached" not in (fields.get("description") or "").lower():
+            return CLAIMS_RULES["no_receipts"]
     return CLAIMS_RULES["fast_track" if amount <= 1000 else "covered"]
 
 
@@ -378,7 +391,7 @@ def _noisy(rng: random.Random, rule: Rule, decisions: list[dict]) -> tuple[str, 
     return (
         option["label"],
         rng.choice(option["reason_codes"]),
-        f"Judgement call against the usual rule {rule.name}: {option['description'] or option['label']}",
+        f"Judgement call against the usual rule {rule.name}: {option['description']}",
     )
 
 
@@ -417,25 +430,133 @@ def _seed_invoices(team: Team, rng: random.Random, now: datetime) -> str:
         is_synthetic=True,
     )
     invoices = _generate_invoices(rng, AP_CASES)
+    rules = apply_invoice_policy(invoices)
     decided = set(rng.sample(range(AP_CASES), round(AP_CASES * AP_DECIDED_SHARE)))
-    rows, created_at = [], []
-    for index, (fields, rule) in enumerate(
-        zip(invoices, apply_invoice_policy(invoices), strict=True)
-    ):
-        # Decided cases arrived over the last 90 days; open ones over the last two weeks.
-        arrived = now - timedelta(days=rng.uniform(1, 90) if index in decided else rng.uniform(0, 14))
-        fields["invoice_date"] = (arrived.date() - timedelta(days=30 + fields["days_overdue"])).isoformat()
-        rows.append({"external_id": f"AP-{index + 1:06d}", "fields": fields,
-                     "exception": {"reason": rule.exception, "fields": list(rule.at_fault)}})  # fmt: skip
-        created_at.append(arrived)
-    cases = _create(process, rows, created_at)
+    rows, arrivals = [], []
+    for index, (fields, rule) in enumerate(zip(invoices, rules, strict=True)):
+        # Decided cases arrived over the last 90 days, open ones over the last two weeks.
+        days_ago = rng.uniform(1, 90) if index in decided else rng.uniform(0, 14)
+        arrived = now - timedelta(days=days_ago)
+        issued = arrived.date() - timedelta(days=30 + fields["days_overdue"])
+        rows.append(
+            {
+                "external_id": f"AP-{index + 1:06d}",
+                "fields": {**fields, "invoice_date": issued.isoformat()},
+                "exception": {"reason": rule.exception, "fields": list(rule.at_fault)},
+            }
+        )
+        arrivals.append(arrived)
+    _create(process, rows, arrivals)
     history = []
     for index in sorted(decided):
-        rule = AP_RULES_BY_CASE[index] if False else apply_invoice_policy(invoices[: index + 1])[-1]
-        label, code, rationale = _noisy(rng, rule, AP_DECISIONS)
-        decided_at = min(cases[index].created_at + timedelta(hours=rng.uniform(0.5, 72)), now)
-        history.append({"external_id": rows[index]["external_id"], "label": label,
-                        "reason_code": code, "rationale": rationale.format(**_context(invoices[index])),
-                        "expert": rng.choice(["erin", "eli"]), "decided_at": decided_at.isoformat()})  # fmt: skip
+        label, code, rationale = _noisy(rng, rules[index], AP_DECISIONS)
+        history.append(
+            {
+                "external_id": rows[index]["external_id"],
+                "label": label,
+                "reason_code": code,
+                "rationale": rationale.format(**_context(invoices[index])),
+                "expert": rng.choice(["erin", "eli"]),
+                "decided_at": _decided_at(rng, arrivals[index], now),
+            }
+        )
     _import(process, history)
-    return f"{process.name} ({AP_SLUG}): {len(rows):,} synthetic cases, {len(history):,} decided"
+    open_count = len(rows) - len(history)
+    return (
+        f"{process.name} ({AP_SLUG}): {len(rows):,} synthetic cases, "
+        f"{len(history):,} decided, {open_count:,} open"
+    )
+
+
+def _decided_at(rng: random.Random, arrived: datetime, now: datetime) -> str:
+    return min(arrived + timedelta(hours=rng.uniform(0.5, 72)), now).isoformat()
+
+
+def _seed_claims(team: Team, rng: random.Random, now: datetime) -> str:
+    process = create_process(
+        team=team,
+        name="Claims triage",
+        slug=CLAIMS_SLUG,
+        description="Synthetic demo: claims the intake rules could not settle, two experts each, "
+        "generated from the policy documented in apps/cases/demo.py.",
+        fields=CLAIMS_FIELDS,
+        decisions=CLAIMS_DECISIONS,
+        minutes_per_case=12,
+        overlap=2,
+        priority_field="claimed_amount",
+        is_synthetic=True,
+    )
+    claims = _generate_claims(rng, CLAIMS_CASES, now.date())
+    rules = [claim_rule(fields) for fields in claims]
+    labelled = rng.sample(range(CLAIMS_CASES), CLAIMS_DECIDED + CLAIMS_DISPUTED)
+    disputed = set(labelled[:CLAIMS_DISPUTED])
+    rows, arrivals = [], []
+    for index, (fields, rule) in enumerate(zip(claims, rules, strict=True)):
+        days_ago = rng.uniform(1, 60) if index in labelled else rng.uniform(0, 10)
+        rows.append(
+            {
+                "external_id": f"CLM-{index + 1:05d}",
+                "fields": fields,
+                "exception": {"reason": rule.exception, "fields": list(rule.at_fault)},
+            }
+        )
+        arrivals.append(now - timedelta(days=days_ago))
+    _create(process, rows, arrivals)
+    history = []
+    for index in sorted(labelled):
+        rule = rules[index]
+        first = _noisy(rng, rule, CLAIMS_DECISIONS)
+        if index in disputed:
+            # The second expert reads the claim differently: the case waits for adjudication.
+            other = rng.choice([d for d in CLAIMS_DECISIONS if d["label"] != first[0]])
+            second = (other["label"], other["reason_codes"][0], "Not convinced; see the file.")
+        else:
+            second = first
+        for expert, (label, code, rationale) in (("erin", first), ("maya", second)):
+            history.append(
+                {
+                    "external_id": rows[index]["external_id"],
+                    "label": label,
+                    "reason_code": code,
+                    "rationale": rationale.format(**claims[index]),
+                    "expert": expert,
+                    "decided_at": _decided_at(rng, arrivals[index], now),
+                }
+            )
+    _import(process, history)
+    open_count = len(rows) - CLAIMS_DECIDED - CLAIMS_DISPUTED
+    return (
+        f"{process.name} ({CLAIMS_SLUG}): {len(rows):,} synthetic cases, "
+        f"{CLAIMS_DECIDED} decided, {CLAIMS_DISPUTED} in adjudication, {open_count} open"
+    )
+
+
+def seed_demo_cases() -> str:
+    """Create the demo processes that are missing (each all or nothing); returns a summary line.
+
+    Precondition: the demo organisation exists (teams ap and claims, users erin, eli and maya).
+    """
+    now = timezone.now()
+    lines = []
+    for slug, team_slug, seed in (
+        (AP_SLUG, "ap", _seed_invoices),
+        (CLAIMS_SLUG, "claims", _seed_claims),
+    ):
+        if Process.objects.filter(slug=slug).exists():
+            lines.append(f"Demo process {slug} already present")
+            continue
+        team = Team.objects.filter(slug=team_slug).first()
+        members = set(
+            team.memberships.filter(user__username__in=DEMO_EXPERTS[slug]).values_list(
+                "user__username", flat=True
+            )
+            if team
+            else []
+        )
+        if team is None or not members >= DEMO_EXPERTS[slug]:
+            lines.append(f"Demo process {slug} skipped: the demo organisation is incomplete")
+            continue
+        # A fixed seed per process: the same demo every time, whichever process is (re)created.
+        with transaction.atomic():
+            lines.append(seed(team, random.Random(f"{SEED}-{slug}"), now))
+    return "\n".join(lines)

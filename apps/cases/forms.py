@@ -83,7 +83,7 @@ class ProcessForm(forms.Form):
 
 class DecisionForm(forms.Form):
     label = forms.CharField(
-        max_length=100, error_messages={"required": "Choose a decision (keys 1–9)."}
+        max_length=100, error_messages={"required": "Choose a decision (keys 1 to 9)."}
     )
     reason_code = forms.CharField(max_length=100, required=False)
     rationale = forms.CharField(widget=forms.Textarea, required=False, max_length=20_000)

@@ -35,7 +35,7 @@ class Process(TimeStampedModel):
         settings.AUTH_USER_MODEL,
         blank=True,
         related_name="adjudicated_processes",
-        help_text="Experts who settle disagreements; empty means the team's managers and experts.",
+        help_text="Experts who settle disagreements; empty means the team's managers.",
     )
     priority_field = models.CharField(
         max_length=63,
@@ -148,6 +148,12 @@ class Case(models.Model):
                 name="case_queue_idx",
             ),
             models.Index(fields=["process", "status", "decided_at"], name="case_status_idx"),
+            # Case lists and exports walk one process newest- or oldest-first.
+            models.Index(fields=["process", "-created_at", "-id"], name="case_process_recent_idx"),
+            # The periodic catch-up finds cases still waiting for their embedding.
+            models.Index(
+                fields=["id"], condition=Q(embedding__isnull=True), name="case_unembedded_idx"
+            ),
             HnswIndex(
                 name="case_embedding_hnsw",
                 fields=["embedding"],

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 FIELD_TYPES = ("number", "money", "category", "text", "date", "datetime", "boolean")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MAX_TEXT = 20_000
+_DECIMAL_COMMA = re.compile(r",\d{1,2}$")
 _TRUE = {"true", "yes", "y", "1", "t"}
 _FALSE = {"false", "no", "n", "0", "f"}
 
@@ -113,7 +114,14 @@ def _coerce(spec: dict, value: object) -> object:
         if isinstance(value, int | float):
             number = float(value)
         elif isinstance(value, str):
-            text = value.strip().replace(",", "") if kind == "money" else value.strip()
+            text = value.strip()
+            if kind == "money":
+                # "1200,50" is a decimal comma, not a thousands separator: refuse to guess.
+                if "," in text and "." not in text and _DECIMAL_COMMA.search(text):
+                    raise ValueError(
+                        f"{value!r} looks like a decimal comma; write it as {text.replace(',', '.')}"
+                    )
+                text = text.replace(",", "")
             try:
                 number = float(Decimal(text))
             except (InvalidOperation, ValueError):

@@ -6,7 +6,9 @@ from typing import Any
 
 from ninja import Field, Schema
 
+from apps.cases.models import CaseStatus
 from apps.cases.schema import FIELD_TYPES
+from apps.cases.services.export import FORMATS
 from apps.cases.services.intake import MAX_BATCH
 
 # --- errors -------------------------------------------------------------------------------------
@@ -167,7 +169,12 @@ DECISIONS_BODY = {
     "required": True,
     "content": {
         "application/json": {
-            "schema": {"type": "array", "items": _DECISION_ROW, "minItems": 1, "maxItems": MAX_BATCH},
+            "schema": {
+                "type": "array",
+                "items": _DECISION_ROW,
+                "minItems": 1,
+                "maxItems": MAX_BATCH,
+            },
             "example": [
                 {
                     "external_id": "INV-1001",
@@ -205,9 +212,22 @@ class CaseOut(Schema):
     is_synthetic: bool
 
 
+class CaseFilters(Schema):
+    status: CaseStatus | None = Field(None, description="open, adjudication or decided")
+    final_label: str | None = Field(None, description="Cases settled with this label")
+    external_id: str | None = Field(None, description="The case with this external id")
+    created_after: datetime | None = Field(None, description="Received after this time")
+    created_before: datetime | None = Field(None, description="Received before this time")
+    decided_after: datetime | None = Field(None, description="Settled after this time")
+    limit: int = Field(100, ge=1, le=500, description="Page size (at most 500)")
+    cursor: str | None = Field(None, description="`next_cursor` of the previous page")
+
+
 class CasePage(Schema):
     items: list[CaseOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
 
 
 class DecisionIn(Schema):
@@ -253,3 +273,9 @@ class CaseDetailOut(CaseOut):
 
 class DecisionCreatedOut(DecisionOut):
     case_status: str = Field(description="The case's status after this decision.")
+
+
+class ExportQuery(Schema):
+    format: str = Field(
+        "csv", description="csv or jsonl", json_schema_extra={"enum": list(FORMATS)}
+    )

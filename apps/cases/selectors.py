@@ -85,7 +85,7 @@ def case_timeline(*, case: Case) -> QuerySet[CaseEvent]:
 
 
 def adjudication_queue(*, process: Process) -> QuerySet[Case]:
-    return process.cases.filter(status=CaseStatus.ADJUDICATION).order_by("created_at")
+    return process.cases.filter(status=CaseStatus.ADJUDICATION).order_by("created_at", "pk")
 
 
 def decided_cases(*, process: Process) -> QuerySet[Case]:

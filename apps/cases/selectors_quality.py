@@ -207,13 +207,21 @@ def adjudication_size(*, process: Process) -> int:
 
 def next_case_to_adjudicate(*, process: Process) -> Case | None:
     """The oldest case of `process` whose labels disagree and that nobody has settled yet."""
-    return adjudication_queue(process=process).select_related("schema_version").first()
+    # pk breaks ties: a batch intake gives many cases the same created_at.
+    return (
+        adjudication_queue(process=process)
+        .select_related("schema_version")
+        .order_by("created_at", "pk")
+        .first()
+    )
 
 
 def competing_decisions(*, case: Case) -> QuerySet[Decision]:
     """The active expert labels of `case` (not adjudications), first decided first."""
     return (
-        active_decisions(case=case).exclude(source=DecisionSource.ADJUDICATION).order_by("decided_at")
+        active_decisions(case=case)
+        .exclude(source=DecisionSource.ADJUDICATION)
+        .order_by("decided_at")
     )
 
 

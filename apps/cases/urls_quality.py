@@ -3,9 +3,7 @@ from django.urls import path
 from apps.cases import views_quality
 
 urlpatterns = [
-    path(
-        "processes/<slug:slug>/quality/", views_quality.process_quality, name="process_quality"
-    ),
+    path("processes/<slug:slug>/quality/", views_quality.process_quality, name="process_quality"),
     path(
         "processes/<slug:slug>/adjudication/",
         views_quality.adjudication_queue,

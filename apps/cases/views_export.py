@@ -10,7 +10,9 @@ from apps.core.http import HtmxHttpRequest
 
 def export_response(*, process: Process, fmt: str) -> StreamingHttpResponse:
     """The export of `process` as a download; `fmt` must be a key of FORMATS (checked by callers)."""
-    response = StreamingHttpResponse(stream_export(process=process, fmt=fmt), content_type=FORMATS[fmt])
+    response = StreamingHttpResponse(
+        stream_export(process=process, fmt=fmt), content_type=FORMATS[fmt]
+    )
     response["Content-Disposition"] = (
         f'attachment; filename="{export_filename(process=process, fmt=fmt)}"'
     )

@@ -72,6 +72,7 @@ def _field_rows(case: Case) -> list[dict[str, object]]:
             "name": spec["name"],
             "label": spec.get("label") or spec["name"],
             "value": case.fields.get(spec["name"]),
+            "type": spec["type"],
             "currency": spec.get("currency", ""),
             "at_fault": spec["name"] in at_fault,
         }
@@ -79,7 +80,14 @@ def _field_rows(case: Case) -> list[dict[str, object]]:
     ]
     known = {spec["name"] for spec in case.schema_version.fields}
     rows.extend(
-        {"name": name, "label": name, "value": value, "currency": "", "at_fault": name in at_fault}
+        {
+            "name": name,
+            "label": name,
+            "value": value,
+            "type": "",
+            "currency": "",
+            "at_fault": name in at_fault,
+        }
         for name, value in case.fields.items()
         if name not in known
     )
@@ -101,7 +109,9 @@ def _queue_page(
         case = selectors_quality.next_case_to_adjudicate(process=process)
     decisions = []
     if case is not None:
-        labels = {spec["name"]: spec.get("label") or spec["name"] for spec in case.schema_version.fields}
+        labels = {
+            spec["name"]: spec.get("label") or spec["name"] for spec in case.schema_version.fields
+        }
         for decision in selectors_quality.competing_decisions(case=case):
             decision.key_factor_labels = [labels.get(name, name) for name in decision.key_factors]
             decisions.append(decision)
@@ -119,7 +129,9 @@ def _queue_page(
         "notice": notice,
         "draft": draft or {},
     }
-    template = "cases/adjudication.html#adjudication-pane" if request.htmx else "cases/adjudication.html"
+    template = (
+        "cases/adjudication.html#adjudication-pane" if request.htmx else "cases/adjudication.html"
+    )
     return render(request, template, context, status=status)
 
 

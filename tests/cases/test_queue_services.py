@@ -133,3 +133,36 @@ def test_two_experts_asking_at_the_same_moment_get_different_cases(team, expert,
     assert results["erin"] is not None
     assert results["eli"] is not None
     assert results["erin"] != results["eli"]
+
+
+def test_money_with_a_decimal_comma_is_refused_not_multiplied(process):
+    from apps.cases.services.intake import validate_case_rows
+
+    cases, errors = validate_case_rows(
+        process=process,
+        rows=[
+            {"fields": {"vendor": "Acme", "amount": "1200,50"}},
+            {"fields": {"vendor": "Acme", "amount": "1,200.50"}},
+        ],
+    )
+    assert errors == [
+        {
+            "row": 0,
+            "errors": {
+                "fields.amount": "'1200,50' looks like a decimal comma; write it as 1200.50"
+            },
+        }
+    ]
+    assert cases[0].fields["amount"] == 1200.5
+
+
+def test_periodic_catch_up_embeds_cases_the_broker_never_got(process):
+    from apps.cases.tasks import embed_cases, embed_missing_cases
+
+    cases = make_cases(process, 2)
+    assert all(case.embedding is None for case in cases)
+    # Celery's local .apply runs the task in this process, no broker involved.
+    embed_cases.apply(args=[[c.pk for c in cases]])
+    cases[0].refresh_from_db()
+    assert cases[0].embedding is not None
+    assert embed_missing_cases.apply().get() == 0

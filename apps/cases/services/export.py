@@ -16,6 +16,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from datetime import datetime
 
 from django.db.models import QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
@@ -69,20 +70,31 @@ def _cases(process: Process) -> QuerySet[Case]:
     return Case.objects.filter(process=process).order_by("created_at", "id")
 
 
-def _iso(value: object) -> str:
+def _iso(value: datetime | None) -> str:
     return value.isoformat() if value is not None else ""
 
 
 def _stream_csv(process: Process) -> Iterator[str]:
     field_names = export_field_names(process=process)
-    aliases = {f"export_field_{i}": KeyTextTransform(n, "fields") for i, n in enumerate(field_names)}
+    aliases = {
+        f"export_field_{i}": KeyTextTransform(n, "fields") for i, n in enumerate(field_names)
+    }
     rows = (
         _cases(process)
         .annotate(**aliases)
         .values_list(
-            "id", "external_id", "status", *aliases, "exception_reason", "exception_fields",
-            "final_label", "final_reason_code", "decided_at", "created_at", "is_synthetic",
-        )  # fmt: skip
+            "id",
+            "external_id",
+            "status",
+            *aliases,
+            "exception_reason",
+            "exception_fields",
+            "final_label",
+            "final_reason_code",
+            "decided_at",
+            "created_at",
+            "is_synthetic",
+        )
         .iterator(chunk_size=DB_CHUNK)
     )
     buffer = io.StringIO()
@@ -119,9 +131,18 @@ def _stream_jsonl(process: Process) -> Iterator[str]:
         _cases(process)
         .annotate(fields_text=Cast("fields", TextField()))
         .values_list(
-            "id", "external_id", "status", "fields_text", "exception_reason", "exception_fields",
-            "final_label", "final_reason_code", "decided_at", "created_at", "is_synthetic",
-        )  # fmt: skip
+            "id",
+            "external_id",
+            "status",
+            "fields_text",
+            "exception_reason",
+            "exception_fields",
+            "final_label",
+            "final_reason_code",
+            "decided_at",
+            "created_at",
+            "is_synthetic",
+        )
         .iterator(chunk_size=DB_CHUNK)
     )
     dumps = json.dumps

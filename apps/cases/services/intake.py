@@ -150,7 +150,8 @@ def create_cases(*, process: Process, rows: list[object], embed: bool = True) ->
         if embed and new_ids:
             from apps.cases.tasks import enqueue_embedding
 
-            transaction.on_commit(lambda: enqueue_embedding(new_ids))
+            # robust: the cases are saved either way; a broker outage must not turn that into a 500.
+            transaction.on_commit(lambda: enqueue_embedding(new_ids), robust=True)
     return result
 
 

@@ -1,10 +1,14 @@
 from django.core.management.base import BaseCommand
 
+from apps.cases.demo import seed_demo_cases
 from apps.people.demo import seed_demo_organisation
 
 
 class Command(BaseCommand):
-    help = "Create (idempotently) the demo organisation: two teams and one user per role."
+    help = (
+        "Create (idempotently) the demo organisation: two teams and one user per role, then the "
+        "synthetic demo processes with their cases and historical decisions."
+    )
 
     def handle(self, *args: object, **options: object) -> None:
         result = seed_demo_organisation()
@@ -16,3 +20,4 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Demo organisation already present; logins are in {result.logins_file}"
             )
+        self.stdout.write(seed_demo_cases())
