@@ -58,7 +58,7 @@ class ProcessForm(forms.Form):
     priority_field = forms.CharField(
         max_length=63,
         required=False,
-        help_text="A number, money or date field; the queue serves higher first.",
+        help_text="A number, money, date, datetime or boolean field; the queue serves higher values first unless you untick the box.",
     )
     priority_descending = forms.BooleanField(
         required=False, initial=True, label="Higher values first"

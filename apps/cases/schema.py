@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 FIELD_TYPES = ("number", "money", "category", "text", "date", "datetime", "boolean")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MAX_TEXT = 20_000
+MISSING_PRIORITY = -1e300
 _DECIMAL_COMMA = re.compile(r",\d{1,2}$")
 _TRUE = {"true", "yes", "y", "1", "t"}
 _FALSE = {"false", "no", "n", "0", "f"}
@@ -208,9 +209,13 @@ def validate_case_fields(specs: list[dict], raw: object) -> tuple[dict, dict[str
 
 
 def priority_of(specs: list[dict], fields: dict, *, field_name: str, descending: bool) -> float:
-    """The queue priority of a case: the priority field as a number (dates as ordinal days)."""
-    if not field_name or fields.get(field_name) is None:
+    """The queue priority of a case: the priority field as a number (dates as ordinal days).
+
+    A case without a value comes after every case with one, whichever the direction."""
+    if not field_name:
         return 0.0
+    if fields.get(field_name) is None:
+        return MISSING_PRIORITY
     spec = next((s for s in specs if s["name"] == field_name), None)
     value = fields[field_name]
     if spec is None:

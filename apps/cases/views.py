@@ -18,6 +18,7 @@ from apps.cases.services import queue as queue_services
 from apps.cases.services.similarity import similar_cases
 from apps.core.http import HtmxHttpRequest
 from apps.people.models import Membership, Role, Team
+from apps.people.selectors import roles_of
 
 
 def _managed_teams(user: object) -> list[Team]:
@@ -199,6 +200,9 @@ def process_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         "can_review": selectors.can_review(user=request.user, process=process),
         "can_manage": selectors.can_manage_process(user=request.user, process=process),
         "can_adjudicate": selectors.can_adjudicate(user=request.user, process=process),
+        "can_upload": bool(
+            roles_of(user=request.user, team=process.team) & {Role.EXPERT, Role.MANAGER, Role.ADMIN}
+        ),
     }
     template = (
         "cases/process_detail.html#case-table" if request.htmx else "cases/process_detail.html"
@@ -219,6 +223,7 @@ def _review_context(
     notice: str = "",
 ) -> dict[str, object]:
     context: dict[str, object] = {
+        "undo_seconds": decision_services.undo_window().seconds,
         "process": process,
         "case": case,
         "conflict": conflict,

@@ -166,3 +166,87 @@ def test_periodic_catch_up_embeds_cases_the_broker_never_got(process):
     cases[0].refresh_from_db()
     assert cases[0].embedding is not None
     assert embed_missing_cases.apply().get() == 0
+
+
+def test_undo_clears_the_final_decision_of_a_reopened_case(process, expert):
+    (case,) = make_cases(process, 1)
+    claim_next_case(process=process, expert=expert)
+    record_decision(case=case, expert=expert, label="reject", reason_code="fraud")
+    undo_last_decision(expert=expert, process_id=process.pk)
+    case.refresh_from_db()
+    assert (case.status, case.final_label, case.final_reason_code, case.decided_at) == (
+        "open",
+        "",
+        "",
+        None,
+    )
+
+
+def test_renewing_a_lapsed_lease_someone_else_took_fails_and_drops_it(
+    process, expert, second_expert
+):
+    from apps.cases.services.queue import renew_claim
+
+    (case,) = make_cases(process, 1)
+    claim_next_case(process=process, expert=expert)
+    CaseClaim.objects.filter(expert=expert).update(expires_at=timezone.now())
+    assert claim_next_case(process=process, expert=second_expert) == case
+    assert renew_claim(case=case, expert=expert) is False
+    assert not CaseClaim.objects.filter(expert=expert).exists()
+    assert renew_claim(case=case, expert=second_expert) is True
+
+
+def test_renewing_a_lapsed_lease_nobody_took_keeps_it(process, expert):
+    from apps.cases.services.queue import renew_claim
+
+    (case,) = make_cases(process, 1)
+    claim_next_case(process=process, expert=expert)
+    CaseClaim.objects.filter(expert=expert).update(expires_at=timezone.now())
+    assert renew_claim(case=case, expert=expert) is True
+    assert CaseClaim.objects.get(expert=expert).expires_at > timezone.now()
+
+
+def test_cases_without_the_priority_value_come_last_in_either_direction(team, expert):
+    from tests.factories import make_process
+
+    process = make_process(
+        team, slug="ascending", priority_field="amount", priority_descending=False
+    )
+    from apps.cases.services.intake import create_cases
+
+    rows = [
+        {"fields": {"vendor": "No amount", "amount": 1}},
+        {"fields": {"vendor": "Big", "amount": 500}},
+    ]
+    small, big = create_cases(process=process, rows=rows, embed=False).cases
+    assert claim_next_case(process=process, expert=expert) == small
+    fields = [
+        dict(f, required=False) if f["name"] == "amount" else f for f in process.schema.fields
+    ]
+    from apps.cases.services.processes import update_process_schema
+
+    update_process_schema(
+        process=process, fields=fields, decisions=process.schema.decisions, changed_by=None
+    )
+    process.refresh_from_db()
+    (missing,) = create_cases(
+        process=process, rows=[{"fields": {"vendor": "Unknown"}}], embed=False
+    ).cases
+    record_decision(case=small, expert=expert, label="approve", reason_code="ok")
+    assert claim_next_case(process=process, expert=expert) == big
+    record_decision(case=big, expert=expert, label="approve", reason_code="ok")
+    assert claim_next_case(process=process, expert=expert) == missing
+
+
+def test_lowering_the_overlap_settles_cases_that_have_enough_labels(double_process, expert):
+    from apps.cases.services.processes import update_process_settings
+
+    (case,) = make_cases(double_process, 1)
+    record_decision(case=case, expert=expert, label="approve", reason_code="ok")
+    update_process_settings(
+        process=double_process, name=double_process.name, description="", minutes_per_case=5,
+        overlap=1, priority_field="amount", priority_descending=True,
+    )  # fmt: skip
+    case.refresh_from_db()
+    assert case.status == CaseStatus.DECIDED
+    assert case.final_label == "approve"

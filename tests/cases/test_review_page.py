@@ -219,3 +219,17 @@ def test_case_page_hides_others_labels_until_the_expert_decided(
     response = client_for(expert).get(reverse("case_detail", args=[case.pk]))
     assert b"secret reason" in response.content
     assert b"decided" in response.content
+
+
+def test_undo_without_javascript_shows_the_undone_case_again(process, expert):
+    make_cases(process, 3)
+    client = client_for(expert)
+    first = client.get(reverse("review", args=[process.slug])).context["case"]
+    client.post(
+        reverse("review_decide", args=[process.slug, first.pk]),
+        {"label": "approve", "reason_code": "ok"},
+    )
+    following = client.get(reverse("review", args=[process.slug])).context["case"]
+    assert following != first
+    assert client.post(reverse("review_undo", args=[process.slug])).status_code == 302
+    assert client.get(reverse("review", args=[process.slug])).context["case"] == first

@@ -46,7 +46,17 @@ def settle_case(*, case: Case, history: bool = False) -> None:
     case.label_count = len(labels)
     if not labels or (len(labels) < case.process.overlap and not history):
         case.status = CaseStatus.OPEN
-        case.save(update_fields=["label_count", "status"])
+        # An undone label can reopen a decided case: its final decision goes with it.
+        case.final_label, case.final_reason_code, case.decided_at = "", "", None
+        case.save(
+            update_fields=[
+                "label_count",
+                "status",
+                "final_label",
+                "final_reason_code",
+                "decided_at",
+            ]
+        )
         return
     votes = Counter(label for label, _, _ in labels)
     if len(votes) == 1:

@@ -9,7 +9,7 @@ CSV: one column per schema field (the union over all schema versions, in order o
 appearance); a field whose name is also a case column (`status`, `id`, …) is headed `fields.<name>`.
 Booleans are `true`/`false`, empty cells are missing values, `exception_fields` is `;`-separated.
 JSONL: one object per line with the same columns, the field values nested under `fields` with
-their JSON types, so a line can be sent back to the intake API as it is.
+their JSON types (the intake API takes `external_id`, `fields` and `exception` from such a line).
 """
 
 import csv

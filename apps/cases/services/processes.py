@@ -16,7 +16,7 @@ def _check_priority_field(fields: list[dict], priority_field: str) -> None:
         raise ValidationError(f"priority_field {priority_field!r} is not a field of the schema")
     if spec["type"] not in ("number", "money", "date", "datetime", "boolean"):
         raise ValidationError(
-            f"priority_field {priority_field!r} must be a number, money, date or boolean field"
+            f"priority_field {priority_field!r} must be a number, money, date, datetime or boolean field"
         )
 
 
@@ -106,6 +106,7 @@ def update_process_settings(
         priority_field,
         priority_descending,
     )
+    overlap_lowered = int(overlap) < process.overlap
     process.name = name
     process.description = description
     process.minutes_per_case = minutes_per_case
@@ -122,7 +123,25 @@ def update_process_settings(
     )  # fmt: skip
     if reprioritise:
         recompute_priorities(process=process)
+    if overlap_lowered:
+        settle_open_cases(process=process)
     return process
+
+
+@transaction.atomic
+def settle_open_cases(*, process: Process) -> int:
+    """After the overlap was lowered, open cases that already have enough labels settle now
+    (decided or to adjudication) instead of waiting for labels the queue will never ask for."""
+    from apps.cases.services.decisions import settle_case
+
+    ready = Case.objects.select_for_update(of=("self",)).filter(
+        process=process, status=CaseStatus.OPEN, label_count__gte=process.overlap
+    )
+    settled = 0
+    for case in ready.select_related("process"):
+        settle_case(case=case)
+        settled += 1
+    return settled
 
 
 def recompute_priorities(*, process: Process) -> int:

@@ -52,7 +52,7 @@ def claim_next_case(*, process: Process, expert: AbstractUser) -> Case | None:
         .filter(
             expert=expert, case__process=process, case__status=CaseStatus.OPEN, expires_at__gt=now
         )
-        .order_by("claimed_at")
+        .order_by("-claimed_at")  # the latest: after an undo, the case just handed back
         .first()
     )
     if held is not None:
@@ -76,13 +76,25 @@ def claim_next_case(*, process: Process, expert: AbstractUser) -> Case | None:
     return Case.objects.get(pk=row[0])
 
 
+@transaction.atomic
 def renew_claim(*, case: Case, expert: AbstractUser) -> bool:
-    """Extend the expert's lease while the page is open; False if it is gone (expired and taken)."""
+    """Extend the expert's lease while the page is open; False if it is gone: released, or expired
+    while others took the places the overlap allows (the stale lease is then dropped)."""
     now = timezone.now()
-    updated = CaseClaim.objects.filter(case=case, expert=expert).update(
-        expires_at=now + _lease(case.process)
-    )
-    return bool(updated)
+    case = Case.objects.select_for_update(of=("self",)).select_related("process").get(pk=case.pk)
+    claim = CaseClaim.objects.filter(case=case, expert=expert).first()
+    if claim is None:
+        return False
+    if claim.expires_at <= now:
+        others = (
+            CaseClaim.objects.filter(case=case, expires_at__gt=now).exclude(expert=expert).count()
+        )
+        if case.status != CaseStatus.OPEN or case.label_count + others >= case.process.overlap:
+            claim.delete()
+            return False
+    claim.expires_at = now + _lease(case.process)
+    claim.save(update_fields=["expires_at"])
+    return True
 
 
 @transaction.atomic

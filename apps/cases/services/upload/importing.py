@@ -109,7 +109,8 @@ def start_import(*, job: ImportJob, mapping: dict[str, str]) -> ImportJob:
         if not _is_inline(locked):
             from apps.cases.tasks import run_import_job
 
-            transaction.on_commit(lambda: run_import_job.delay(locked.pk))
+            # robust: with the broker down the job stays pending (shown so) instead of a 500.
+            transaction.on_commit(lambda: run_import_job.delay(locked.pk), robust=True)
             return locked
     return run_import(job=locked)
 
