@@ -163,7 +163,7 @@ def main() -> None:
         results += bench_engines(work / "engines")
         print("up…", flush=True)
         results += bench_up(work / "up")
-        print("knowledge capture (a process with a million cases; about 10 minutes)…", flush=True)
+        print("knowledge capture (a process with a million cases; about 5 minutes)…", flush=True)
         results += bench_cases(work / "cases")
     finally:
         shutil.rmtree(work, ignore_errors=True)

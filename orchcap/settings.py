@@ -124,6 +124,14 @@ else:
         # Read by orchcap.runtime.pg_backend: start the embedded server on first connection.
         "EMBEDDED_DATA_DIR": str(DATA_DIR),
     }
+# Precedent search: HNSW candidates per query (recall vs. speed, see bench/) and iterative scans,
+# so filtering by process and status still yields k neighbours when few rows match.
+ORCHCAP_HNSW_EF_SEARCH = env_int("ORCHCAP_HNSW_EF_SEARCH", 200, minimum=10, maximum=1000)
+_db.setdefault("OPTIONS", {})
+_db["OPTIONS"]["options"] = (
+    _db["OPTIONS"].get("options", "")
+    + f" -c hnsw.ef_search={ORCHCAP_HNSW_EF_SEARCH} -c hnsw.iterative_scan=relaxed_order"
+).strip()
 # Our backend is PostgreSQL's plus a pgvector check on first connection (and the embedded start).
 _db["ENGINE"] = "orchcap.runtime.pg_backend"
 _db["CONN_HEALTH_CHECKS"] = True

@@ -33,7 +33,7 @@ Claims — triage (`claims-triage`, two experts label each claim)
    missing_receipts.
 6. Otherwise pay: up to 1,000 EUR → pay / within_limit (fast track), above → pay / covered.
 
-A few dozen claims carry two agreeing historical labels (erin and maya), a handful two disagreeing
+A few dozen claims carry two agreeing historical labels (erin and eli), a handful two disagreeing
 ones (so they wait for adjudication), the rest are open.
 
 Every case is marked synthetic and generated with a fixed seed, so the demo is the same each time.
@@ -65,7 +65,7 @@ NOISE = 0.08
 SEED = 20260131
 BATCH = 1000
 # Who the historical decisions are by, per process (members of the process's team).
-DEMO_EXPERTS = {"ap-invoice-exceptions": {"erin", "eli"}, "claims-triage": {"erin", "maya"}}
+DEMO_EXPERTS = {"ap-invoice-exceptions": {"erin", "eli"}, "claims-triage": {"erin", "eli"}}
 
 # --- accounts payable ----------------------------------------------------------------------------
 
@@ -107,7 +107,7 @@ _VARIANCES = [0.3, 0.8, 1.2, 1.5, 1.9, 2.0, 2.6, 3.4, 4.8, 7.5]  # percent; 2.0 
 AP_FIELDS = [
     {"name": "vendor", "type": "category", "choices": VENDORS, "required": True, "group": "Vendor"},
     {"name": "invoice_number", "type": "text", "required": True, "group": "Invoice"},
-    {"name": "amount", "type": "money", "currency": "EUR", "required": True, "group": "Invoice",
+    {"name": "amount", "type": "money", "required": True, "group": "Invoice",
      "help_text": "Invoice total in the invoice currency."},
     {"name": "currency", "type": "category", "choices": list(TO_EUR), "required": True,
      "group": "Invoice"},
@@ -512,7 +512,7 @@ def _seed_claims(team: Team, rng: random.Random, now: datetime) -> str:
             second = (other["label"], other["reason_codes"][0], "Not convinced; see the file.")
         else:
             second = first
-        for expert, (label, code, rationale) in (("erin", first), ("maya", second)):
+        for expert, (label, code, rationale) in (("erin", first), ("eli", second)):
             history.append(
                 {
                     "external_id": rows[index]["external_id"],

@@ -257,7 +257,7 @@ def _review_context(
 
 def _precedents(case: Case) -> list[dict]:
     rows = []
-    for neighbour in similar_cases(case=case, k=5):
+    for neighbour in sorted(similar_cases(case=case, k=5), key=lambda n: n.distance):
         final = (
             neighbour.decisions.filter(retracted_at__isnull=True, label=neighbour.final_label)
             .exclude(rationale="")
@@ -417,7 +417,9 @@ def case_detail(request: HtmxHttpRequest, case_id: int) -> HttpResponse:
         "timeline": selectors.case_timeline(case=case) if show_labels else [],
         "neighbours": [
             {"case": n, "similarity": 1 - float(n.distance)}
-            for n in similar_cases(case=case, k=5, decided_only=False)
+            for n in sorted(
+                similar_cases(case=case, k=5, decided_only=False), key=lambda n: n.distance
+            )
         ],
         "schema_is_current": case.schema_version_id == process.schema_id,
     }

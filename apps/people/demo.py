@@ -21,7 +21,7 @@ DEMO_TEAMS = [
 # (role, username, full name, {team slug: roles})
 DEMO_USERS = [
     ("expert", "erin", "Erin Expert", {"ap": [Role.EXPERT], "claims": [Role.EXPERT]}),
-    ("expert", "eli", "Eli Expert", {"ap": [Role.EXPERT]}),
+    ("expert", "eli", "Eli Expert", {"ap": [Role.EXPERT], "claims": [Role.EXPERT]}),
     ("manager", "maya", "Maya Manager", {"ap": [Role.MANAGER], "claims": [Role.MANAGER]}),
     ("staff", "sam", "Sam Staff", {"ap": [Role.STAFF]}),
     ("admin", "ada", "Ada Admin", {"ap": [Role.ADMIN], "claims": [Role.ADMIN]}),

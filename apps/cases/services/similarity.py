@@ -25,7 +25,10 @@ def embed_cases(*, case_ids: list[int]) -> int:
 
 
 def similar_cases(*, case: Case, k: int = 5, decided_only: bool = True) -> QuerySet[Case]:
-    """The k nearest cases of the same process by cosine distance (HNSW), annotated `distance`."""
+    """The k nearest cases of the same process by cosine distance (HNSW), annotated `distance`.
+
+    Connections run with hnsw.iterative_scan=relaxed_order (settings), so the filters still yield
+    k rows; near-ties may come slightly out of order, which callers that show a ranking re-sort."""
     vector = case.embedding
     if vector is None:
         vector = get_embeddings().embed_query(case_text(case))
