@@ -1,5 +1,6 @@
 from django.http import HttpRequest
 
+from apps.core import registry
 from apps.people import selectors
 
 
@@ -10,5 +11,9 @@ def navigation(request: HttpRequest) -> dict[str, object]:
         return {}
     roles = selectors.roles_of(user=user)
     is_admin = selectors.is_org_admin(user=user)
-    items = [("Home", "home"), ("Processes", "process_list"), ("API tokens", "api_tokens")]
+    items = [
+        ("Home", "home"),
+        *((item.label, item.url_name) for item in registry.nav_items()),
+        ("API tokens", "api_tokens"),
+    ]
     return {"nav_items": items, "nav_roles": sorted(roles), "nav_is_admin": is_admin}

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.core import registry
 from apps.core.http import HtmxHttpRequest
 from apps.people import selectors, services
 from apps.people.forms import (
@@ -41,6 +42,8 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
             "is_org_admin": selectors.is_org_admin(user=request.user),
             "managed_teams": [t for t in teams if set(t.my_roles) & {Role.MANAGER, Role.ADMIN}],
             "token_count": selectors.active_api_tokens(user=request.user).count(),
+            # Work from other apps (review queues, adjudication, …), registered by those apps.
+            "sections": registry.home_sections(request.user),
         },
     )
 
