@@ -70,11 +70,34 @@ class ProcessForm(forms.Form):
         help_text=f"Decision options (at most 9) with reason codes, as JSON. Example:\n{DECISIONS_EXAMPLE}"
     )
 
+    reviewers = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Experts who review this process; none ticked means every expert of the team.",
+    )
+    adjudicators = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Who settles disagreements; none ticked means the team's managers.",
+    )
+
     def __init__(
-        self, *args: object, teams: list[tuple[str, str]], editing: bool = False, **kwargs: object
+        self,
+        *args: object,
+        teams: list[tuple[str, str]],
+        editing: bool = False,
+        experts: list[tuple[str, str]] | None = None,
+        members: list[tuple[str, str]] | None = None,
+        **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["team"].choices = teams
+        self.fields["reviewers"].choices = experts or []
+        self.fields["adjudicators"].choices = members or []
+        if not editing:
+            # People are named once the process (and so its team) exists.
+            del self.fields["reviewers"]
+            del self.fields["adjudicators"]
         if editing:
             for name in ("team", "slug"):
                 self.fields[name].disabled = True

@@ -1,4 +1,5 @@
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -19,6 +20,8 @@ from apps.cases.services.similarity import similar_cases
 from apps.core.http import HtmxHttpRequest
 from apps.people.models import Membership, Role, Team
 from apps.people.selectors import roles_of
+
+User = get_user_model()
 
 
 def _managed_teams(user: object) -> list[Team]:
@@ -94,7 +97,7 @@ def _save_process(
             changed_by=request.user,
         )
         process.refresh_from_db()
-        return process_services.update_process_settings(
+        process = process_services.update_process_settings(
             process=process,
             name=data["name"],
             description=data["description"],
@@ -103,6 +106,16 @@ def _save_process(
             priority_field=data["priority_field"],
             priority_descending=data["priority_descending"],
         )
+        users = {
+            str(u.pk): u
+            for u in User.objects.filter(pk__in=[*data["reviewers"], *data["adjudicators"]])
+        }
+        process_services.set_process_people(
+            process=process,
+            reviewers=[users[pk] for pk in data["reviewers"]],
+            adjudicators=[users[pk] for pk in data["adjudicators"]],
+        )
+        return process
     except ValidationError as exc:
         form.add_error(None, exc)
         return None
@@ -143,17 +156,32 @@ def process_edit(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         "fields": process.schema.fields,
         "decisions": process.schema.decisions,
     }
+    members = (
+        Membership.objects.filter(team=process.team)
+        .select_related("user")
+        .order_by("user__username")
+    )
+    experts = sorted(
+        {(str(m.user_id), m.user.username) for m in members if m.role == Role.EXPERT},
+        key=lambda c: c[1],
+    )
+    everyone = sorted({(str(m.user_id), m.user.username) for m in members}, key=lambda c: c[1])
+    initial["reviewers"] = [str(pk) for pk in process.reviewers.values_list("pk", flat=True)]
+    initial["adjudicators"] = [str(pk) for pk in process.adjudicators.values_list("pk", flat=True)]
     form = ProcessForm(
         request.POST or None,
         initial=initial,
         teams=[(str(process.team_id), process.team.name)],
         editing=True,
+        experts=experts,
+        members=everyone,
     )
     if (
         request.method == "POST"
         and form.is_valid()
         and _save_process(request, form, process) is not None
     ):
+        process.refresh_from_db()
         messages.success(
             request, f"Process “{process.name}” saved (schema v{process.schema.version})."
         )

@@ -86,3 +86,30 @@ def test_process_list_shows_counts_for_members_only(expert, outsider, process):
     assert response.context["processes"][0].open_count == 3
     assert b"Review" in response.content
     assert list(client_for(outsider).get(reverse("process_list")).context["processes"]) == []
+
+
+def test_manager_names_reviewers_and_adjudicators_on_the_edit_page(
+    manager, expert, second_expert, process
+):
+    response = client_for(manager).post(
+        reverse("process_edit", args=[process.slug]),
+        _form(
+            name=process.name,
+            overlap="1",
+            reviewers=[str(second_expert.pk)],
+            adjudicators=[str(expert.pk)],
+        ),
+    )
+    assert response.status_code == 302
+    assert list(process.reviewers.all()) == [second_expert]
+    assert list(process.adjudicators.all()) == [expert]
+    assert client_for(expert).get(reverse("review", args=[process.slug])).status_code == 403
+
+
+def test_a_non_expert_cannot_be_named_reviewer(manager, staff, process):
+    response = client_for(manager).post(
+        reverse("process_edit", args=[process.slug]),
+        _form(name=process.name, overlap="1", reviewers=[str(staff.pk)]),
+    )
+    assert response.status_code == 422
+    assert not process.reviewers.exists()

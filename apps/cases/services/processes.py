@@ -164,3 +164,30 @@ def recompute_priorities(*, process: Process) -> int:
     if batch:
         updated += Case.objects.bulk_update(batch, ["priority"])
     return updated
+
+
+def set_process_people(
+    *, process: Process, reviewers: list[AbstractUser], adjudicators: list[AbstractUser]
+) -> None:
+    """Name who reviews (experts of the team; none named = all of them) and who adjudicates
+    (members of the team; none named = its managers). Raises ValidationError for outsiders."""
+    from apps.people.models import Membership, Role
+
+    experts = set(
+        Membership.objects.filter(team=process.team, role=Role.EXPERT).values_list(
+            "user_id", flat=True
+        )
+    )
+    members = set(Membership.objects.filter(team=process.team).values_list("user_id", flat=True))
+    not_experts = [u.username for u in reviewers if u.pk not in experts]
+    if not_experts:
+        raise ValidationError(
+            f"reviewers must be experts of {process.team.name}: {', '.join(not_experts)}"
+        )
+    outsiders = [u.username for u in adjudicators if u.pk not in members]
+    if outsiders:
+        raise ValidationError(
+            f"adjudicators must be members of {process.team.name}: {', '.join(outsiders)}"
+        )
+    process.reviewers.set(reviewers)
+    process.adjudicators.set(adjudicators)
