@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
-from django.db.models import QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from apps.cases import agreement
 from apps.cases.models import Case, CaseStatus, Decision, DecisionSource, Process
@@ -98,13 +98,18 @@ def _measure(method: str, units: Sequence[Sequence[object]]) -> float | None:
 def process_agreement(*, process: Process) -> ProcessAgreement:
     """Agreement among the experts of `process`, from their active labels (adjudications excluded).
 
-    Reads the labels in one query and groups them in Python. Only cases with two or more labels
-    are compared; an expert with several active labels on a case (say an imported one and a
-    reviewed one) counts once, with the latest. Measures are None when undefined (no compared
-    cases, or a single label used throughout): show "not enough variation".
+    Three queries whatever the size: the labels of cases with two or more labels (grouped in
+    Python), the label total, and each expert's labels against final decisions (SQL aggregates).
+    Only cases with two or more labels are compared; there, an expert with several active labels
+    on a case (say an imported one and a reviewed one) counts once, with the latest. Measures are
+    None when undefined (no compared cases, or a single label used throughout): show "not enough
+    variation".
     """
+    labels = review_decisions(process=process)
+    # Only cases with two or more labels are compared: on a large overlap-1 process that is a small
+    # share of the labels, so the Python side stays small; totals come from SQL aggregates.
     rows = (
-        review_decisions(process=process)
+        labels.filter(case__label_count__gte=2)
         .order_by("case_id", "decided_at", "pk")
         .values_list("case_id", "expert__username", "label", "case__status", "case__final_label")
     )
@@ -112,12 +117,11 @@ def process_agreement(*, process: Process) -> ProcessAgreement:
     # same expert replaces the earlier one in place, which is fine for agreement).
     by_case: dict[int, dict[str, str]] = defaultdict(dict)
     final: dict[int, str] = {}
-    labels_total = 0
     for case_id, username, label, status, final_label in rows.iterator(chunk_size=5000):
-        labels_total += 1
         by_case[case_id][username] = label
         if status == CaseStatus.DECIDED and final_label:
             final[case_id] = final_label
+    labels_total = labels.count()
 
     compared = {case_id: ratings for case_id, ratings in by_case.items() if len(ratings) >= 2}
     units = [list(ratings.values()) for ratings in compared.values()]
@@ -133,7 +137,7 @@ def process_agreement(*, process: Process) -> ProcessAgreement:
         labels_total=labels_total,
         per_label=_per_label(process, method, units),
         pairs=_per_pair(compared),
-        experts=_per_expert(by_case, final),
+        experts=_per_expert(labels, by_case, final),
     )
 
 
@@ -175,20 +179,27 @@ def _per_pair(compared: dict[int, dict[str, str]]) -> list[PairAgreement]:
 
 
 def _per_expert(
-    by_case: dict[int, dict[str, str]], final: dict[int, str]
+    labels: QuerySet[Decision], by_case: dict[int, dict[str, str]], final: dict[int, str]
 ) -> list[ExpertFinalAgreement]:
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    # All decided cases, aggregated in SQL: each expert's labels against the final decision.
+    decided = (
+        labels.filter(case__status=CaseStatus.DECIDED)
+        .exclude(case__final_label="")
+        .values_list("expert__username")
+        .annotate(total=Count("id"), same=Count("id", filter=Q(label=F("case__final_label"))))
+    )
+    for username, total, same in decided:
+        counts[username][0] += total
+        counts[username][1] += same
+    # Cases other experts labelled too, from the compared cases already in memory.
     for case_id, ratings in by_case.items():
         final_label = final.get(case_id)
         if final_label is None:
             continue
-        shared = len(ratings) >= 2
         for username, label in ratings.items():
-            row = counts[username]
-            row[0] += 1
-            row[1] += label == final_label
-            row[2] += shared
-            row[3] += shared and label == final_label
+            counts[username][2] += 1
+            counts[username][3] += label == final_label
     return [
         ExpertFinalAgreement(
             expert=username,

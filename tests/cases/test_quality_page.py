@@ -65,7 +65,7 @@ def test_agreement_of_two_experts_per_case_is_cohens_kappa_computed_by_hand(
     scenario, django_assert_num_queries
 ):
     process = Process.objects.select_related("schema").get(pk=scenario.pk)
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(3):
         stats = process_agreement(process=process)
 
     # First vs second label: 4 of 6 agree (p_o = 4/6). First rater: approve 4, reject 2; second:
