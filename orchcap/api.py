@@ -5,6 +5,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from apps.cases.api import router as cases_router
 from apps.people.api import router as people_router
 from apps.people.auth import api_auth
+from apps.rules.api import router as rules_router
 
 api = NinjaAPI(
     title="orchcap API",
@@ -16,6 +17,7 @@ api = NinjaAPI(
 )
 api.add_router("/", people_router)
 api.add_router("/", cases_router)
+api.add_router("/", rules_router)
 
 
 @api.exception_handler(NinjaValidationError)

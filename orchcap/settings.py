@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.people",
     "apps.cases",
+    "apps.rules",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,144 @@
+"""Rules API: author rules (experts, managers, admins of the team), backtest, enable/disable."""
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import get_object_or_404
+from ninja import Router, Status
+from ninja.errors import HttpError
+
+from apps.cases import selectors as case_selectors
+from apps.cases.models import Process
+from apps.people.models import Role
+from apps.people.selectors import roles_of
+from apps.rules import selectors
+from apps.rules.models import Rule
+from apps.rules.schemas import ErrorOut, RuleIn, RuleOut, RuleRevisionIn
+from apps.rules.services import authoring, backtest
+
+router = Router(tags=["rules"])
+_ERRORS = {403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+AUTHORS = {Role.EXPERT, Role.MANAGER, Role.ADMIN}
+
+
+def _validation_errors(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(request, *args, **kwargs)
+        except ValidationError as exc:
+            return JsonResponse({"detail": " ".join(exc.messages)}, status=422)
+
+    return wrapper
+
+
+def _process(request: HttpRequest, slug: str, *, author: bool = False) -> Process:
+    process = case_selectors.process_for_member(user=request.user, slug=slug)
+    if author and not roles_of(user=request.user, team=process.team) & AUTHORS:
+        raise HttpError(403, "Only the team's experts, managers and admins write rules.")
+    return process
+
+
+def _out(rule: Rule) -> RuleOut:
+    version = rule.current
+    return RuleOut(
+        id=rule.pk,
+        name=rule.name,
+        description=rule.description,
+        owner=rule.owner.username,
+        priority=rule.priority,
+        enabled=rule.enabled,
+        version=version.version,
+        condition=version.condition,
+        action=version.action,
+        sentence=version.sentence,
+        backtest=version.backtest,
+        backtested_at=version.backtested_at,
+        provenance=rule.provenance,
+    )
+
+
+@router.get(
+    "/processes/{slug}/rules",
+    response={200: list[RuleOut], **_ERRORS},
+    summary="The process's rules by priority",
+)
+def list_rules(request: HttpRequest, slug: str) -> list[RuleOut]:
+    return [_out(rule) for rule in selectors.rules_of(process=_process(request, slug))]
+
+
+@router.post(
+    "/processes/{slug}/rules",
+    response={201: RuleOut, **_ERRORS},
+    summary="Write a rule (created disabled)",
+)
+@_validation_errors
+def create_rule(request: HttpRequest, slug: str, payload: RuleIn) -> Status:
+    process = _process(request, slug, author=True)
+    rule = authoring.create_rule(
+        process=process,
+        owner=request.user,
+        name=payload.name,
+        description=payload.description,
+        priority=payload.priority,
+        condition=payload.condition,
+        action=payload.action,
+    )
+    return Status(201, _out(rule))
+
+
+def _rule(request: HttpRequest, slug: str, rule_id: int, *, author: bool = False) -> Rule:
+    process = _process(request, slug, author=author)
+    return get_object_or_404(
+        Rule.objects.select_related("current", "owner", "process__schema"),
+        pk=rule_id,
+        process=process,
+    )
+
+
+@router.put(
+    "/processes/{slug}/rules/{rule_id}",
+    response={200: RuleOut, **_ERRORS},
+    summary="A new version of a rule (disables it until backtested)",
+)
+@_validation_errors
+def revise_rule(request: HttpRequest, slug: str, rule_id: int, payload: RuleRevisionIn) -> RuleOut:
+    rule = _rule(request, slug, rule_id, author=True)
+    authoring.revise_rule(
+        rule=rule, author=request.user, condition=payload.condition, action=payload.action
+    )
+    rule.refresh_from_db()
+    return _out(rule)
+
+
+@router.post(
+    "/processes/{slug}/rules/{rule_id}/backtest",
+    response={200: RuleOut, **_ERRORS},
+    summary="Backtest the current version against decided cases",
+)
+def backtest_rule(request: HttpRequest, slug: str, rule_id: int) -> RuleOut:
+    rule = _rule(request, slug, rule_id, author=True)
+    backtest.backtest_rule(rule=rule)
+    return _out(rule)
+
+
+@router.post(
+    "/processes/{slug}/rules/{rule_id}/enable",
+    response={200: RuleOut, **_ERRORS},
+    summary="Enable a backtested rule",
+)
+@_validation_errors
+def enable_rule(request: HttpRequest, slug: str, rule_id: int) -> RuleOut:
+    return _out(authoring.enable_rule(rule=_rule(request, slug, rule_id, author=True)))
+
+
+@router.post(
+    "/processes/{slug}/rules/{rule_id}/disable",
+    response={200: RuleOut, **_ERRORS},
+    summary="Disable a rule",
+)
+def disable_rule(request: HttpRequest, slug: str, rule_id: int) -> RuleOut:
+    return _out(authoring.disable_rule(rule=_rule(request, slug, rule_id, author=True)))

@@ -1,0 +1,37 @@
+"""Evaluating a process's rule set on one case: first match by priority (DMN "first")."""
+
+from dataclasses import dataclass
+
+from apps.cases.models import Case
+from apps.rules.language import compile_predicate
+from apps.rules.models import Rule
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    rule: Rule
+    action: dict
+
+
+def matching_rules(*, case: Case, include_disabled: bool = False) -> list[Rule]:
+    """Every rule of the case's process whose current condition holds for the case, by priority."""
+    rules = (
+        Rule.objects.filter(process_id=case.process_id)
+        .select_related("current")
+        .order_by("priority", "pk")
+    )
+    if not include_disabled:
+        rules = rules.filter(enabled=True)
+    fields = case.process.schema.fields
+    hits = []
+    for rule in rules:
+        predicate = compile_predicate(rule.current.condition, fields=fields)
+        if predicate(case.fields, case.exception_reason, case.exception_fields):
+            hits.append(rule)
+    return hits
+
+
+def first_match(*, case: Case) -> RuleHit | None:
+    """The enabled rule that decides the case under the first-hit policy, or None."""
+    hits = matching_rules(case=case)
+    return RuleHit(rule=hits[0], action=hits[0].current.action) if hits else None
