@@ -22,4 +22,5 @@ urlpatterns = [
     ),
     path("", include("apps.people.urls")),
     path("", include("apps.cases.urls")),
+    path("", include("apps.rules.urls")),
 ]

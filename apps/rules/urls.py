@@ -1,0 +1,13 @@
+from django.urls import path
+
+from apps.rules import views
+
+urlpatterns = [
+    path("processes/<slug:slug>/rules/", views.rule_list, name="rule_list"),
+    path(
+        "processes/<slug:slug>/rules/<int:rule_id>/backtest",
+        views.rule_backtest,
+        name="rule_backtest",
+    ),
+    path("processes/<slug:slug>/rules/<int:rule_id>/toggle", views.rule_toggle, name="rule_toggle"),
+]
