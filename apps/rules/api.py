@@ -16,8 +16,8 @@ from apps.people.models import Role
 from apps.people.selectors import roles_of
 from apps.rules import selectors
 from apps.rules.models import Rule
-from apps.rules.schemas import ErrorOut, RuleIn, RuleOut, RuleRevisionIn
-from apps.rules.services import authoring, backtest
+from apps.rules.schemas import CandidateOut, ErrorOut, InductionOut, RuleIn, RuleOut, RuleRevisionIn
+from apps.rules.services import authoring, backtest, induction
 
 router = Router(tags=["rules"])
 _ERRORS = {403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
@@ -86,8 +86,33 @@ def create_rule(request: HttpRequest, slug: str, payload: RuleIn) -> Status:
         priority=payload.priority,
         condition=payload.condition,
         action=payload.action,
+        provenance=payload.provenance,
     )
     return Status(201, _out(rule))
+
+
+@router.post(
+    "/processes/{slug}/rules/induce",
+    response={200: InductionOut, **_ERRORS},
+    summary="Propose candidate rules from the decided cases (a shallow decision tree)",
+)
+@_validation_errors
+def induce_rules(request: HttpRequest, slug: str) -> InductionOut:
+    process = _process(request, slug, author=True)
+    candidates = induction.induce_rules(process=process)
+    return InductionOut(
+        candidates=[
+            CandidateOut(
+                condition=c.condition,
+                action=c.action,
+                sentence=c.sentence,
+                support=c.support,
+                correct=c.correct,
+                precision=round(c.precision, 4),
+            )
+            for c in candidates
+        ]
+    )
 
 
 def _rule(request: HttpRequest, slug: str, rule_id: int, *, author: bool = False) -> Rule:

@@ -10,6 +10,21 @@ class RuleIn(Schema):
     priority: int = 100
     condition: dict[str, Any]
     action: dict[str, Any]
+    # Where the rule came from, e.g. an accepted induction candidate: {"source": "induced", …}.
+    provenance: dict[str, Any] | None = None
+
+
+class CandidateOut(Schema):
+    condition: dict[str, Any]
+    action: dict[str, Any]
+    sentence: str
+    support: int
+    correct: int
+    precision: float
+
+
+class InductionOut(Schema):
+    candidates: list[CandidateOut]
 
 
 class RuleRevisionIn(Schema):
