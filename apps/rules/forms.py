@@ -33,6 +33,8 @@ class RuleForm(forms.Form):
         help_text='e.g. {"all": [{"field": "po_match", "op": "eq", "value": "missing"}, '
         '{"field": "amount", "op": "gt", "value": 10000}]}'
     )
+    # Set when an induction candidate is accepted, so the rule records where it came from.
+    provenance = forms.JSONField(required=False, widget=forms.HiddenInput)
     action = JSONObjectField(
         help_text='{"decide": "<label>", "reason_code": "<code>"}, {"route": "team:<slug>"} or {"flag": "<text>"}'
     )

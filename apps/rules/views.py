@@ -13,7 +13,7 @@ from apps.people.selectors import roles_of
 from apps.rules import selectors
 from apps.rules.forms import RuleForm
 from apps.rules.models import Rule
-from apps.rules.services import authoring, backtest
+from apps.rules.services import authoring, backtest, induction
 
 AUTHORS = {Role.EXPERT, Role.MANAGER, Role.ADMIN}
 
@@ -41,6 +41,7 @@ def rule_list(request: HtmxHttpRequest, slug: str) -> HttpResponse:
                     priority=form.cleaned_data["priority"],
                     condition=form.cleaned_data["condition"],
                     action=form.cleaned_data["action"],
+                    provenance=form.cleaned_data.get("provenance") or None,
                 )
             except ValidationError as exc:
                 form.add_error(None, exc)
@@ -94,3 +95,37 @@ def rule_toggle(request: HtmxHttpRequest, slug: str, rule_id: int) -> HttpRespon
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     return redirect("rule_list", slug=slug)
+
+
+@require_POST
+@login_required
+def rule_induce(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """Propose candidate rules; each can be accepted as a new (disabled) rule with its provenance."""
+    process = case_selectors.process_for_member(user=request.user, slug=slug)
+    if not _can_author(request, process):
+        raise PermissionDenied("Only the team's experts, managers and admins write rules.")
+    try:
+        candidates = induction.induce_rules(process=process)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("rule_list", slug=slug)
+    rows = [
+        {
+            "candidate": c,
+            "form": RuleForm(
+                initial={
+                    "name": f"Induced: {c.action['decide']} ({index})",
+                    "priority": 100,
+                    "condition": c.condition,
+                    "action": c.action,
+                    "provenance": {
+                        "source": "induced",
+                        "support": c.support,
+                        "precision": round(c.precision, 4),
+                    },
+                }
+            ),
+        }
+        for index, c in enumerate(candidates, start=1)
+    ]
+    return render(request, "rules/candidates.html", {"process": process, "rows": rows})

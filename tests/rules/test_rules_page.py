@@ -56,3 +56,26 @@ def test_staff_reads_rules_but_cannot_write_and_outsiders_get_404(process, staff
         client_for(staff).post(reverse("rule_list", args=[process.slug]), form()).status_code == 403
     )
     assert client_for(outsider).get(reverse("rule_list", args=[process.slug])).status_code == 404
+
+
+def test_proposed_rules_can_be_accepted_with_their_provenance(process, expert, second_expert):
+    for case in make_cases(process, 15, po_status="missing"):
+        record_decision(case=case, expert=second_expert, label="request_info")
+    for case in make_cases(process, 15, po_status="matched"):
+        record_decision(case=case, expert=second_expert, label="approve", reason_code="ok")
+    client = client_for(expert)
+    response = client.post(reverse("rule_induce", args=[process.slug]))
+    assert response.status_code == 200
+    row = response.context["rows"][0]
+    form = row["form"]
+    posted = {name: form[name].value() for name in form.fields}
+    posted = {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in posted.items()}
+    assert client.post(reverse("rule_list", args=[process.slug]), posted).status_code == 302
+    rule = Rule.objects.get()
+    assert rule.provenance["source"] == "induced"
+    assert rule.current.condition == row["candidate"].condition
+
+
+def test_proposing_with_too_few_decisions_says_why(process, expert):
+    response = client_for(expert).post(reverse("rule_induce", args=[process.slug]), follow=True)
+    assert b"at least 20 decided cases" in response.content
