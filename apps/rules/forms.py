@@ -36,5 +36,5 @@ class RuleForm(forms.Form):
     # Set when an induction candidate is accepted, so the rule records where it came from.
     provenance = forms.JSONField(required=False, widget=forms.HiddenInput)
     action = JSONObjectField(
-        help_text='{"decide": "<label>", "reason_code": "<code>"}, {"route": "team:<slug>"} or {"flag": "<text>"}'
+        help_text='{"decide": "LABEL", "reason_code": "CODE"}, {"route": "team:SLUG"} or {"flag": "TEXT"}'
     )
