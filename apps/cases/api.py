@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from ninja import Query, Router, Status
@@ -41,6 +41,7 @@ from apps.cases.services import intake as intake_services
 from apps.cases.services import processes as process_services
 from apps.cases.services.export import FORMATS
 from apps.cases.views_export import export_response
+from apps.core.api import reason_of
 from apps.people.selectors import team_for_member
 
 router = Router(tags=["cases"])
@@ -49,16 +50,6 @@ _ERRORS = {403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
 _BATCH_ERRORS = {403: ErrorOut, 404: ErrorOut, 422: BatchErrorOut}
 # Keys of timeline event data that carry a label; hidden while review is blind for the caller.
 _LABEL_KEYS = frozenset({"label", "reason_code", "rationale", "settled_by"})
-
-
-def _reason(exc: ValidationError) -> str:
-    """One line; model validation errors keep the name of the field they are about."""
-    if hasattr(exc, "error_dict"):
-        return "; ".join(
-            " ".join(messages) if field == NON_FIELD_ERRORS else f"{field}: {' '.join(messages)}"
-            for field, messages in exc.message_dict.items()
-        )
-    return " ".join(exc.messages)
 
 
 def _domain_errors(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,7 +63,7 @@ def _domain_errors(view: Callable[..., Any]) -> Callable[..., Any]:
         except intake_services.BatchInvalid as exc:
             return JsonResponse({"detail": exc.message, "rows": exc.rows}, status=422)
         except ValidationError as exc:
-            return JsonResponse({"detail": _reason(exc)}, status=422)
+            return JsonResponse({"detail": reason_of(exc)}, status=422)
         except CaseConflict as exc:
             return JsonResponse({"detail": str(exc)}, status=409)
 

@@ -1,17 +1,13 @@
 """Rules API: author rules (experts, managers, admins of the team), backtest, enable/disable."""
 
-import functools
-from collections.abc import Callable
-from typing import Any
-
-from django.core.exceptions import ValidationError
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 from ninja.errors import HttpError
 
 from apps.cases import selectors as case_selectors
 from apps.cases.models import Process
+from apps.core.api import validation_errors
 from apps.people.models import Role
 from apps.people.selectors import roles_of
 from apps.rules import selectors
@@ -22,17 +18,6 @@ from apps.rules.services import authoring, backtest, induction
 router = Router(tags=["rules"])
 _ERRORS = {403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
 AUTHORS = {Role.EXPERT, Role.MANAGER, Role.ADMIN}
-
-
-def _validation_errors(view: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return view(request, *args, **kwargs)
-        except ValidationError as exc:
-            return JsonResponse({"detail": " ".join(exc.messages)}, status=422)
-
-    return wrapper
 
 
 def _process(request: HttpRequest, slug: str, *, author: bool = False) -> Process:
@@ -75,7 +60,7 @@ def list_rules(request: HttpRequest, slug: str) -> list[RuleOut]:
     response={201: RuleOut, **_ERRORS},
     summary="Write a rule (created disabled)",
 )
-@_validation_errors
+@validation_errors
 def create_rule(request: HttpRequest, slug: str, payload: RuleIn) -> Status:
     process = _process(request, slug, author=True)
     rule = authoring.create_rule(
@@ -96,7 +81,7 @@ def create_rule(request: HttpRequest, slug: str, payload: RuleIn) -> Status:
     response={200: InductionOut, **_ERRORS},
     summary="Propose candidate rules from the decided cases (a shallow decision tree)",
 )
-@_validation_errors
+@validation_errors
 def induce_rules(request: HttpRequest, slug: str) -> InductionOut:
     process = _process(request, slug, author=True)
     candidates = induction.induce_rules(process=process)
@@ -129,7 +114,7 @@ def _rule(request: HttpRequest, slug: str, rule_id: int, *, author: bool = False
     response={200: RuleOut, **_ERRORS},
     summary="A new version of a rule (disables it until backtested)",
 )
-@_validation_errors
+@validation_errors
 def revise_rule(request: HttpRequest, slug: str, rule_id: int, payload: RuleRevisionIn) -> RuleOut:
     rule = _rule(request, slug, rule_id, author=True)
     authoring.revise_rule(
@@ -155,7 +140,7 @@ def backtest_rule(request: HttpRequest, slug: str, rule_id: int) -> RuleOut:
     response={200: RuleOut, **_ERRORS},
     summary="Enable a backtested rule",
 )
-@_validation_errors
+@validation_errors
 def enable_rule(request: HttpRequest, slug: str, rule_id: int) -> RuleOut:
     return _out(authoring.enable_rule(rule=_rule(request, slug, rule_id, author=True)))
 
