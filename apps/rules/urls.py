@@ -5,6 +5,7 @@ from apps.rules import views
 urlpatterns = [
     path("processes/<slug:slug>/rules/", views.rule_list, name="rule_list"),
     path("processes/<slug:slug>/rules/induce", views.rule_induce, name="rule_induce"),
+    path("processes/<slug:slug>/rationales/", views.rationale_summary, name="rationale_summary"),
     path(
         "processes/<slug:slug>/rules/<int:rule_id>/backtest",
         views.rule_backtest,

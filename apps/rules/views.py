@@ -3,7 +3,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.cases import selectors as case_selectors
 from apps.cases.models import Process
@@ -13,7 +13,7 @@ from apps.people.selectors import roles_of
 from apps.rules import selectors
 from apps.rules.forms import RuleForm
 from apps.rules.models import Rule
-from apps.rules.services import authoring, backtest, induction
+from apps.rules.services import authoring, backtest, induction, rationales
 
 AUTHORS = {Role.EXPERT, Role.MANAGER, Role.ADMIN}
 
@@ -129,3 +129,12 @@ def rule_induce(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         for index, c in enumerate(candidates, start=1)
     ]
     return render(request, "rules/candidates.html", {"process": process, "rows": rows})
+
+
+@require_GET
+@login_required
+def rationale_summary(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    """The common reasons experts give for each decision (every team member may read them)."""
+    process = case_selectors.process_for_member(user=request.user, slug=slug)
+    groups = rationales.rationale_groups(process=process)
+    return render(request, "rules/rationales.html", {"process": process, "groups": groups})
