@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
@@ -90,35 +91,42 @@ def _save_process(
                 priority_descending=data["priority_descending"],
                 created_by=request.user,
             )
-        process_services.update_process_schema(
-            process=process,
-            fields=data["fields"],
-            decisions=data["decisions"],
-            changed_by=request.user,
-        )
-        process.refresh_from_db()
-        process = process_services.update_process_settings(
-            process=process,
-            name=data["name"],
-            description=data["description"],
-            minutes_per_case=data["minutes_per_case"],
-            overlap=data["overlap"],
-            priority_field=data["priority_field"],
-            priority_descending=data["priority_descending"],
-        )
-        users = {
-            str(u.pk): u
-            for u in User.objects.filter(pk__in=[*data["reviewers"], *data["adjudicators"]])
-        }
-        process_services.set_process_people(
-            process=process,
-            reviewers=[users[pk] for pk in data["reviewers"]],
-            adjudicators=[users[pk] for pk in data["adjudicators"]],
-        )
-        return process
+        # Schema, settings and people change together or not at all.
+        with transaction.atomic():
+            return _update_process(request, process, data)
     except ValidationError as exc:
         form.add_error(None, exc)
         return None
+
+
+def _update_process(request: HtmxHttpRequest, process: Process, data: dict) -> Process:
+    """Apply an edit form's data; the caller holds the transaction."""
+    process_services.update_process_schema(
+        process=process,
+        fields=data["fields"],
+        decisions=data["decisions"],
+        changed_by=request.user,
+    )
+    process.refresh_from_db()
+    process = process_services.update_process_settings(
+        process=process,
+        name=data["name"],
+        description=data["description"],
+        minutes_per_case=data["minutes_per_case"],
+        overlap=data["overlap"],
+        priority_field=data["priority_field"],
+        priority_descending=data["priority_descending"],
+    )
+    users = {
+        str(u.pk): u
+        for u in User.objects.filter(pk__in=[*data["reviewers"], *data["adjudicators"]])
+    }
+    process_services.set_process_people(
+        process=process,
+        reviewers=[users[pk] for pk in data["reviewers"]],
+        adjudicators=[users[pk] for pk in data["adjudicators"]],
+    )
+    return process
 
 
 @require_http_methods(["GET", "POST"])

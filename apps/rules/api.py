@@ -8,8 +8,6 @@ from ninja.errors import HttpError
 from apps.cases import selectors as case_selectors
 from apps.cases.models import Process
 from apps.core.api import validation_errors
-from apps.people.models import Role
-from apps.people.selectors import roles_of
 from apps.rules import selectors
 from apps.rules.models import Rule
 from apps.rules.schemas import CandidateOut, ErrorOut, InductionOut, RuleIn, RuleOut, RuleRevisionIn
@@ -17,12 +15,11 @@ from apps.rules.services import authoring, backtest, induction
 
 router = Router(tags=["rules"])
 _ERRORS = {403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
-AUTHORS = {Role.EXPERT, Role.MANAGER, Role.ADMIN}
 
 
 def _process(request: HttpRequest, slug: str, *, author: bool = False) -> Process:
     process = case_selectors.process_for_member(user=request.user, slug=slug)
-    if author and not roles_of(user=request.user, team=process.team) & AUTHORS:
+    if author and not selectors.can_author(user=request.user, process=process):
         raise HttpError(403, "Only the team's experts, managers and admins write rules.")
     return process
 

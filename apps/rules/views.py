@@ -6,27 +6,18 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.cases import selectors as case_selectors
-from apps.cases.models import Process
 from apps.core.http import HtmxHttpRequest
-from apps.people.models import Role
-from apps.people.selectors import roles_of
 from apps.rules import selectors
 from apps.rules.forms import RuleForm
 from apps.rules.models import Rule
 from apps.rules.services import authoring, backtest, induction, rationales
-
-AUTHORS = {Role.EXPERT, Role.MANAGER, Role.ADMIN}
-
-
-def _can_author(request: HtmxHttpRequest, process: Process) -> bool:
-    return bool(roles_of(user=request.user, team=process.team) & AUTHORS)
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
 def rule_list(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     process = case_selectors.process_for_member(user=request.user, slug=slug)
-    can_author = _can_author(request, process)
+    can_author = selectors.can_author(user=request.user, process=process)
     form = RuleForm(request.POST or None)
     status = 200
     if request.method == "POST":
@@ -62,7 +53,7 @@ def rule_list(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 
 def _rule_for_author(request: HtmxHttpRequest, slug: str, rule_id: int) -> Rule:
     process = case_selectors.process_for_member(user=request.user, slug=slug)
-    if not _can_author(request, process):
+    if not selectors.can_author(user=request.user, process=process):
         raise PermissionDenied("Only the team's experts, managers and admins change rules.")
     return get_object_or_404(
         Rule.objects.select_related("current", "process__schema"), pk=rule_id, process=process
@@ -102,7 +93,7 @@ def rule_toggle(request: HtmxHttpRequest, slug: str, rule_id: int) -> HttpRespon
 def rule_induce(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """Propose candidate rules; each can be accepted as a new (disabled) rule with its provenance."""
     process = case_selectors.process_for_member(user=request.user, slug=slug)
-    if not _can_author(request, process):
+    if not selectors.can_author(user=request.user, process=process):
         raise PermissionDenied("Only the team's experts, managers and admins write rules.")
     try:
         candidates = induction.induce_rules(process=process)

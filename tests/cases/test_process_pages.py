@@ -113,3 +113,15 @@ def test_a_non_expert_cannot_be_named_reviewer(manager, staff, process):
     )
     assert response.status_code == 422
     assert not process.reviewers.exists()
+
+
+def test_a_rejected_edit_leaves_schema_and_settings_untouched(manager, staff, process):
+    fields = [*INVOICE_FIELDS, {"name": "cost_center", "type": "text"}]
+    response = client_for(manager).post(
+        reverse("process_edit", args=[process.slug]),
+        _form(name="Renamed", overlap="1", fields=json.dumps(fields), reviewers=[str(staff.pk)]),
+    )
+    assert response.status_code == 422
+    process.refresh_from_db()
+    assert process.schema.version == 1
+    assert process.name != "Renamed"
