@@ -23,6 +23,7 @@ SYSTEM_PG = os.environ.get("BENCH_SYSTEM_PG", "postgres://postgres@127.0.0.1:543
 sys.path.insert(0, str(ROOT))
 
 from cases import bench_cases  # noqa: E402 (bench/cases.py, beside this file)
+from classifiers import bench_classifiers  # noqa: E402
 
 from orchcap.runtime.broker import EmbeddedBroker  # noqa: E402
 from orchcap.runtime.postgres import EmbeddedPostgres  # noqa: E402
@@ -165,6 +166,8 @@ def main() -> None:
         results += bench_up(work / "up")
         print("knowledge capture (a process with a million cases; about 5 minutes)…", flush=True)
         results += bench_cases(work / "cases")
+        print("rules and classifiers (100,000 decisions; about 5 minutes)…", flush=True)
+        results += bench_classifiers(work / "classifiers")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = ROOT / "bench" / "results.json"

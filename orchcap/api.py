@@ -2,7 +2,10 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import ValidationError as NinjaValidationError
 
+from apps.autonomy.api import router as autonomy_router
 from apps.cases.api import router as cases_router
+from apps.classifiers.api import router as classifiers_router
+from apps.fabric.api import router as fabric_router
 from apps.people.api import router as people_router
 from apps.people.auth import api_auth
 from apps.rules.api import router as rules_router
@@ -18,6 +21,9 @@ api = NinjaAPI(
 api.add_router("/", people_router)
 api.add_router("/", cases_router)
 api.add_router("/", rules_router)
+api.add_router("/", classifiers_router)
+api.add_router("/", autonomy_router)
+api.add_router("/", fabric_router)
 
 
 @api.exception_handler(NinjaValidationError)

@@ -65,6 +65,9 @@ INSTALLED_APPS = [
     "apps.people",
     "apps.cases",
     "apps.rules",
+    "apps.classifiers",
+    "apps.autonomy",
+    "apps.fabric",
 ]
 
 MIDDLEWARE = [
@@ -162,6 +165,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.cases.tasks.discard_abandoned_uploads",
         "schedule": 3600.0,
     },
+    # Active learning: open cases without an uncertainty, or scored by a demoted model.
+    "refresh-uncertainty": {
+        "task": "apps.classifiers.tasks.refresh_uncertainty",
+        "schedule": 600.0,
+    },
 }
 CELERY_WORKER_CONCURRENCY = env_int("ORCHCAP_WORKER_CONCURRENCY", 2, minimum=1, maximum=256)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -176,6 +184,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+if env_bool("ORCHCAP_TEST_FAST_HASHING", False):
+    # Set by the test plugin only: the suite creates hundreds of users, and a deliberately slow
+    # hash there costs minutes and protects nothing.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -219,16 +231,60 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not 
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 
 # --- orchcap ----------------------------------------------------------------------------------
 ORCHCAP_API_TOKEN_PREFIX = "oc_"  # noqa: S105 (a visible prefix, not a secret)
 ORCHCAP_EMBEDDINGS = env_str("ORCHCAP_EMBEDDINGS", "hashing")
+ORCHCAP_CHAT_MODEL = env_str("ORCHCAP_CHAT_MODEL", "")  # rule drafts; "" = off
 ORCHCAP_UNDO_SECONDS = env_int("ORCHCAP_UNDO_SECONDS", 120, minimum=0, maximum=3600)
 ORCHCAP_UPLOAD_MAX_BYTES = env_int("ORCHCAP_UPLOAD_MAX_BYTES", 50 * 1024 * 1024, minimum=1024)
 ORCHCAP_UPLOAD_INLINE_BYTES = env_int("ORCHCAP_UPLOAD_INLINE_BYTES", 256 * 1024, minimum=0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024, minimum=1024)
 ORCHCAP_HEALTH_WORKER_TIMEOUT = env_int("ORCHCAP_HEALTH_WORKER_TIMEOUT", 2, minimum=1, maximum=30)
+# Fabric: how often node agents heartbeat; a node silent for 3 intervals is marked offline.
+ORCHCAP_HEARTBEAT_SECONDS = env_int("ORCHCAP_HEARTBEAT_SECONDS", 30, minimum=1, maximum=3600)
+# The sweeper (lost nodes, expired leases, consumption probes) runs at least every 4 s so that a
+# dead node's work runs elsewhere within 3 heartbeat intervals + 5 s.
+ORCHCAP_FABRIC_SWEEP_SECONDS = env_int(
+    "ORCHCAP_FABRIC_SWEEP_SECONDS", min(ORCHCAP_HEARTBEAT_SECONDS, 4), minimum=1, maximum=3600
+)
+CELERY_BEAT_SCHEDULE["fabric-mark-lost-nodes"] = {
+    "task": "apps.fabric.tasks.mark_lost_nodes",
+    "schedule": float(ORCHCAP_FABRIC_SWEEP_SECONDS),
+}
+# Pending tasks are placed when a node frees a slot or comes online; this catches the rest
+# (an availability window that opens, a capacity change).
+ORCHCAP_FABRIC_SCHEDULE_SECONDS = env_int(
+    "ORCHCAP_FABRIC_SCHEDULE_SECONDS", 5, minimum=1, maximum=3600
+)
+CELERY_BEAT_SCHEDULE["fabric-schedule-pending"] = {
+    "task": "apps.fabric.tasks.schedule_pending_tasks",
+    "schedule": float(ORCHCAP_FABRIC_SCHEDULE_SECONDS),
+}
+# The broker nodes consume from (handed to approved agents); the control plane publishes node
+# work there. Defaults to the control plane's own broker.
+ORCHCAP_NODE_BROKER_URL = (
+    env_url(
+        "ORCHCAP_NODE_BROKER_URL", ("redis", "rediss", "redis+socket", "amqp", "amqps", "pyamqp")
+    )
+    or CELERY_BROKER_URL
+)
+ORCHCAP_FABRIC_MAX_ATTEMPTS = env_int("ORCHCAP_FABRIC_MAX_ATTEMPTS", 5, minimum=1, maximum=100)
+# A node that ran nothing for this long gets a 0-second probe: one that heartbeats but doesn't
+# take it within a lease is flagged "not consuming" and gets no work.
+ORCHCAP_FABRIC_PROBE_SECONDS = env_int(
+    "ORCHCAP_FABRIC_PROBE_SECONDS", 300, minimum=1, maximum=7 * 24 * 3600
+)
+ORCHCAP_FABRIC_RESULT_MAX_BYTES = env_int(
+    "ORCHCAP_FABRIC_RESULT_MAX_BYTES", 1024 * 1024, minimum=1024
+)
+ORCHCAP_FABRIC_ARTIFACT_MAX_BYTES = env_int(
+    "ORCHCAP_FABRIC_ARTIFACT_MAX_BYTES", 512 * 1024 * 1024, minimum=1024
+)
+# GET /metrics: with a token, Prometheus sends `Authorization: Bearer <token>`; without one the
+# endpoint is open while DEBUG is on and refused (403) when it is off.
+ORCHCAP_METRICS_TOKEN = env_str("ORCHCAP_METRICS_TOKEN", "")
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True)
 LOGGING = {

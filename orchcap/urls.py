@@ -23,4 +23,7 @@ urlpatterns = [
     path("", include("apps.people.urls")),
     path("", include("apps.cases.urls")),
     path("", include("apps.rules.urls")),
+    path("", include("apps.classifiers.urls")),
+    path("", include("apps.autonomy.urls")),
+    path("", include("apps.fabric.urls")),
 ]

@@ -78,3 +78,61 @@ def make_cases(process, count: int = 3, **fields_overrides):
         for i in range(count)
     ]
     return create_cases(process=process, rows=rows, embed=False).cases
+
+
+def invoice_policy(po_status: str, amount: float) -> str:
+    """The policy make_decided_cases plants: what a careful expert decides for an invoice."""
+    if po_status == "mismatch":
+        return "reject"
+    if po_status == "missing" or amount >= 5000:
+        return "request_info"
+    return "approve"
+
+
+def make_invoice_rows(count: int, *, seed: int = 0) -> list[dict]:
+    """Varied invoice cases (intake rows) for the INVOICE_FIELDS schema."""
+    import random
+
+    rng = random.Random(seed)
+    vendors = ["Acme GmbH", "Bolt Ltd", "Cargo SA", "Delta BV", "Echo Oy"]
+    rows = []
+    for _ in range(count):
+        po_status = rng.choice(["matched", "matched", "missing", "mismatch"])
+        rows.append(
+            {
+                "external_id": f"INV-{next(_seq)}",
+                "fields": {
+                    "vendor": rng.choice(vendors),
+                    "amount": round(rng.uniform(50, 9000), 2),
+                    "po_status": po_status,
+                    "due_date": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                },
+                "exception": {"reason": f"PO {po_status}", "fields": ["po_status"]},
+            }
+        )
+    return rows
+
+
+def make_decided_cases(process, expert, count: int = 120, *, seed: int = 0, noise: float = 0.0):
+    """`count` invoice cases decided by `expert` following invoice_policy (a `noise` share of
+    labels is random), imported in bulk; returns the cases."""
+    import random
+    from datetime import UTC, datetime
+
+    from apps.cases.services.intake import create_cases, import_decisions
+
+    rng = random.Random(seed + 1)
+    rows = make_invoice_rows(count, seed=seed)
+    cases = create_cases(process=process, rows=rows, embed=False).cases
+    labels = ["approve", "reject", "request_info"]
+    decisions = []
+    for row in rows:
+        label = invoice_policy(row["fields"]["po_status"], row["fields"]["amount"])
+        if rng.random() < noise:
+            label = rng.choice(labels)
+        decisions.append(
+            {"external_id": row["external_id"], "expert": expert.username, "label": label,
+             "decided_at": datetime(2026, 1, 5, tzinfo=UTC).isoformat()}
+        )  # fmt: skip
+    import_decisions(process=process, rows=decisions)
+    return cases

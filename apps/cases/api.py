@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from ninja import Query, Router, Status
@@ -39,6 +40,7 @@ from apps.cases.schemas import (
 from apps.cases.services import decisions as decision_services
 from apps.cases.services import intake as intake_services
 from apps.cases.services import processes as process_services
+from apps.cases.services import queue as queue_services
 from apps.cases.services.export import FORMATS
 from apps.cases.views_export import export_response
 from apps.core.api import reason_of
@@ -96,6 +98,8 @@ def _process_out(process: Process) -> dict[str, Any]:
         "overlap": process.overlap,
         "priority_field": process.priority_field,
         "priority_descending": process.priority_descending,
+        "queue_order": process.queue_order,
+        "random_share": process.random_share,
         "is_synthetic": process.is_synthetic,
         "schema_version": schema.version,
         "fields": schema.fields,
@@ -115,19 +119,23 @@ def create_process(request: HttpRequest, payload: ProcessIn) -> Status:
     team = team_for_member(user=request.user, slug=payload.team)
     if not selectors.can_manage_process(user=request.user, team_id=team.pk):
         raise HttpError(403, f"Only managers and admins of {team.name} can create its processes.")
-    process = process_services.create_process(
-        team=team,
-        name=payload.name,
-        slug=payload.slug,
-        description=payload.description,
-        fields=[spec.model_dump(exclude_none=True) for spec in payload.fields],
-        decisions=[option.model_dump(exclude_none=True) for option in payload.decisions],
-        minutes_per_case=payload.minutes_per_case,
-        overlap=payload.overlap,
-        priority_field=payload.priority_field,
-        priority_descending=payload.priority_descending,
-        created_by=request.user,
-    )
+    with transaction.atomic():
+        process = process_services.create_process(
+            team=team,
+            name=payload.name,
+            slug=payload.slug,
+            description=payload.description,
+            fields=[spec.model_dump(exclude_none=True) for spec in payload.fields],
+            decisions=[option.model_dump(exclude_none=True) for option in payload.decisions],
+            minutes_per_case=payload.minutes_per_case,
+            overlap=payload.overlap,
+            priority_field=payload.priority_field,
+            priority_descending=payload.priority_descending,
+            created_by=request.user,
+        )
+        queue_services.update_queue_settings(
+            process=process, queue_order=payload.queue_order, random_share=payload.random_share
+        )
     return Status(201, _process_out(process))
 
 

@@ -58,8 +58,8 @@ AP_SLUG = "ap-invoice-exceptions"
 CLAIMS_SLUG = "claims-triage"
 AP_CASES = 3000
 AP_DECIDED_SHARE = 0.6
-CLAIMS_CASES = 300
-CLAIMS_DECIDED = 45
+CLAIMS_CASES = 500
+CLAIMS_DECIDED = 260
 CLAIMS_DISPUTED = 8
 NOISE = 0.08
 SEED = 20260131
@@ -289,6 +289,29 @@ def _generate_invoices(rng: random.Random, count: int) -> list[dict]:
             )
         sent.append(fields)
     return sent
+
+
+def synthetic_invoice_cases(
+    count: int, *, seed: int
+) -> list[tuple[dict, str, list[str], str, str]]:
+    """(fields, exception reason, fields at fault, policy label, expert label with the demo's
+    noise) for `count` invoices of the demo process — for benchmarks and simulations."""
+    rng = random.Random(seed)
+    invoices = _generate_invoices(rng, count)
+    out = []
+    for fields, rule in zip(invoices, apply_invoice_policy(invoices), strict=True):
+        issued = date(2026, 1, 1) + timedelta(days=rng.randint(0, 300))
+        expert_label = _noisy(rng, rule, AP_DECISIONS)[0]
+        out.append(
+            (
+                {**fields, "invoice_date": issued.isoformat()},
+                rule.exception,
+                list(rule.at_fault),
+                rule.label,
+                expert_label,
+            )
+        )
+    return out
 
 
 # --- claims ---------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@ import json
 
 from django import forms
 
+from apps.cases.models import QueueOrder
 from apps.cases.schema import FIELD_TYPES
 
 FIELDS_EXAMPLE = json.dumps(
@@ -70,6 +71,23 @@ class ProcessForm(forms.Form):
         help_text=f"Decision options (at most 9) with reason codes, as JSON. Example:\n{DECISIONS_EXAMPLE}"
     )
 
+    # Blank keeps the current value, so an edit form without them changes nothing.
+    queue_order = forms.ChoiceField(
+        choices=QueueOrder.choices,
+        required=False,
+        label="Queue order",
+        help_text="Fresh cases by the priority field, or most uncertain for the promoted model "
+        "first (active learning).",
+    )
+    random_share = forms.FloatField(
+        min_value=0,
+        max_value=1,
+        required=False,
+        label="Random share",
+        help_text="With uncertainty order: the share of cases picked at random (0 to 1), so the "
+        "model can be evaluated without bias.",
+    )
+
     reviewers = forms.MultipleChoiceField(
         required=False,
         widget=forms.CheckboxSelectMultiple,
@@ -98,6 +116,8 @@ class ProcessForm(forms.Form):
             # People are named once the process (and so its team) exists.
             del self.fields["reviewers"]
             del self.fields["adjudicators"]
+            del self.fields["queue_order"]
+            del self.fields["random_share"]
         if editing:
             for name in ("team", "slug"):
                 self.fields[name].disabled = True

@@ -1,12 +1,18 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Random
 from pgvector.django import HnswIndex, VectorField
 
 from apps.core.models import TimeStampedModel
 from apps.people.models import Team
 
 EMBEDDING_DIMENSIONS = 256
+
+
+class QueueOrder(models.TextChoices):
+    PRIORITY = "priority", "Priority field"
+    UNCERTAINTY = "uncertainty", "Model uncertainty (active learning)"
 
 
 class Process(TimeStampedModel):
@@ -50,6 +56,20 @@ class Process(TimeStampedModel):
     is_synthetic = models.BooleanField(
         default=False, help_text="Generated demo data, shown as such."
     )
+    queue_order = models.CharField(
+        max_length=16,
+        choices=QueueOrder.choices,
+        default=QueueOrder.PRIORITY,
+        help_text="How fresh cases are ordered: by the priority field, or most uncertain first.",
+    )
+    random_share = models.FloatField(
+        default=0.2,
+        help_text="With uncertainty order: the share of picks made at random, so that the model "
+        "can be evaluated on an unbiased sample.",
+    )
+    # The ModelVersion (classifiers) whose uncertainty the open cases carry; a plain id so that
+    # cases does not depend on classifiers. Lets the periodic scoring notice a newer promotion.
+    uncertainty_model_id = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["team__name", "name"]
@@ -57,6 +77,10 @@ class Process(TimeStampedModel):
             models.UniqueConstraint(fields=["team", "name"], name="process_name_unique_in_team"),
             models.CheckConstraint(
                 condition=Q(overlap__gte=1) & Q(overlap__lte=10), name="process_overlap_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(random_share__gte=0) & Q(random_share__lte=1),
+                name="process_random_share_range",
             ),
         ]
 
@@ -130,6 +154,22 @@ class Case(models.Model):
     is_synthetic = models.BooleanField(default=False)
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Active learning. Database defaults too: intake and bulk loads insert with raw SQL.
+    uncertainty = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="1 - margin of the promoted model (0: sure, 1: torn); empty until scored.",
+    )
+    random_key = models.FloatField(
+        db_default=Random(),
+        editable=False,
+        help_text="A stable uniform key, independent of the case, for unbiased random picks.",
+    )
+    extra_labels = models.PositiveSmallIntegerField(
+        default=0,
+        db_default=0,
+        help_text="Labels asked beyond the process's overlap (a second look).",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -146,6 +186,21 @@ class Case(models.Model):
                 fields=["process", "label_count", "-priority", "created_at"],
                 condition=Q(status="open"),
                 name="case_queue_idx",
+            ),
+            # Active learning: fresh cases most uncertain first, and random picks by a stable key.
+            models.Index(
+                F("process"),
+                F("label_count"),
+                F("uncertainty").desc(nulls_last=True),
+                F("priority").desc(),
+                F("created_at"),
+                condition=Q(status="open"),
+                name="case_uncertainty_idx",
+            ),
+            models.Index(
+                fields=["process", "label_count", "random_key"],
+                condition=Q(status="open"),
+                name="case_random_idx",
             ),
             models.Index(fields=["process", "status", "decided_at"], name="case_status_idx"),
             # Case lists and exports walk one process newest- or oldest-first.
@@ -166,12 +221,18 @@ class Case(models.Model):
     def __str__(self) -> str:
         return f"Case {self.external_id or self.pk} ({self.process})"
 
+    @property
+    def required_labels(self) -> int:
+        """Labels that settle the case: the process's overlap plus any second look asked for."""
+        return self.process.overlap + self.extra_labels
+
 
 class DecisionSource(models.TextChoices):
     REVIEW = "review", "Review"
     IMPORT = "import", "Imported history"
     ADJUDICATION = "adjudication", "Adjudication"
     API = "api", "API"
+    MODEL = "model", "Decided by the model (autonomy level 3)"
 
 
 class Decision(models.Model):
@@ -261,6 +322,14 @@ class CaseEvent(models.Model):
 
     class Meta:
         ordering = ["at", "pk"]
+        indexes = [
+            # The queue keeps a second look away from whoever asked for it (few rows, fast probe).
+            models.Index(
+                fields=["case", "actor"],
+                condition=Q(kind="second_look"),
+                name="caseevent_second_look_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} on {self.case_id}"

@@ -2,7 +2,7 @@
 the handlers validate themselves (intake and decision imports report errors row by row)."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from ninja import Field, Schema
 
@@ -59,6 +59,14 @@ class ProcessIn(Schema):
     overlap: int = Field(1, description="Independent experts per case (1 to 10).")
     priority_field: str = Field("", description="A number, money, date or boolean field.")
     priority_descending: bool = True
+    queue_order: Literal["priority", "uncertainty"] = Field(
+        "priority",
+        description="Fresh cases by the priority field, or most uncertain for the promoted model "
+        "first (active learning).",
+    )
+    random_share: float = Field(
+        0.2, ge=0, le=1, description="With uncertainty order: the share of random picks (0 to 1)."
+    )
     fields: list[FieldSpecIn]
     decisions: list[DecisionOptionIn]
 
@@ -77,6 +85,8 @@ class ProcessOut(Schema):
     overlap: int
     priority_field: str
     priority_descending: bool
+    queue_order: str = Field(description="priority or uncertainty.")
+    random_share: float
     is_synthetic: bool
     schema_version: int = Field(description="Number of the current schema version.")
     fields: list[dict[str, Any]] = Field(description="Field definitions of the current schema.")

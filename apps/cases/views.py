@@ -19,6 +19,7 @@ from apps.cases.services import processes as process_services
 from apps.cases.services import queue as queue_services
 from apps.cases.services.similarity import similar_cases
 from apps.core.http import HtmxHttpRequest
+from apps.core.registry import case_panels
 from apps.people.models import Membership, Role, Team
 from apps.people.selectors import roles_of
 
@@ -126,6 +127,13 @@ def _update_process(request: HtmxHttpRequest, process: Process, data: dict) -> P
         reviewers=[users[pk] for pk in data["reviewers"]],
         adjudicators=[users[pk] for pk in data["adjudicators"]],
     )
+    queue_services.update_queue_settings(
+        process=process,
+        queue_order=data.get("queue_order") or process.queue_order,
+        random_share=(
+            process.random_share if data.get("random_share") is None else data["random_share"]
+        ),
+    )
     return process
 
 
@@ -161,6 +169,8 @@ def process_edit(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         "overlap": process.overlap,
         "priority_field": process.priority_field,
         "priority_descending": process.priority_descending,
+        "queue_order": process.queue_order,
+        "random_share": process.random_share,
         "fields": process.schema.fields,
         "decisions": process.schema.decisions,
     }
@@ -286,6 +296,8 @@ def _review_context(
     context["field_groups"] = list(groups.items())
     context["form"] = form or DecisionForm(field_names=[s["name"] for s in specs])
     context["precedents"] = _precedents(case)
+    # Other domains' boxes (model suggestion, rules that fire); they never show experts' labels.
+    context["panels"] = case_panels(case, request.user)
     claim = CaseClaim.objects.filter(case=case, expert=request.user).first()
     context["claim_expires_at"] = claim.expires_at if claim else None
     return context
@@ -458,5 +470,7 @@ def case_detail(request: HtmxHttpRequest, case_id: int) -> HttpResponse:
             )
         ],
         "schema_is_current": case.schema_version_id == process.schema_id,
+        # Decided cases only: open ones get their suggestions in the review pane.
+        "panels": case_panels(case, request.user) if case.status == CaseStatus.DECIDED else [],
     }
     return render(request, "cases/case_detail.html", context)

@@ -1,11 +1,14 @@
-"""Extension points for pages that show several domains (home page, navigation).
+"""Extension points for pages that show several domains (home page, navigation, case panels).
 
-Upstream apps (people) own the pages; downstream apps (cases, later fabric, capital…) register
-what they contribute from their AppConfig.ready(), so dependencies keep pointing one way.
+Upstream apps (people, cases) own the pages; downstream apps (cases, classifiers, later fabric,
+capital…) register what they contribute from their AppConfig.ready(), so dependencies keep pointing
+one way.
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
@@ -23,10 +26,25 @@ class NavItem:
     label: str
     url_name: str
     order: int = 100
+    # Whether `user` sees the entry (e.g. admins only); None: everyone signed in.
+    visible: Callable[[AbstractBaseUser], bool] | None = None
+
+
+@dataclass(frozen=True)
+class CasePanel:
+    """A box on the review pane (and on a decided case's page) contributed by another domain."""
+
+    template: str
+    # Returns the panel's context for `case` seen by `user`, or None when it has nothing to show.
+    # It must keep review blind: never other experts' labels on an open case.
+    provider: Callable[[Any, AbstractBaseUser], dict[str, object] | None]
+    order: int = 100
 
 
 _home_sections: list[HomeSection] = []
 _nav_items: list[NavItem] = []
+_case_panels: list[CasePanel] = []
+log = logging.getLogger(__name__)
 
 
 def register_home_section(section: HomeSection) -> None:
@@ -51,5 +69,32 @@ def home_sections(user: AbstractBaseUser) -> list[tuple[str, dict[str, object]]]
     return rendered
 
 
-def nav_items() -> list[NavItem]:
-    return list(_nav_items)
+def nav_items(user: AbstractBaseUser | None = None) -> list[NavItem]:
+    """The entries `user` may follow (all of them without a user)."""
+    return [
+        item for item in _nav_items if user is None or item.visible is None or item.visible(user)
+    ]
+
+
+def register_case_panel(panel: CasePanel) -> None:
+    if panel not in _case_panels:
+        _case_panels.append(panel)
+        _case_panels.sort(key=lambda p: p.order)
+
+
+def case_panels(case: Any, user: AbstractBaseUser) -> list[tuple[str, dict[str, object]]]:
+    """(template, context) for every registered panel that has something for `case`.
+
+    A panel that fails is logged and left out: another domain's bug must never cost an expert
+    the review page.
+    """
+    rendered = []
+    for panel in _case_panels:
+        try:
+            context = panel.provider(case, user)
+        except Exception:
+            log.exception("case panel %s failed on case %s", panel.template, case.pk)
+            continue
+        if context is not None:
+            rendered.append((panel.template, context))
+    return rendered

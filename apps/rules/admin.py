@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.rules.models import Rule, RuleVersion
+from apps.rules.models import RejectedCandidate, Rule, RuleVersion
 
 
 class RuleVersionInline(admin.TabularInline):
@@ -18,3 +18,11 @@ class RuleAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     readonly_fields = ["current"]
     inlines = [RuleVersionInline]
+
+
+@admin.register(RejectedCandidate)
+class RejectedCandidateAdmin(admin.ModelAdmin):
+    list_display = ["sentence", "process", "rejected_by", "rejected_at"]
+    list_filter = ["process"]
+    search_fields = ["sentence", "reason"]
+    readonly_fields = ["fingerprint", "rejected_at"]

@@ -9,9 +9,21 @@ from apps.cases import selectors as case_selectors
 from apps.cases.models import Process
 from apps.core.api import validation_errors
 from apps.rules import selectors
-from apps.rules.models import Rule
-from apps.rules.schemas import CandidateOut, ErrorOut, InductionOut, RuleIn, RuleOut, RuleRevisionIn
-from apps.rules.services import authoring, backtest, induction
+from apps.rules.models import RejectedCandidate, Rule
+from apps.rules.schemas import (
+    CandidateOut,
+    DraftIn,
+    DraftOut,
+    ErrorOut,
+    InduceIn,
+    InductionOut,
+    RejectionIn,
+    RejectionOut,
+    RuleIn,
+    RuleOut,
+    RuleRevisionIn,
+)
+from apps.rules.services import authoring, backtest, drafting, induction, rejections
 
 router = Router(tags=["rules"])
 _ERRORS = {403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
@@ -76,13 +88,15 @@ def create_rule(request: HttpRequest, slug: str, payload: RuleIn) -> Status:
 @router.post(
     "/processes/{slug}/rules/induce",
     response={200: InductionOut, **_ERRORS},
-    summary="Propose candidate rules from the decided cases (a shallow decision tree)",
+    summary="Propose candidate rules from the decided cases (decision tree or rule list)",
 )
 @validation_errors
-def induce_rules(request: HttpRequest, slug: str) -> InductionOut:
+def induce_rules(request: HttpRequest, slug: str, payload: InduceIn | None = None) -> InductionOut:
     process = _process(request, slug, author=True)
-    candidates = induction.induce_rules(process=process)
+    method = payload.method if payload else "tree"
+    candidates = induction.induce_rules(process=process, method=method)
     return InductionOut(
+        method=method,
         candidates=[
             CandidateOut(
                 condition=c.condition,
@@ -91,9 +105,81 @@ def induce_rules(request: HttpRequest, slug: str) -> InductionOut:
                 support=c.support,
                 correct=c.correct,
                 precision=round(c.precision, 4),
+                method=c.method,
+                fingerprint=c.fingerprint,
             )
             for c in candidates
-        ]
+        ],
+    )
+
+
+def _rejection_out(rejection: RejectedCandidate) -> RejectionOut:
+    return RejectionOut(
+        id=rejection.pk,
+        condition=rejection.condition,
+        action=rejection.action,
+        sentence=rejection.sentence,
+        fingerprint=rejection.fingerprint,
+        reason=rejection.reason,
+        evidence=rejection.evidence,
+        rejected_by=rejection.rejected_by.username if rejection.rejected_by else None,
+        rejected_at=rejection.rejected_at,
+    )
+
+
+@router.get(
+    "/processes/{slug}/rules/rejections",
+    response={200: list[RejectionOut], **_ERRORS},
+    summary="Rejected candidate rules, latest first, with who rejected them and why",
+)
+def list_rejections(request: HttpRequest, slug: str) -> list[RejectionOut]:
+    process = _process(request, slug)
+    return [_rejection_out(r) for r in selectors.rejections_of(process=process)]
+
+
+@router.post(
+    "/processes/{slug}/rules/rejections",
+    response={201: RejectionOut, 409: ErrorOut, **_ERRORS},
+    summary="Reject a candidate rule with a reason (induction will not propose it again)",
+)
+@validation_errors
+def reject_candidate(request: HttpRequest, slug: str, payload: RejectionIn) -> Status:
+    process = _process(request, slug, author=True)
+    try:
+        rejection = rejections.reject_candidate(
+            process=process,
+            rejected_by=request.user,
+            condition=payload.condition,
+            action=payload.action,
+            reason=payload.reason,
+            evidence=payload.evidence,
+        )
+    except rejections.AlreadyRejected as exc:
+        raise HttpError(409, str(exc)) from None
+    return Status(201, _rejection_out(rejection))
+
+
+@router.post(
+    "/processes/{slug}/rules/draft",
+    response={200: DraftOut, 409: ErrorOut, 502: ErrorOut, **_ERRORS},
+    summary="Ask the configured chat model to draft a rule from cases' rationales (not saved)",
+)
+@validation_errors
+def draft_rule(request: HttpRequest, slug: str, payload: DraftIn) -> DraftOut:
+    process = _process(request, slug, author=True)
+    try:
+        draft = drafting.draft_rule(process=process, label=payload.label, case_ids=payload.cases)
+    except drafting.DraftingOff as exc:
+        raise HttpError(409, str(exc)) from None
+    except drafting.DraftFailed as exc:
+        reply = f" Its reply: {exc.reply}" if exc.reply else ""
+        raise HttpError(502, f"{exc}.{reply}") from None
+    return DraftOut(
+        condition=draft.condition,
+        action=draft.action,
+        sentence=draft.sentence,
+        model=draft.model,
+        provenance=draft.provenance,
     )
 
 

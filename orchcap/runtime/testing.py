@@ -17,6 +17,8 @@ TEST_DATA_DIR = Path(
 )
 os.environ["ORCHCAP_DATA_DIR"] = str(TEST_DATA_DIR)
 os.environ.setdefault("DEBUG", "true")
+# Children (manage.py, workers, servers) inherit it, so they verify the same hashes.
+os.environ["ORCHCAP_TEST_FAST_HASHING"] = "true"
 for _external in ("DATABASE_URL", "CELERY_BROKER_URL"):
     # The suite runs on its own embedded engines; a developer's external services stay untouched.
     os.environ.pop(_external, None)

@@ -1,4 +1,5 @@
-// The review queue's keyboard: 1-9 decide, r rationale, Enter submit, s skip, u undo, ? help.
+// The review queue's keyboard: 1-9 decide, r rationale, Enter submit, s skip, u undo,
+// a accept the model's suggestion (chooses it, does not submit), ? help.
 (function () {
   function pane() { return document.getElementById("review-pane"); }
   function typing(target) {
@@ -46,6 +47,11 @@
       submit("skip-form");
     } else if (event.key === "u") {
       submit("undo-form");
+    } else if (event.key === "a") {
+      const suggested = document.querySelector("#review-pane [data-suggested-key]");
+      const radio = suggested &&
+        document.querySelector(`#decision-form input[data-key="${suggested.dataset.suggestedKey}"]`);
+      if (radio) { radio.checked = true; filterReasonCodes(); event.preventDefault(); }
     } else if (event.key === "?") {
       const help = document.getElementById("review-help");
       if (help) { help.open ? help.close() : help.showModal(); }

@@ -1,4 +1,5 @@
-"""Recording, undoing and adjudicating decisions. A case settles when it has `overlap` labels."""
+"""Recording, undoing and adjudicating decisions. A case settles when it has `overlap` labels
+(plus one per second look asked for: `Case.required_labels`)."""
 
 from collections import Counter
 from datetime import timedelta
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from apps.cases.errors import CaseConflict
 from apps.cases.models import Case, CaseClaim, CaseEvent, CaseStatus, Decision, DecisionSource
+from apps.cases.signals import decision_recorded
 
 
 def validate_decision(*, case: Case, label: str, reason_code: str, key_factors: list[str]) -> None:
@@ -44,7 +46,7 @@ def settle_case(*, case: Case, history: bool = False) -> None:
         .values_list("label", "reason_code", "decided_at")
     )
     case.label_count = len(labels)
-    if not labels or (len(labels) < case.process.overlap and not history):
+    if not labels or (len(labels) < case.required_labels and not history):
         case.status = CaseStatus.OPEN
         # An undone label can reopen a decided case: its final decision goes with it.
         case.final_label, case.final_reason_code, case.decided_at = "", "", None
@@ -112,7 +114,7 @@ def record_decision(
         others = (
             CaseClaim.objects.filter(case=case, expires_at__gt=now).exclude(expert=expert).count()
         )
-        if case.label_count + others >= case.process.overlap:
+        if case.label_count + others >= case.required_labels:
             raise CaseConflict(
                 "your hold on this case expired and another expert is reviewing it now; "
                 "your decision was not recorded (your text is kept so you can copy it)"
@@ -151,7 +153,22 @@ def record_decision(
             at=now,
             data={"before": before, "after": case.status},
         )
+    announce_decision(decision, case)
     return decision
+
+
+def announce_decision(decision: Decision, case: Case) -> None:
+    """Send `decision_recorded` once the caller's transaction commits (with the case's status now)."""
+    status = case.status
+    transaction.on_commit(
+        lambda: decision_recorded.send_robust(
+            sender=Decision,
+            case_id=case.pk,
+            decision_id=decision.pk,
+            source=decision.source,
+            status=status,
+        )
+    )
 
 
 def undo_window() -> timedelta:
@@ -259,4 +276,5 @@ def adjudicate_case(
             "settled_by": adjudicator.username,
         },
     )
+    announce_decision(decision, case)
     return decision

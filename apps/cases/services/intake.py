@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from apps.cases.models import Case, CaseEvent, CaseStatus, Decision, DecisionSource, Process
 from apps.cases.schema import priority_of, validate_case_fields
+from apps.cases.signals import cases_created
 from apps.people.models import Membership
 
 MAX_BATCH = 10_000
@@ -142,6 +143,12 @@ def create_cases(*, process: Process, rows: list[object], embed: bool = True) ->
 
             # robust: the cases are saved either way; a broker outage must not turn that into a 500.
             transaction.on_commit(lambda: enqueue_embedding(new_ids), robust=True)
+        if new_ids:
+            transaction.on_commit(
+                lambda: cases_created.send_robust(
+                    sender=Process, process_id=process.pk, case_ids=new_ids
+                )
+            )
     return result
 
 

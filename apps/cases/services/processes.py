@@ -1,6 +1,7 @@
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils.text import slugify
 
 from apps.cases.models import Case, CaseStatus, Process, ProcessSchemaVersion
@@ -135,7 +136,9 @@ def settle_open_cases(*, process: Process) -> int:
     from apps.cases.services.decisions import settle_case
 
     ready = Case.objects.select_for_update(of=("self",)).filter(
-        process=process, status=CaseStatus.OPEN, label_count__gte=process.overlap
+        process=process,
+        status=CaseStatus.OPEN,
+        label_count__gte=F("extra_labels") + process.overlap,
     )
     settled = 0
     for case in ready.select_related("process"):

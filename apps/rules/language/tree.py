@@ -37,7 +37,7 @@ OPS = (
     "is_null",
     "matches",
 )
-_OPS_BY_TYPE: dict[str, tuple[str, ...]] = {
+OPS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "number": ("eq", "ne", "lt", "le", "gt", "ge", "between", "in", "not_in", "is_null"),
     "money": ("eq", "ne", "lt", "le", "gt", "ge", "between", "in", "not_in", "is_null"),
     "date": ("eq", "ne", "lt", "le", "gt", "ge", "between", "is_null"),
@@ -157,7 +157,7 @@ class _Parser:
             raise ValidationError(
                 f"{path}.op: unknown operator {op!r}; use one of {', '.join(OPS)}"
             )
-        allowed = _OPS_BY_TYPE[kind]
+        allowed = OPS_BY_TYPE[kind]
         if op not in allowed:
             raise ValidationError(
                 f"{path}.op: {op!r} does not apply to {label} ({_type_name(kind)}); "

@@ -9,7 +9,7 @@ from apps.rules.language import describe_rule, validate_action, validate_conditi
 from apps.rules.models import Rule, RuleVersion
 
 
-def _check(process: Process, condition: object, action: object) -> str:
+def check_rule(process: Process, condition: object, action: object) -> str:
     """Validate against the process's current schema; returns the rule's sentence."""
     schema = process.schema
     validate_condition(condition, fields=schema.fields)
@@ -45,14 +45,15 @@ def create_rule(
         raise ValidationError("name: give the rule a name")
     if Rule.objects.filter(process=process, name__iexact=name).exists():
         raise ValidationError(f"name: {process.name} already has a rule named {name!r}")
-    sentence = _check(process, condition, action)
+    sentence = check_rule(process, condition, action)
+    provenance = provenance or {"source": "hand-written"}
     rule = Rule.objects.create(
         process=process,
         owner=owner,
         name=name[:120],
         description=description,
         priority=priority,
-        provenance=provenance or {"source": "hand-written"},
+        provenance=provenance,
     )
     rule.current = RuleVersion.objects.create(
         rule=rule,
@@ -61,6 +62,7 @@ def create_rule(
         action=action,
         sentence=sentence,
         created_by=owner,
+        provenance=provenance,
     )
     rule.save(update_fields=["current"])
     return rule
@@ -68,15 +70,22 @@ def create_rule(
 
 @transaction.atomic
 def revise_rule(
-    *, rule: Rule, author: AbstractUser, condition: object, action: object
+    *,
+    rule: Rule,
+    author: AbstractUser,
+    condition: object,
+    action: object,
+    provenance: dict | None = None,
 ) -> RuleVersion:
-    """A new version. The rule is disabled until the new version is backtested and enabled again."""
+    """A new version (unless condition and action are unchanged: then the current one). The rule
+    is disabled until the new version is backtested and enabled again. `provenance` says where the
+    version came from when not typed in (e.g. a chat model's draft)."""
     rule = (
         Rule.objects.select_for_update(of=("self",))
         .select_related("process__schema", "current")
         .get(pk=rule.pk)
     )
-    sentence = _check(rule.process, condition, action)
+    sentence = check_rule(rule.process, condition, action)
     if rule.current and rule.current.condition == condition and rule.current.action == action:
         return rule.current
     version = (rule.current.version if rule.current else 0) + 1
@@ -87,6 +96,7 @@ def revise_rule(
         action=action,
         sentence=sentence,
         created_by=author,
+        provenance=provenance or {},
     )
     rule.enabled = False
     rule.save(update_fields=["current", "enabled", "updated_at"])

@@ -1,9 +1,10 @@
-"""Rule induction: candidate rules proposed from the decided cases with a shallow decision tree.
+"""Rule induction: candidate rules proposed from the decided cases, by a shallow decision tree or
+a rule-list learner (services/rule_list.py) over the same features.
 
-Each pure-enough leaf of the tree becomes a condition in the rule language (the path's tests) and
-a `decide` action (the leaf's majority label and its most common reason code). Support and
-precision are then measured with the rule language itself, so they mean exactly what a backtest
-would say, and candidates equal to an existing rule are dropped.
+Each pure-enough leaf of the tree (or each learned rule) becomes a condition in the rule language
+(the path's tests) and a `decide` action (the majority label and its most common reason code).
+Support and precision are then measured with the rule language itself, so they mean exactly what
+a backtest would say; candidates equal to an existing rule or to a rejected one are dropped.
 """
 
 import math
@@ -16,6 +17,8 @@ from django.core.exceptions import ValidationError
 from apps.cases.models import Case, CaseStatus, Process
 from apps.rules.language import compile_predicate, describe_rule, validate_condition
 from apps.rules.models import Rule
+from apps.rules.services.rejections import fingerprint, rejected_fingerprints
+from apps.rules.services.rule_list import learn_rule_list
 
 MIN_DECIDED = 20
 MAX_SAMPLE = 50_000
@@ -28,11 +31,15 @@ class Candidate:
     sentence: str
     support: int  # decided cases the condition matches
     correct: int  # of those, decided as the action says
-    leaf_size: int
+    method: str = "tree"
 
     @property
     def precision(self) -> float:
         return self.correct / self.support if self.support else 0.0
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.condition, self.action)
 
 
 @dataclass(frozen=True)
@@ -91,13 +98,24 @@ def _test(feature: _Feature, threshold: float, goes_right: bool) -> dict:
     return test if goes_right else {"not": test}
 
 
-def induce_rules(
-    *, process: Process, max_depth: int = 3, min_precision: float = 0.8, seed: int = 0
-) -> list[Candidate]:
-    """Candidate rules for `process`, best first. Raises ValidationError when there is too little
-    to learn from (fewer than MIN_DECIDED decided cases, or a single label)."""
-    from sklearn.tree import DecisionTreeClassifier
+METHODS = ("tree", "rule_list")
 
+
+def induce_rules(
+    *,
+    process: Process,
+    method: str = "tree",
+    max_depth: int = 3,
+    min_precision: float = 0.8,
+    seed: int = 0,
+) -> list[Candidate]:
+    """Candidate rules for `process`, best first, by `method` ("tree": the leaves of a shallow
+    decision tree; "rule_list": greedy sequential covering). Candidates equal to an existing rule's
+    condition, or to a rejected candidate (condition and action), are left out. Raises
+    ValidationError for an unknown method or when there is too little to learn from (fewer than
+    MIN_DECIDED decided cases, or a single label)."""
+    if method not in METHODS:
+        raise ValidationError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
     schema = process.schema
     rows = list(
         Case.objects.filter(process=process, status=CaseStatus.DECIDED)
@@ -119,19 +137,32 @@ def induce_rules(
     features = _features(schema.fields)
     matrix = [_row(features, fields, at_fault) for fields, _, at_fault, _, _ in rows]
     labels = [row[3] for row in rows]
-    min_leaf = max(5, len(rows) // 100)
-    tree = DecisionTreeClassifier(max_depth=max_depth, min_samples_leaf=min_leaf, random_state=seed)
-    tree.fit(matrix, labels)
+    min_support = max(5, len(rows) // 100)
+    if method == "tree":
+        proposals = _tree_proposals(matrix, labels, max_depth, min_support, seed)
+    else:
+        import numpy as np
+
+        proposals = [
+            (rule.tests, rule.label)
+            for rule in learn_rule_list(
+                np.asarray(matrix, dtype=float),
+                labels,
+                numeric=[feature.kind == "number" for feature in features],
+                min_support=min_support,
+                min_precision=min_precision,
+                max_tests=max_depth,
+            )
+        ]
 
     existing = {
         _key(rule.current.condition)
         for rule in Rule.objects.filter(process=process).select_related("current")
     }
+    rejected = rejected_fingerprints(process=process)
     candidates: list[Candidate] = []
-    for path, leaf in _leaf_paths(tree.tree_):
-        counts = tree.tree_.value[leaf][0]
-        label = str(tree.classes_[counts.argmax()])
-        leaf_size = int(tree.tree_.n_node_samples[leaf])
+    seen: set[str] = set()
+    for path, label in proposals:
         tests = [_test(features[f], t, right) for f, t, right in path]
         if not tests:
             continue
@@ -140,8 +171,9 @@ def induce_rules(
             validate_condition(condition, fields=schema.fields)
         except ValidationError:
             continue  # e.g. a threshold outside what the field accepts
-        if _key(condition) in existing:
+        if _key(condition) in existing or _key(condition) in seen:
             continue
+        seen.add(_key(condition))
         predicate = compile_predicate(condition, fields=schema.fields)
         matched = [row for row in rows if predicate(row[0], row[1], row[2])]
         correct = [row for row in matched if row[3] == label]
@@ -153,6 +185,8 @@ def induce_rules(
             action["reason_code"] = (
                 codes.most_common(1)[0][0] if codes else schema.reason_codes(label)[0]
             )
+        if fingerprint(condition, action) in rejected:
+            continue
         candidates.append(
             Candidate(
                 condition=condition,
@@ -160,11 +194,25 @@ def induce_rules(
                 sentence=describe_rule(condition, action, fields=schema.fields),
                 support=len(matched),
                 correct=len(correct),
-                leaf_size=leaf_size,
+                method=method,
             )
         )
     candidates.sort(key=lambda c: (-c.precision, -c.support))
     return candidates
+
+
+def _tree_proposals(
+    matrix: list[list[float]], labels: list[str], max_depth: int, min_leaf: int, seed: int
+) -> list[tuple[list[tuple[int, float, bool]], str]]:
+    """(path, majority label) for every leaf of a shallow decision tree."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    tree = DecisionTreeClassifier(max_depth=max_depth, min_samples_leaf=min_leaf, random_state=seed)
+    tree.fit(matrix, labels)
+    return [
+        (path, str(tree.classes_[tree.tree_.value[leaf][0].argmax()]))
+        for path, leaf in _leaf_paths(tree.tree_)
+    ]
 
 
 def _key(condition: object) -> str:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from apps.cases.models import Decision, DecisionSource, Process
 
 MAX_RATIONALES = 2000  # the most recent per decision label
+DRAFT_RATIONALES = 20  # how many of a group's typical rationales a chat model reads for a draft
 
 
 @dataclass(frozen=True)
@@ -12,6 +13,7 @@ class RationaleGroup:
     terms: list[str]  # the words that characterise the group, strongest first
     size: int
     examples: list[tuple[int, str]]  # (case id, rationale), the most typical first
+    case_ids: list[int]  # the cases of the group's most typical rationales (for a rule draft)
 
 
 def rationale_groups(*, process: Process, max_groups: int = 5) -> dict[str, list[RationaleGroup]]:
@@ -53,7 +55,10 @@ def rationale_groups(*, process: Process, max_groups: int = 5) -> dict[str, list
             typical = sorted(members, key=lambda i: -float(vectors[i].dot(centre)[0]))
             found.append(
                 RationaleGroup(
-                    terms=top, size=len(members), examples=[rows[i] for i in typical[:3]]
+                    terms=top,
+                    size=len(members),
+                    examples=[rows[i] for i in typical[:3]],
+                    case_ids=[rows[i][0] for i in typical[:DRAFT_RATIONALES]],
                 )
             )
         result[label] = sorted(found, key=lambda g: -g.size)

@@ -1,13 +1,16 @@
 from django.core.management.base import BaseCommand
 
+from apps.autonomy.demo import seed_autonomy_demo
 from apps.cases.demo import seed_demo_cases
+from apps.classifiers.demo import seed_learning_demo
 from apps.people.demo import seed_demo_organisation
 
 
 class Command(BaseCommand):
     help = (
         "Create (idempotently) the demo organisation: two teams and one user per role, then the "
-        "synthetic demo processes with their cases and historical decisions."
+        "synthetic demo processes with their cases and historical decisions, induced rules, trained "
+        "models and their autonomy levels."
     )
 
     def handle(self, *args: object, **options: object) -> None:
@@ -21,3 +24,7 @@ class Command(BaseCommand):
                 f"Demo organisation already present; logins are in {result.logins_file}"
             )
         self.stdout.write(seed_demo_cases())
+        learning = seed_learning_demo()
+        if learning:
+            self.stdout.write(learning)
+        self.stdout.write(seed_autonomy_demo())

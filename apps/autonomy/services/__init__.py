@@ -1,0 +1,2 @@
+"""Autonomy services: shadow predictions and their outcomes (shadow), the gate (gate), and level
+changes with their log (levels)."""

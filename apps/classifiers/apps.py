@@ -1,0 +1,22 @@
+from django.apps import AppConfig
+
+
+class ClassifiersConfig(AppConfig):
+    name = "apps.classifiers"
+    label = "classifiers"
+    verbose_name = "Classifiers"
+
+    def ready(self) -> None:
+        from apps.cases.signals import decision_recorded
+        from apps.classifiers.receivers import on_decision_recorded
+
+        decision_recorded.connect(on_decision_recorded, dispatch_uid="classifiers-retrain")
+
+        # Active learning and the review pane's suggestions.
+        from apps.cases.signals import cases_created
+        from apps.classifiers.active import on_cases_created
+        from apps.classifiers.panels import TEMPLATE, suggestion_panel
+        from apps.core.registry import CasePanel, register_case_panel
+
+        cases_created.connect(on_cases_created, dispatch_uid="classifiers-score-new-cases")
+        register_case_panel(CasePanel(template=TEMPLATE, provider=suggestion_panel, order=50))

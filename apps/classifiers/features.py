@@ -1,0 +1,202 @@
+"""The feature pipeline of a process, built from its case schema.
+
+Cases go in as `CaseInput` rows (fields, exception reason, fields at fault). `CaseTable` turns them
+into one typed column per schema part — numbers and booleans as floats, dates as their parts, category
+and text as strings, the fields at fault as 0/1 flags — and `feature_transformer` encodes those
+columns: numbers imputed (median, with missing-value indicators) and scaled, categories one-hot over
+the schema's choices (unknown or missing: all zeros), text TF-IDF. Nothing here touches the database,
+so the same code runs on a compute node that is sent the rows.
+"""
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+EXCEPTION_REASON = "exception_reason"
+# Above this share of distinct values a text column is an identifier, not text to learn from.
+IDENTIFIER_SHARE = 0.9
+
+
+@dataclass
+class CaseInput:
+    fields: dict
+    exception_reason: str = ""
+    exception_fields: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # "float", "category", "text"
+    source: str  # the schema field (or exception_reason) it comes from, for explanations
+    choices: tuple[str, ...] = ()
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float) and math.isfinite(value):
+        return float(value)
+    return math.nan
+
+
+def _date_parts(value: object, with_time: bool) -> list[float]:
+    width = 6 if with_time else 5
+    if not isinstance(value, str):
+        return [math.nan] * width
+    try:
+        moment = datetime.fromisoformat(value) if with_time else date.fromisoformat(value)
+    except ValueError:
+        return [math.nan] * width
+    day = moment.date() if isinstance(moment, datetime) else moment
+    parts = [
+        float(day.year),
+        float(day.month),
+        float(day.weekday()),
+        float(day.day),
+        float(day.toordinal()),
+    ]
+    if with_time:
+        parts.append(moment.hour + moment.minute / 60)  # type: ignore[union-attr]
+    return parts
+
+
+def table_columns(specs: list[dict]) -> list[Column]:
+    columns: list[Column] = []
+    for spec in specs:
+        name, kind = spec["name"], spec["type"]
+        if kind in ("number", "money", "boolean"):
+            columns.append(Column(name, "float", name))
+        elif kind in ("date", "datetime"):
+            parts = ["year", "month", "weekday", "day", "ordinal"]
+            if kind == "datetime":
+                parts.append("hour")
+            columns += [Column(f"{name}.{part}", "float", name) for part in parts]
+        elif kind == "category":
+            columns.append(Column(name, "category", name, tuple(spec["choices"])))
+        elif kind == "text":
+            columns.append(Column(name, "text", name))
+    columns.append(Column(EXCEPTION_REASON, "text", EXCEPTION_REASON))
+    columns += [Column(f"at_fault.{spec['name']}", "float", spec["name"]) for spec in specs]
+    return columns
+
+
+class CaseTable(BaseEstimator, TransformerMixin):
+    """CaseInput rows → an object array with one column per `table_columns(specs)` entry."""
+
+    def __init__(self, specs: list[dict] | None = None) -> None:
+        self.specs = specs
+
+    def fit(self, rows: list[CaseInput], y: object = None) -> "CaseTable":
+        return self
+
+    def transform(self, rows: list[CaseInput]) -> np.ndarray:
+        specs = self.specs or []
+        names = [spec["name"] for spec in specs]
+        table = np.empty((len(rows), len(table_columns(specs))), dtype=object)
+        for i, row in enumerate(rows):
+            values: list[object] = []
+            fields = row.fields
+            for spec in specs:
+                value = fields.get(spec["name"])
+                kind = spec["type"]
+                if kind in ("number", "money", "boolean"):
+                    values.append(_number(value))
+                elif kind in ("date", "datetime"):
+                    values += _date_parts(value, kind == "datetime")
+                elif kind in ("category", "text"):
+                    values.append(value if isinstance(value, str) else "")
+            values.append(row.exception_reason or "")
+            at_fault = set(row.exception_fields or ())
+            values += [1.0 if name in at_fault else 0.0 for name in names]
+            table[i] = values
+        return table
+
+
+def as_float(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=float)
+
+
+class TextColumn(BaseEstimator, TransformerMixin):
+    """TF-IDF of one text column.
+
+    A column with no words at all, or one whose values are nearly all distinct (identifiers such as
+    invoice numbers: nothing in them generalises), encodes as one zero feature instead. Repeated
+    texts (exception reasons, templated notes) are vectorised once per distinct value.
+    """
+
+    def __init__(self, max_features: int = 2000) -> None:
+        self.max_features = max_features
+
+    def fit(self, texts: np.ndarray, y: object = None) -> "TextColumn":
+        values = [str(text) for text in texts]
+        self.vectorizer_: TfidfVectorizer | None = None
+        if len(values) >= 50 and len(set(values)) > IDENTIFIER_SHARE * len(values):
+            return self
+        vectorizer = TfidfVectorizer(
+            max_features=self.max_features, sublinear_tf=True, dtype=np.float32
+        )
+        try:
+            vectorizer.fit(values)
+        except ValueError:  # empty vocabulary
+            return self
+        self.vectorizer_ = vectorizer
+        return self
+
+    def transform(self, texts: np.ndarray) -> object:
+        if self.vectorizer_ is None:
+            from scipy.sparse import csr_matrix
+
+            return csr_matrix((len(texts), 1), dtype=np.float32)
+        values = np.asarray([str(text) for text in texts], dtype=object)
+        distinct, inverse = np.unique(values, return_inverse=True)
+        if len(distinct) * 2 > len(values):
+            return self.vectorizer_.transform(values)
+        return self.vectorizer_.transform(distinct)[inverse]
+
+
+def feature_transformer(specs: list[dict], *, dense: bool) -> ColumnTransformer:
+    """The encoder of a CaseTable. `dense` (for tree ensembles) keeps text small and dense."""
+    columns = table_columns(specs)
+    numeric = [i for i, column in enumerate(columns) if column.kind == "float"]
+    parts: list[tuple[str, object, object]] = [
+        (
+            "numbers",
+            Pipeline(
+                [
+                    ("float", FunctionTransformer(as_float)),
+                    (
+                        "impute",
+                        SimpleImputer(
+                            strategy="median", add_indicator=True, keep_empty_features=True
+                        ),
+                    ),
+                    ("scale", StandardScaler()),
+                ]
+            ),
+            numeric,
+        )
+    ]
+    for i, column in enumerate(columns):
+        if column.kind == "category":
+            encoder = OneHotEncoder(
+                categories=[list(column.choices)],
+                handle_unknown="ignore",
+                sparse_output=not dense,
+            )
+            parts.append((f"category.{column.name}", encoder, [i]))
+        elif column.kind == "text":
+            parts.append((f"text.{column.name}", TextColumn(30 if dense else 2000), i))
+    return ColumnTransformer(parts, sparse_threshold=0 if dense else 1.0)
+
+
+def rows_from_cases(values: list[tuple[dict, str, list[str]]]) -> list[CaseInput]:
+    return [CaseInput(fields, reason or "", list(fault or ())) for fields, reason, fault in values]

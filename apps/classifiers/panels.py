@@ -1,0 +1,129 @@
+"""The suggestion panel of the review pane: why the model and the rules would decide a case so.
+
+Registered as a case panel (apps.core.registry) from ClassifiersConfig.ready(), so cases shows it
+without importing classifiers or rules. It never shows experts' labels: only the promoted model's
+suggestion, the fields that drove it, and the enabled rules that fire on the case.
+"""
+
+import logging
+from collections.abc import Callable
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from apps.cases.models import Case, Process
+from apps.classifiers import services
+from apps.classifiers.features import EXCEPTION_REASON
+from apps.classifiers.models import ModelVersion
+from apps.classifiers.services import ArtifactTampered
+from apps.rules.language.describe import describe_action
+from apps.rules.services.evaluation import matching_rules
+
+log = logging.getLogger(__name__)
+TEMPLATE = "classifiers/suggestion_panel.html"
+
+
+def _field_labels(case: Case) -> dict[str, str]:
+    labels = {EXCEPTION_REASON: "Exception reason"}
+    for specs in (case.process.schema.fields, case.schema_version.fields):
+        for spec in specs:
+            labels[spec["name"]] = spec.get("label") or spec["name"].replace("_", " ").capitalize()
+    return labels
+
+
+def _rules(case: Case) -> tuple[list[dict[str, object]], str]:
+    try:
+        hits = matching_rules(case=case)
+    except Exception as exc:  # e.g. a rule on a field the schema dropped
+        log.warning("rules could not be evaluated on case %s: %s", case.pk, exc)
+        return [], "The rules could not be evaluated on this case; check them on the rules page."
+    return [
+        {
+            "name": rule.name,
+            "sentence": rule.current.sentence,
+            "action": describe_action(rule.current.action),
+            "winner": index == 0,  # first match by priority decides (DMN "first")
+        }
+        for index, rule in enumerate(hits)
+    ], ""
+
+
+def _suggestion(case: Case, version: ModelVersion) -> dict[str, object]:
+    try:
+        suggestion = services.suggest(case=case)
+    except ArtifactTampered:
+        log.error("model v%s of %s is tampered", version.version, case.process.slug)
+        return {
+            "model_error": f"The model (version {version.version}) could not be loaded: its "
+            "stored file does not match its checksum. No suggestion; a manager can roll back "
+            "or retrain."
+        }
+    except Exception:
+        log.exception("model suggestion failed on case %s", case.pk)
+        return {
+            "model_error": f"The model (version {version.version}) could not be loaded, so there "
+            "is no suggestion for this case."
+        }
+    if suggestion is None:  # demoted meanwhile
+        return {}
+    prediction = suggestion.prediction
+    options = [option["label"] for option in case.process.schema.decisions]
+    labels = _field_labels(case)
+    metrics = suggestion.version.metrics or {}
+    others = sorted(
+        ((label, p) for label, p in prediction.probabilities.items() if label != prediction.label),
+        key=lambda item: item[1],
+        reverse=True,
+    )
+    return {
+        "suggestion": {
+            "label": prediction.label,
+            "percent": round(100 * prediction.confidence),
+            "key": options.index(prediction.label) + 1 if prediction.label in options else None,
+            "runner_up": (
+                {"label": others[0][0], "percent": round(100 * others[0][1])} if others else None
+            ),
+        },
+        "contributions": [
+            {"field": labels.get(c.source, c.source), "points": round(100 * c.effect)}
+            for c in suggestion.contributions
+        ],
+        "calibration_error": (
+            round(100 * metrics["calibration_error"]) if "calibration_error" in metrics else None
+        ),
+        "held_out_accuracy": (round(100 * metrics["accuracy"]) if "accuracy" in metrics else None),
+    }
+
+
+def _always(process: Process) -> bool:
+    return True
+
+
+# Whether a process's experts see its model's suggestions. The autonomy app sets this (level 2,
+# "suggest", and up) from its ready(); classifiers cannot import autonomy, which depends on it.
+_suggestions_shown: Callable[[Process], bool] = _always
+
+
+def set_suggestion_gate(gate: Callable[[Process], bool]) -> None:
+    global _suggestions_shown
+    _suggestions_shown = gate
+
+
+def suggestion_panel(case: Case, user: AbstractBaseUser) -> dict[str, object] | None:
+    """The panel's context: the promoted model's suggestion (or why there is none) and the rules
+    that fire; None when the process has neither a promoted model nor a rule firing."""
+    version = services.promoted_version(process=case.process)
+    gated = version is not None and not _suggestions_shown(case.process)
+    if gated:
+        version = None
+    rules, rules_error = _rules(case)
+    if version is None and not gated and not rules and not rules_error:
+        return None
+    context: dict[str, object] = {
+        "version": version,
+        "rules": rules,
+        "rules_error": rules_error,
+        "suggestions_gated": gated,
+    }
+    if version is not None:
+        context.update(_suggestion(case, version))
+    return context

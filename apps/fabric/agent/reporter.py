@@ -1,0 +1,102 @@
+"""Results back to the server: `POST /api/v1/fabric/results`, batched, with the node credential.
+
+A payload's result is handed to the process's reporter, which posts everything that finished
+while its previous POST was on the way in one request: one result at a time under light load
+(lowest latency), large batches under heavy load (fewest requests). The task waits until its
+result was delivered before its message is acknowledged, so a message is only taken off the
+queue once the server has the result; if the server stays unreachable, the lease expires and
+the control plane sends the work elsewhere.
+"""
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from apps.fabric.agent.client import ServerError, Unreachable, request_json
+
+log = logging.getLogger("orchcap-agent")
+MAX_BATCH = 500
+
+
+@dataclass
+class _Pending:
+    body: dict[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: dict[str, Any] | None = None
+
+
+class ResultReporter:
+    def __init__(self, server: str, authorization: str, *, retry_seconds: float = 1.0) -> None:
+        self.url = f"{server}/api/v1/fabric/results"
+        self.authorization = authorization
+        self.retry_seconds = retry_seconds
+        self._queue: list[_Pending] = []
+        self._wake = threading.Condition()
+        self._thread = threading.Thread(target=self._loop, name="orchcap-results", daemon=True)
+        self._thread.start()
+
+    def deliver(self, body: dict[str, Any], *, timeout: float = 60) -> dict[str, Any] | None:
+        """Queue one result ({task, attempt, ok, result, error, duration_seconds}) and wait until
+        the server answered for it; returns its outcome, or None when it timed out."""
+        item = _Pending(body)
+        with self._wake:
+            self._queue.append(item)
+            self._wake.notify()
+        item.done.wait(timeout)
+        return item.outcome
+
+    def _take(self) -> list[_Pending]:
+        with self._wake:
+            while not self._queue:
+                self._wake.wait()
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            return batch
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._take()
+            while True:
+                try:
+                    reply = request_json(
+                        "POST",
+                        self.url,
+                        {"results": [item.body for item in batch]},
+                        authorization=self.authorization,
+                        timeout=60,
+                    )
+                except Unreachable as exc:
+                    log.warning("%s; %d result(s) kept, retrying", exc, len(batch))
+                    time.sleep(self.retry_seconds)
+                    continue
+                except ServerError as exc:
+                    if exc.status >= 500:
+                        log.warning("the server failed (%s); retrying", exc)
+                        time.sleep(self.retry_seconds)
+                        continue
+                    # Refused (credential) or malformed: retrying can't help.
+                    log.error("results refused: %s", exc.detail)
+                    reply = {"outcomes": []}
+                break
+            outcomes = reply.get("outcomes") or []
+            for index, item in enumerate(batch):
+                item.outcome = outcomes[index] if index < len(outcomes) else None
+                item.done.set()
+
+
+_reporter: ResultReporter | None = None
+_reporter_pid = 0
+_reporter_lock = threading.Lock()
+
+
+def reporter_for(server: str, authorization: str) -> ResultReporter:
+    """One reporter per process: a forked pool process starts its own (threads don't survive a
+    fork)."""
+    global _reporter, _reporter_pid
+    with _reporter_lock:
+        if _reporter is None or _reporter_pid != os.getpid():
+            _reporter = ResultReporter(server, authorization)
+            _reporter_pid = os.getpid()
+        return _reporter

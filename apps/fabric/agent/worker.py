@@ -1,0 +1,183 @@
+"""The agent's Celery worker: consumes the node's queues and runs payloads.
+
+It runs in the agent's main thread (Celery wants the main thread for its signal handling); the
+heartbeats go on in a thread beside it. Messages are acknowledged late, after the result reached
+the server, and a pool process that dies mid-task puts its message back on the node's queue
+(`task_reject_on_worker_lost`). Remote control is off: nodes share a broker, and no node should
+be able to tell another node's worker to stop or cancel its consumers.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from celery import Celery, signals
+from celery.worker import state as worker_state
+
+from apps.fabric import payloads, protocol
+from apps.fabric.agent.artifacts import ArtifactCache
+from apps.fabric.agent.config import AgentConfig
+from apps.fabric.agent.reporter import reporter_for
+
+log = logging.getLogger("orchcap-agent")
+POOLS = ("prefork", "threads", "solo")
+RESULT_DELIVERY_TIMEOUT = 120.0
+
+# Set before the worker starts; forked pool processes inherit it.
+_runtime: dict[str, Any] = {}
+
+
+def run_payload(
+    *,
+    task: object = None,
+    attempt: object = None,
+    token: object = None,
+    kind: object = None,
+    payload: object = None,
+    artifacts: object = None,
+    **extra: object,
+) -> None:
+    """The body of protocol.RUN_TASK on the node: run the payload, deliver its result."""
+    if not (
+        isinstance(task, int)
+        and isinstance(attempt, int)
+        and isinstance(token, str)
+        and isinstance(kind, str)
+    ):
+        log.error("dropped a malformed message: task=%r attempt=%r kind=%r", task, attempt, kind)
+        return
+    config: AgentConfig = _runtime["config"]
+    cache: ArtifactCache = _runtime["artifacts"]
+    names = tuple(a for a in artifacts or () if isinstance(a, str)) if isinstance(artifacts, list) else ()
+    context = payloads.Context(
+        node_id=config.node_id, task_id=task, attempt=attempt, artifacts=names, fetch=cache.fetch
+    )
+    started = time.monotonic()
+    try:
+        value = payloads.execute(kind, payload if isinstance(payload, dict) else {}, context)
+        ok, error = True, ""
+    except Exception as exc:  # the payload's failure is the task's result, not the worker's
+        value, ok, error = None, False, f"{type(exc).__name__}: {exc}"
+    body = {
+        "task": task,
+        "attempt": attempt,
+        "token": token,
+        "ok": ok,
+        "result": value,
+        "error": error[:20_000],
+        "duration_seconds": round(time.monotonic() - started, 6),
+    }
+    outcome = reporter_for(config.server, config.authorization).deliver(
+        body, timeout=RESULT_DELIVERY_TIMEOUT
+    )
+    if outcome is not None and not outcome.get("recorded"):
+        log.info("result of task %s attempt %s not recorded: %s", task, attempt, outcome.get("reason"))
+
+
+def held_attempts() -> list[tuple[int, int, str]]:
+    """(task, attempt, token) of every message this worker holds (running or reserved)."""
+    for _ in range(5):
+        try:  # the worker's sets change while we read them from the heartbeat thread
+            requests = list(worker_state.active_requests) + list(worker_state.reserved_requests)
+            break
+        except RuntimeError:
+            continue
+    else:
+        return []
+    return sorted({ref for r in requests if (ref := protocol.held_attempt(r.id)) is not None})
+
+
+def build_app(*, broker_url: str, queues: list[str]) -> Celery:
+    app = Celery("orchcap-agent", set_as_current=False)
+    app.conf.update(
+        broker_url=broker_url,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_enable_remote_control=False,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_send_task_events=False,
+        worker_disable_rate_limits=True,
+        task_queues=[protocol.queue(name) for name in queues],
+        task_default_queue=queues[0],
+        task_ignore_result=True,
+        result_backend=None,
+        accept_content=["json"],
+        task_serializer="json",
+    )
+    app.task(name=protocol.RUN_TASK, acks_late=True, reject_on_worker_lost=True)(run_payload)
+    return app
+
+
+def _leave_logging_alone(**kwargs: object) -> None:
+    """Connected to Celery's setup_logging: the agent configured logging itself."""
+
+
+class CeleryWorker:
+    def __init__(
+        self,
+        config: AgentConfig,
+        config_dir: Path,
+        *,
+        broker_url: str,
+        queues: list[str],
+        concurrency: int,
+        pool: str = "prefork",
+    ) -> None:
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}")
+        self.config = config
+        self.config_dir = config_dir
+        self.broker_url = broker_url
+        self.queues = queues
+        self.concurrency = max(1, concurrency)
+        self.pool = pool
+        self.ready = False
+
+    def serve(self, *, on_ready: Callable[[], None], on_shutdown: Callable[[], None]) -> int:
+        """Consume until a shutdown (SIGTERM/SIGINT: finish current tasks first, or stop());
+        returns the worker's exit code."""
+        _runtime["config"] = self.config
+        _runtime["artifacts"] = ArtifactCache(
+            self.config_dir / "artifacts", self.config.server, self.config.authorization
+        )
+        app = build_app(broker_url=self.broker_url, queues=self.queues)
+
+        def ready(**kwargs: object) -> None:
+            self.ready = True
+            on_ready()
+
+        def shutting_down(**kwargs: object) -> None:
+            self.ready = False
+            on_shutdown()
+
+        signals.setup_logging.connect(_leave_logging_alone, weak=False)
+        signals.worker_ready.connect(ready, weak=False)
+        signals.worker_shutting_down.connect(shutting_down, weak=False)
+        logging.getLogger("celery").setLevel(logging.WARNING)
+        worker = app.Worker(
+            hostname=f"node-{self.config.node_id}@%h",
+            pool_cls=self.pool,
+            concurrency=self.concurrency,
+            queues=self.queues,
+            without_gossip=True,
+            without_mingle=True,
+            without_heartbeat=True,
+            quiet=True,
+            loglevel="WARNING",
+        )
+        worker.start()
+        self.ready = False
+        return int(worker.exitcode or 0)
+
+    def held(self) -> list[tuple[int, int, str]]:
+        return held_attempts()
+
+    def stop(self, exitcode: int = 0) -> None:
+        """Ask for a warm shutdown from any thread: stop consuming, finish what runs."""
+        worker_state.should_stop = exitcode

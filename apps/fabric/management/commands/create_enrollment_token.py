@@ -1,0 +1,68 @@
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.fabric.services import enrollment
+from apps.people.models import Team
+
+
+class _OneLineParser(CommandParser):
+    """Bad arguments: one line and exit 2 (argparse would print the whole usage first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        if self.called_from_command_line:
+            self.exit(2, f"{self.prog}: error: {message}\n")
+        super().error(message)
+
+
+class Command(BaseCommand):
+    help = (
+        "Create a single-use enrolment token for `orchcap-agent enroll` and print just the token "
+        "(only its hash is stored)."
+    )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.__class__ = _OneLineParser
+        return parser
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--auto-approve",
+            action="store_true",
+            help="The node may take work at once, without waiting in the approval queue.",
+        )
+        parser.add_argument(
+            "--expires", default="24h", help="How long the token is valid: 30m, 24h, 7d (≤ 30d)."
+        )
+        parser.add_argument("--team", help="Slug of the team the node will belong to.")
+        parser.add_argument(
+            "--label",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="A label every node enrolled with this token gets, e.g. site=branch-3.",
+        )
+        parser.add_argument("--note", default="", help="What the token is for (shown to admins).")
+
+    def handle(self, *args: object, **options: Any) -> None:
+        try:
+            expires_in = enrollment.parse_duration(options["expires"])
+            labels = enrollment.parse_label_args(options["label"])
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages), returncode=2) from None
+        team = None
+        if options["team"]:
+            team = Team.objects.filter(slug=options["team"]).first()
+            if team is None:
+                raise CommandError(f"no team with slug {options['team']!r}", returncode=2)
+        _, raw = enrollment.create_enrollment_token(
+            created_by=None,
+            expires_in=expires_in,
+            team=team,
+            labels=labels,
+            auto_approve=options["auto_approve"],
+            note=options["note"] or "created from the command line",
+        )
+        self.stdout.write(raw)

@@ -1,0 +1,66 @@
+"""What the control plane and the agents agree on: queue names, the task name, the message.
+
+No Django here: the agent imports this module on machines without orchcap's settings.
+
+A dispatched task is one Celery message named RUN_TASK on the node's own queue `node.<id>`,
+with these keyword arguments:
+
+    {"task": 42, "attempt": 1, "token": "9f…", "kind": "probe", "payload": {"seconds": 2},
+     "artifacts": []}
+
+`token` is random per attempt; the result and the heartbeats echo it. Its Celery task id is
+`fabric-<task>-<attempt>-<token>`, so the agent can say which attempts it holds
+(`held_attempt`) without decoding messages.
+"""
+
+import re
+
+from kombu import Exchange, Queue
+
+RUN_TASK = "orchcap.fabric.run"
+LEASE_HEARTBEATS = 3  # a lease lasts this many heartbeat intervals, like lost-node detection
+_CELERY_ID = re.compile(r"^fabric-(\d+)-(\d+)-([0-9a-f]{1,32})$")
+
+
+def node_queue_name(node_id: int) -> str:
+    return f"node.{node_id}"
+
+
+def capability_queue_names(*, node_class: str, gpus: int) -> list[str]:
+    """Shared queues a node also consumes, e.g. `fabric.class.edge` and `fabric.gpu`. The
+    scheduler sends to node queues only (see docs/fabric.md); these are for pull-based work."""
+    names = [f"fabric.class.{node_class}"]
+    if gpus > 0:
+        names.append("fabric.gpu")
+    return names
+
+
+def queue(name: str) -> Queue:
+    """A durable queue that outlives its consumers: a node that is away finds its work waiting.
+    Publishers and the agent declare it with exactly these arguments (RabbitMQ refuses a
+    redeclaration with different ones)."""
+    exchange = Exchange(name, type="direct", durable=True, auto_delete=False)
+    return Queue(name, exchange, routing_key=name, durable=True, auto_delete=False)
+
+
+def celery_task_id(task_id: int, attempt: int, token: str) -> str:
+    return f"fabric-{task_id}-{attempt}-{token}"
+
+
+def held_attempt(celery_id: str) -> tuple[int, int, str] | None:
+    """(task id, attempt, token) from a Celery task id made by celery_task_id, else None."""
+    match = _CELERY_ID.match(celery_id or "")
+    return (int(match.group(1)), int(match.group(2)), match.group(3)) if match else None
+
+
+def message(
+    *, task_id: int, attempt: int, token: str, kind: str, payload: dict, artifacts: list[str]
+) -> dict[str, object]:
+    return {
+        "task": task_id,
+        "attempt": attempt,
+        "token": token,
+        "kind": kind,
+        "payload": payload,
+        "artifacts": list(artifacts),
+    }

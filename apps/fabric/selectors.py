@@ -1,0 +1,304 @@
+import json
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from apps.fabric import availability, scheduler
+from apps.fabric.models import (
+    OPEN_TASK_STATES,
+    ComputeNode,
+    EnrollmentToken,
+    FabricArtifact,
+    FabricTask,
+    FabricTaskState,
+    NodeEvent,
+    NodeState,
+)
+from apps.people import selectors as people_selectors
+
+
+def can_manage_fabric(*, user: AbstractBaseUser | AnonymousUser) -> bool:
+    """The fleet is organisation infrastructure: organisation admins manage it."""
+    return people_selectors.is_org_admin(user=user)
+
+
+def fleet(*, include_retired: bool = False) -> QuerySet[ComputeNode]:
+    """Nodes for the fleet page and API, by name; retired ones only when asked."""
+    nodes = ComputeNode.objects.select_related("owner", "team", "approved_by")
+    if not include_retired:
+        nodes = nodes.exclude(state=NodeState.RETIRED)
+    return nodes.order_by("name", "pk")
+
+
+def approval_queue() -> QuerySet[ComputeNode]:
+    """Nodes waiting for an admin, oldest first."""
+    return (
+        ComputeNode.objects.filter(state=NodeState.PENDING, revoked_at__isnull=True)
+        .select_related("owner", "team", "enrollment_token")
+        .order_by("created_at", "pk")
+    )
+
+
+def open_enrollment_tokens(*, now: datetime | None = None) -> QuerySet[EnrollmentToken]:
+    now = now or timezone.now()
+    return EnrollmentToken.objects.filter(
+        used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
+    ).select_related("team", "created_by")
+
+
+def node_history(*, node: ComputeNode, limit: int = 100) -> QuerySet[NodeEvent]:
+    return node.events.select_related("actor")[:limit]
+
+
+def fleet_counts() -> dict[str, int]:
+    """{state: number of nodes} over all states (zeros included)."""
+    counts = dict(
+        ComputeNode.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n")
+    )
+    return {state: counts.get(state, 0) for state in NodeState.values}
+
+
+def policy_of(*, node: ComputeNode) -> availability.Policy | None:
+    """The node's parsed policy, or None when the stored JSON or timezone is unusable."""
+    try:
+        return availability.parse_policy(node.availability, node.timezone)
+    except availability.PolicyError:
+        return None
+
+
+def describe_availability(*, node: ComputeNode) -> str:
+    policy = policy_of(node=node)
+    if policy is None:
+        return "Unreadable availability policy: no work until an admin fixes it"
+    return availability.describe(policy)
+
+
+def work_decision(*, node: ComputeNode, now: datetime | None = None) -> availability.Availability:
+    """Whether `node` should accept new work now, with the reason a person reads."""
+    now = now or timezone.now()
+    if node.revoked_at is not None or node.state == NodeState.RETIRED:
+        return availability.Availability(False, "retired")
+    if node.state == NodeState.PENDING:
+        return availability.Availability(False, "waiting for an admin to approve it")
+    if node.state == NodeState.DRAINING:
+        return availability.Availability(False, "draining: finishing current work, taking none")
+    if node.state == NodeState.PLANNED_OFFLINE:
+        return availability.Availability(False, "planned offline")
+    if node.state == NodeState.OFFLINE:
+        return availability.Availability(False, "offline: heartbeats lost")
+    policy = policy_of(node=node)
+    if policy is None:
+        return availability.Availability(False, "its availability policy is unreadable")
+    return availability.evaluate(policy, now, node.idle_seconds)
+
+
+def heartbeat_overdue(*, node: ComputeNode, now: datetime | None = None) -> bool:
+    """More than one interval late (a warning on the page; the sweeper acts after three)."""
+    if node.last_heartbeat_at is None:
+        return True
+    now = now or timezone.now()
+    late = timedelta(seconds=2 * settings.ORCHCAP_HEARTBEAT_SECONDS)
+    return now - node.last_heartbeat_at > late
+
+
+def pending_count() -> int:
+    return approval_queue().count()
+
+
+def _gigabytes(megabytes: object) -> str:
+    if isinstance(megabytes, int | float) and not isinstance(megabytes, bool):
+        return f"{megabytes / 1024:.1f} GB"
+    return str(megabytes)
+
+
+_DETECTED_LABELS = {
+    "cpu_cores": ("CPU cores", str),
+    "memory_mb": ("Memory", _gigabytes),
+    "disk_free_mb": ("Free disk", _gigabytes),
+    "os": ("OS", str),
+    "os_release": ("OS release", str),
+    "arch": ("Architecture", str),
+    "python": ("Python", str),
+    "hostname": ("Host name", str),
+}
+
+
+def capability_rows(*, node: ComputeNode) -> list[dict[str, object]]:
+    """[{"name", "value", "declared"}] for the node page: detected first, then declared."""
+    rows: list[dict[str, object]] = []
+    for key, value in node.detected.items():
+        if key == "gpus":
+            for index, gpu in enumerate(value or []):
+                gpu = gpu if isinstance(gpu, dict) else {"model": str(gpu)}
+                memory = gpu.get("memory_mb")
+                text = str(gpu.get("model", "GPU")) + (f" ({_gigabytes(memory)})" if memory else "")
+                rows.append({"name": f"GPU {index}", "value": text, "declared": False})
+            continue
+        label, show = _DETECTED_LABELS.get(key, (key, str))
+        rows.append({"name": label, "value": show(value), "declared": False})
+    for key, value in node.declared.items():
+        label, show = _DETECTED_LABELS.get(key, (key, str))
+        rows.append({"name": label, "value": show(value), "declared": True})
+    return rows
+
+
+def capability_summary(*, node: ComputeNode) -> list[dict[str, object]]:
+    """Short chips for the fleet table: cores, memory, GPUs; declared ones marked."""
+    detected, declared = node.detected, node.declared
+    chips: list[dict[str, object]] = []
+    for key, text in (("cpu_cores", "{} CPU"), ("memory_mb", "{}")):
+        if key in declared:
+            value = declared[key]
+            chips.append({"text": text.format(_gigabytes(value) if key == "memory_mb" else value),
+                          "declared": True})  # fmt: skip
+        elif key in detected:
+            value = detected[key]
+            chips.append({"text": text.format(_gigabytes(value) if key == "memory_mb" else value),
+                          "declared": False})  # fmt: skip
+    gpus = detected.get("gpus") or []
+    if gpus:
+        chips.append({"text": f"{len(gpus)} GPU", "declared": False})
+    elif declared.get("gpus"):
+        chips.append({"text": f"{declared['gpus']} GPU", "declared": True})
+    return chips
+
+
+def node_facts(
+    *,
+    node: ComputeNode,
+    leased: int | None = None,
+    policies: dict[tuple[str, str], availability.Policy | None] | None = None,
+) -> scheduler.NodeFacts:
+    """What the scheduler needs to know about `node`; declared values fill what the probe
+    didn't detect. `leased` is the number of tasks placed on or running on it (its used
+    capacity); `policies` shares one parsed policy among nodes with the same one."""
+    detected, declared = node.detected or {}, node.declared or {}
+
+    def number(key: str) -> int:
+        value = detected.get(key, declared.get(key, 0))
+        return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+    gpus = [g for g in detected.get("gpus") or [] if isinstance(g, dict)]
+    gpu_memory = max((int(g.get("memory_mb") or 0) for g in gpus), default=0)
+    if not gpu_memory:
+        gpu_memory = number("gpu_memory_mb")
+    if policies is None:
+        policy = policy_of(node=node)
+    else:
+        key = (json.dumps(node.availability, sort_keys=True), node.timezone)
+        if key not in policies:
+            policies[key] = policy_of(node=node)
+        policy = policies[key]
+    return scheduler.NodeFacts(
+        node_id=node.pk,
+        name=node.name,
+        node_class=node.node_class,
+        state=node.state,
+        approved=node.is_approved,
+        revoked=node.is_revoked,
+        cpu_cores=number("cpu_cores"),
+        memory_mb=number("memory_mb"),
+        gpus=node.gpu_count,
+        gpu_memory_mb=gpu_memory,
+        labels=node.labels or {},
+        data_sources=frozenset(node.data_sources or []),
+        max_tasks=node.max_concurrent_tasks,
+        running_tasks=node.running_tasks if leased is None else leased,
+        policy=policy,
+        idle_seconds=node.idle_seconds,
+        worker_ready=node.worker_ready,
+        consuming=node.not_consuming_since is None,
+    )
+
+
+def node_candidates() -> list[scheduler.NodeFacts]:
+    """Every enrolled node that isn't retired, as scheduler input (ineligible ones included, so
+    the placement can say why they were passed over). Used capacity is what the control plane
+    leased to each node, not what its last heartbeat said."""
+    nodes = ComputeNode.objects.exclude(state=NodeState.RETIRED).annotate(
+        leased=Count("tasks", filter=Q(tasks__state__in=OPEN_TASK_STATES))
+    )
+    policies: dict[tuple[str, str], availability.Policy | None] = {}
+    return [
+        node_facts(node=node, leased=node.leased, policies=policies)
+        for node in nodes.order_by("pk")
+    ]
+
+
+# --- tasks ------------------------------------------------------------------------------------
+
+
+def task_list(*, state: str | None = None, limit: int = 200) -> QuerySet[FabricTask]:
+    """Newest first; pending ones oldest first (the order they will be placed in)."""
+    tasks = FabricTask.objects.select_related("node", "created_by")
+    if state:
+        tasks = tasks.filter(state=state)
+    if state == FabricTaskState.PENDING:
+        return tasks.order_by("created_at", "pk")[:limit]
+    return tasks.order_by("-created_at", "-pk")[:limit]
+
+
+def task_counts() -> dict[str, int]:
+    counts = dict(FabricTask.objects.values_list("state").annotate(n=Count("pk")))
+    return {state: counts.get(state, 0) for state in FabricTaskState.values}
+
+
+def task_attempts(*, task: FabricTask) -> QuerySet:
+    return task.attempt_log.select_related("node").order_by("number")
+
+
+def node_open_tasks(*, node: ComputeNode) -> QuerySet[FabricTask]:
+    return node.tasks.filter(state__in=OPEN_TASK_STATES).order_by("placed_at", "pk")
+
+
+def node_recent_tasks(*, node: ComputeNode, limit: int = 20) -> QuerySet[FabricTask]:
+    return (
+        FabricTask.objects.filter(attempt_log__node=node)
+        .distinct()
+        .order_by("-created_at", "-pk")[:limit]
+    )
+
+
+def artifact_for_node(*, node: ComputeNode, sha256: str) -> FabricArtifact | None:
+    """The artefact, only while `node` holds an open task that names it: a node can't fetch
+    what another node's work uses."""
+    needed = FabricTask.objects.filter(
+        node=node, state__in=OPEN_TASK_STATES, artifacts__contains=[sha256]
+    )
+    return FabricArtifact.objects.filter(sha256=sha256).filter(Exists(needed)).first()
+
+
+def node_hours(*, since: datetime | None = None) -> dict[str, list[dict[str, object]]]:
+    """Hours of work nodes ran (finished attempts, started to finished), by class and by owner:
+    the dormant power the fabric put to use. {"by_class": [...], "by_owner": [...]}."""
+    from django.db.models import DurationField, ExpressionWrapper, F, Sum
+
+    from apps.fabric.models import TaskAttempt
+
+    attempts = TaskAttempt.objects.filter(
+        finished_at__isnull=False, started_at__isnull=False, node__isnull=False
+    )
+    if since is not None:
+        attempts = attempts.filter(finished_at__gte=since)
+    spent = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+
+    def grouped(field: str) -> list[dict[str, object]]:
+        rows = (
+            attempts.values(field)
+            .annotate(total=Sum(spent), tasks=Count("pk"), nodes=Count("node", distinct=True))
+            .order_by("-total")
+        )
+        return [
+            {
+                "key": row[field] or "(no owner)",
+                "hours": round(row["total"].total_seconds() / 3600, 3) if row["total"] else 0.0,
+                "tasks": row["tasks"],
+                "nodes": row["nodes"],
+            }
+            for row in rows
+        ]
+
+    return {"by_class": grouped("node__node_class"), "by_owner": grouped("node__owner__username")}

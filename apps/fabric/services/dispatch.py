@@ -1,0 +1,377 @@
+"""Submitting work: place each task on a node and send it to that node's durable queue.
+
+Placement runs under one PostgreSQL advisory lock, so two submitters (or a submitter and a
+node freeing a slot) never give one free slot to two tasks. Messages are published after the
+transaction commits: a node never receives a task whose row it can't see the result of. A task
+that no node can take stays pending with the scheduler's reasons and is placed when a node frees
+a slot, comes online, or by the periodic pending-task scheduler.
+"""
+
+import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from apps.fabric import payloads, protocol, scheduler, selectors
+from apps.fabric.errors import NodeConflict
+from apps.fabric.models import (
+    AttemptState,
+    ComputeNode,
+    FabricArtifact,
+    FabricTask,
+    FabricTaskState,
+    NodeState,
+    TaskAttempt,
+)
+
+log = logging.getLogger(__name__)
+SCHEDULER_LOCK = 0x0FAB_D15C  # pg_advisory_xact_lock key: one placement decision at a time
+PENDING_BATCH = 500
+
+
+def lease_seconds() -> int:
+    return protocol.LEASE_HEARTBEATS * int(settings.ORCHCAP_HEARTBEAT_SECONDS)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    requirements: dict[str, Any] = field(default_factory=dict)
+    artifacts: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    task_id: int
+    attempt: int
+    token: str
+    node_id: int
+    message: dict[str, Any]
+
+
+def _check(spec: TaskSpec) -> None:
+    try:
+        payloads.validate(spec.kind, spec.payload, spec.artifacts)
+    except payloads.PayloadError as exc:
+        raise ValidationError(str(exc)) from None
+    try:
+        scheduler.Requirements.from_json(spec.requirements)
+    except scheduler.RequirementError as exc:
+        raise ValidationError(f"requirements: {exc}") from None
+    if spec.idempotency_key is not None and not 0 < len(spec.idempotency_key) <= 120:
+        raise ValidationError("idempotency_key must be 1 to 120 characters")
+
+
+def _check_artifacts_exist(specs: list[TaskSpec]) -> None:
+    wanted = {sha for spec in specs for sha in spec.artifacts}
+    if not wanted:
+        return
+    known = set(FabricArtifact.objects.filter(sha256__in=wanted).values_list("sha256", flat=True))
+    missing = sorted(wanted - known)
+    if missing:
+        raise ValidationError(f"unknown artefact(s): {', '.join(m[:12] + '…' for m in missing)}")
+
+
+def _same(task: FabricTask, spec: TaskSpec) -> bool:
+    return (
+        task.kind == spec.kind
+        and task.payload == spec.payload
+        and task.requirements == (spec.requirements or {})
+        and list(task.artifacts) == list(spec.artifacts)
+    )
+
+
+def submit_task(
+    *,
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    requirements: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    submitted_by: AbstractBaseUser | None = None,
+    artifacts: Iterable[str] = (),
+) -> FabricTask:
+    """Create a task and place it now if a node can take it, else leave it pending with the
+    reason. The same `idempotency_key` again returns the first task instead of a new one (and
+    is refused when the work differs). Raises ValidationError for a bad kind, payload,
+    requirements or artefact."""
+    spec = TaskSpec(
+        kind=kind,
+        payload=payload or {},
+        requirements=requirements or {},
+        artifacts=tuple(artifacts),
+        idempotency_key=idempotency_key,
+    )
+    return submit_tasks(specs=[spec], submitted_by=submitted_by)[0]
+
+
+def submit_tasks(
+    *, specs: list[TaskSpec], submitted_by: AbstractBaseUser | None = None
+) -> list[FabricTask]:
+    """submit_task for many tasks in one transaction and one placement pass (a batch of work
+    arrives faster this way); returns the tasks in the order of `specs`."""
+    for spec in specs:
+        _check(spec)
+    _check_artifacts_exist(specs)
+    keys = [s.idempotency_key for s in specs if s.idempotency_key]
+    if len(keys) != len(set(keys)):
+        raise ValidationError("an idempotency_key appears twice in one batch")
+    user = submitted_by if submitted_by is not None and submitted_by.is_authenticated else None
+    try:
+        return _submit(specs, keys, user)
+    except IntegrityError:
+        # Another request created a task with one of these keys meanwhile: its task is ours.
+        return _submit(specs, keys, user)
+
+
+def _submit(
+    specs: list[TaskSpec], keys: list[str], user: AbstractBaseUser | None
+) -> list[FabricTask]:
+    with transaction.atomic():
+        existing = {t.idempotency_key: t for t in FabricTask.objects.filter(idempotency_key__in=keys)}
+        new = []
+        for spec in specs:
+            if spec.idempotency_key in existing:
+                if not _same(existing[spec.idempotency_key], spec):
+                    raise ValidationError(
+                        f"idempotency_key {spec.idempotency_key!r} was used for different work"
+                    )
+                continue
+            new.append(
+                FabricTask(
+                    kind=spec.kind,
+                    payload=spec.payload,
+                    requirements=spec.requirements or {},
+                    artifacts=list(spec.artifacts),
+                    idempotency_key=spec.idempotency_key,
+                    created_by=user,
+                )
+            )
+        created = FabricTask.objects.bulk_create(new)
+        if created:
+            place(created, now=timezone.now())
+    made = iter(created)
+    return [
+        existing[s.idempotency_key] if s.idempotency_key in existing else next(made) for s in specs
+    ]
+
+
+def lock_scheduler() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEDULER_LOCK])
+
+
+def stored_placement(placement: scheduler.Placement, now: datetime) -> dict[str, Any]:
+    data = placement.to_json()
+    data["at"] = now.isoformat()
+    return data
+
+
+def place(
+    tasks: list[FabricTask], *, now: datetime, facts: list[scheduler.NodeFacts] | None = None
+) -> list[Dispatch]:
+    """Run the scheduler for `tasks` (pending, in this order) and dispatch the ones it places.
+
+    Must run inside a transaction; it takes the scheduler lock. Each placed task gets a new
+    attempt and a lease; the message goes out after commit. Returns what will be sent."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("place() must run inside a transaction")
+    lock_scheduler()
+    by_id = {f.node_id: f for f in (facts if facts is not None else selectors.node_candidates())}
+    lease = timedelta(seconds=lease_seconds())
+    dispatches: list[Dispatch] = []
+    attempts: list[TaskAttempt] = []
+    changed: list[FabricTask] = []
+    for task in tasks:
+        requirements = scheduler.Requirements.from_json(task.requirements)
+        placement = scheduler.filter_and_score(by_id.values(), requirements, now)
+        old_reason = (task.placement or {}).get("reason")
+        if placement.node_id is None:
+            if old_reason != placement.reason:
+                task.placement = stored_placement(placement, now)
+                changed.append(task)
+            continue
+        chosen = by_id[placement.node_id]
+        by_id[chosen.node_id] = replace(chosen, running_tasks=chosen.running_tasks + 1)
+        _assign(task, node_id=chosen.node_id, now=now, lease=lease)
+        task.placement = stored_placement(placement, now)
+        changed.append(task)
+        row = _attempt_row(task, now)
+        attempts.append(row)
+        dispatches.append(_dispatch_of(task, row.token))
+    if changed:
+        FabricTask.objects.bulk_update(
+            changed,
+            ["state", "node", "attempts", "placement", "placed_at", "started_at", "lease_expires_at"],
+        )
+    if attempts:
+        TaskAttempt.objects.bulk_create(attempts)
+        transaction.on_commit(lambda: publish(dispatches))
+    return dispatches
+
+
+def _assign(task: FabricTask, *, node_id: int, now: datetime, lease: timedelta) -> None:
+    task.state = FabricTaskState.PLACED
+    task.node_id = node_id
+    task.attempts += 1
+    task.placed_at = now
+    task.started_at = None
+    task.lease_expires_at = now + lease
+
+
+def _attempt_row(task: FabricTask, now: datetime) -> TaskAttempt:
+    return TaskAttempt(
+        task=task,
+        number=task.attempts,
+        token=secrets.token_hex(8),
+        node_id=task.node_id,
+        dispatched_at=now,
+    )
+
+
+def _dispatch_of(task: FabricTask, token: str) -> Dispatch:
+    return Dispatch(
+        task_id=task.pk,
+        attempt=task.attempts,
+        token=token,
+        node_id=task.node_id,
+        message=protocol.message(
+            task_id=task.pk,
+            attempt=task.attempts,
+            token=token,
+            kind=task.kind,
+            payload=task.payload,
+            artifacts=task.artifacts,
+        ),
+    )
+
+
+def dispatch_to(*, task: FabricTask, node: ComputeNode, reason: str, now: datetime) -> Dispatch:
+    """Send `task` to `node` without asking the scheduler (the sweeper's consumption probes:
+    the point is to test that very node). Inside a transaction."""
+    lock_scheduler()
+    _assign(task, node_id=node.pk, now=now, lease=timedelta(seconds=lease_seconds()))
+    task.placement = {"node_id": node.pk, "reason": reason, "at": now.isoformat()}
+    task.save()
+    row = _attempt_row(task, now)
+    row.save()
+    dispatch = _dispatch_of(task, row.token)
+    transaction.on_commit(lambda: publish([dispatch]))
+    return dispatch
+
+
+def probe_node(
+    *, node: ComputeNode, submitted_by: AbstractBaseUser | None = None, seconds: float = 0
+) -> FabricTask:
+    """A probe sent to this very node, whatever the scheduler would choose: an admin's end-to-
+    end check of a new machine. Raises NodeConflict when the node can't take work at all."""
+    node.refresh_from_db()
+    if node.state != NodeState.ONLINE or not node.is_approved:
+        raise NodeConflict(f"{node.name} is {node.get_state_display().lower()}: it takes no work.")
+    if not node.worker_ready:
+        raise NodeConflict(f"{node.name}'s agent runs no worker yet; start `orchcap-agent run`.")
+    user = submitted_by if submitted_by is not None and submitted_by.is_authenticated else None
+    now = timezone.now()
+    with transaction.atomic():
+        task = FabricTask.objects.create(
+            kind="probe", payload={"seconds": seconds}, created_by=user
+        )
+        who = f" by {user.get_username()}" if user is not None else ""
+        dispatch_to(task=task, node=node, now=now, reason=f"probe of {node.name} sent{who}")
+    return task
+
+
+def place_pending(*, now: datetime | None = None, limit: int = PENDING_BATCH) -> int:
+    """Place pending tasks, oldest first, while some node has a free slot; returns how many were
+    placed. Tasks that still fit nowhere get their reason refreshed."""
+    now = now or timezone.now()
+    if not FabricTask.objects.filter(state=FabricTaskState.PENDING).exists():
+        return 0
+    with transaction.atomic():
+        lock_scheduler()
+        facts = selectors.node_candidates()
+        free = sum(
+            max(0, f.max_tasks - f.running_tasks)
+            for f in facts
+            if f.state == "online" and f.approved and f.worker_ready and f.consuming
+        )
+        if free == 0:
+            # Nothing can start anywhere: keep the reasons from the last pass (cheap when a
+            # long queue waits for a full fleet), unless that pass is old.
+            scan = FabricTask.objects.filter(
+                state=FabricTaskState.PENDING,
+                placement__at__lt=(now - timedelta(seconds=60)).isoformat(),
+            )
+            tasks = list(scan.order_by("created_at", "pk")[: min(limit, 50)])
+        else:
+            pending = FabricTask.objects.filter(state=FabricTaskState.PENDING)
+            # Enough to fill the free slots even if some tasks fit none of them.
+            tasks = list(pending.order_by("created_at", "pk")[: min(limit, free * 4 + 20)])
+        placed = place(tasks, now=now, facts=facts) if tasks else []
+    return len(placed)
+
+
+# --- publishing -------------------------------------------------------------------------------
+
+
+def publish(dispatches: list[Dispatch]) -> None:
+    """Send each dispatch to its node's durable queue. On a broker failure the tasks not sent go
+    back to pending, with the reason, instead of waiting out a lease."""
+    if not dispatches:
+        return
+    from kombu import Connection
+    from kombu.pools import producers
+
+    from orchcap.celery import app
+
+    sent = 0
+    try:
+        with producers[Connection(settings.ORCHCAP_NODE_BROKER_URL)].acquire(
+            block=True, timeout=10
+        ) as producer:
+            for dispatch in dispatches:
+                queue = protocol.queue(protocol.node_queue_name(dispatch.node_id))
+                app.send_task(
+                    protocol.RUN_TASK,
+                    kwargs=dispatch.message,
+                    task_id=protocol.celery_task_id(
+                        dispatch.task_id, dispatch.attempt, dispatch.token
+                    ),
+                    queue=queue,
+                    producer=producer,
+                    retry=True,
+                    retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+                )
+                sent += 1
+    except Exception as exc:  # kombu's errors vary by transport; any of them means "not sent"
+        log.warning("fabric: could not publish %d task(s): %s", len(dispatches) - sent, exc)
+        unsent_back_to_pending(dispatches[sent:], reason=f"the broker could not be reached: {exc}")
+
+
+def unsent_back_to_pending(dispatches: list[Dispatch], *, reason: str) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        for dispatch in dispatches:
+            updated = FabricTask.objects.filter(
+                pk=dispatch.task_id,
+                attempts=dispatch.attempt,
+                state=FabricTaskState.PLACED,
+            ).update(
+                state=FabricTaskState.PENDING,
+                node=None,
+                lease_expires_at=None,
+                placement={"reason": f"waiting: {reason}"[:500], "at": now.isoformat()},
+            )
+            if updated:
+                TaskAttempt.objects.filter(task_id=dispatch.task_id, number=dispatch.attempt).update(
+                    state=AttemptState.LOST, finished_at=now, note=f"not sent: {reason}"[:300]
+                )

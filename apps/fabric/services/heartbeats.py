@@ -1,0 +1,233 @@
+"""Heartbeats from agents, and the sweeper that notices the ones that stopped."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.fabric import protocol, selectors
+from apps.fabric.errors import NodeRefused
+from apps.fabric.models import (
+    LIVE_STATES,
+    OPEN_TASK_STATES,
+    AttemptState,
+    ComputeNode,
+    FabricTask,
+    FabricTaskState,
+    NodeEventKind,
+    NodeState,
+    TaskAttempt,
+)
+from apps.fabric.services import dispatch
+from apps.fabric.services.consumption import mark_consuming
+from apps.fabric.services.enrollment import clean_json_object
+from apps.fabric.services.history import record_event
+
+MISSED_HEARTBEATS = 3  # silent for this many intervals → offline
+
+
+class AgentStatus:
+    RUNNING = "running"
+    STOPPING = "stopping"  # got SIGTERM: finishing current work, takes nothing new
+    STOPPED = "stopped"  # last word before a planned shutdown
+
+    ALL = (RUNNING, STOPPING, STOPPED)
+
+
+class WorkerStatus:
+    NONE = "none"  # the agent runs no worker (not approved yet, or heartbeats only)
+    STARTING = "starting"
+    READY = "ready"  # consuming its queues
+
+    ALL = (NONE, STARTING, READY)
+
+
+@dataclass(frozen=True)
+class HeartbeatReply:
+    node_id: int
+    state: str
+    accept_work: bool
+    reason: str
+    heartbeat_seconds: int
+    # Where and what to consume; only for approved nodes that aren't retired.
+    broker_url: str | None = None
+    queues: tuple[str, ...] = ()
+    max_concurrent_tasks: int = 1
+    consuming: bool = True  # False: the control plane saw work sent to it not being taken
+
+
+def dispatch_details(node: ComputeNode) -> tuple[str | None, tuple[str, ...]]:
+    """The broker URL and queues an approved node's worker consumes (none before approval)."""
+    if not node.is_approved or node.is_revoked or node.state == NodeState.RETIRED:
+        return None, ()
+    queues = [protocol.node_queue_name(node.pk)]
+    queues += protocol.capability_queue_names(node_class=node.node_class, gpus=node.gpu_count)
+    return settings.ORCHCAP_NODE_BROKER_URL, tuple(queues)
+
+
+def renew_leases(
+    *, node: ComputeNode, held: list[tuple[int, int, str]], now: datetime
+) -> list[int]:
+    """The node holds these (task, attempt, token)s: each current one is running, with a fresh
+    lease. Returns the task ids renewed. Old attempts it still holds are not renewed (their
+    tasks were moved elsewhere)."""
+    wanted = set(held)
+    rows = TaskAttempt.objects.filter(
+        node=node,
+        task_id__in={t for t, _, _ in wanted},
+        task__node=node,
+        task__state__in=OPEN_TASK_STATES,
+        number=F("task__attempts"),
+    ).values_list("task_id", "number", "token")
+    current = [task_id for task_id, number, token in rows if (task_id, number, token) in wanted]
+    if not current:
+        return []
+    lease = now + timedelta(seconds=protocol.LEASE_HEARTBEATS * settings.ORCHCAP_HEARTBEAT_SECONDS)
+    FabricTask.objects.filter(pk__in=current).update(
+        state=FabricTaskState.RUNNING, lease_expires_at=lease
+    )
+    FabricTask.objects.filter(pk__in=current, started_at__isnull=True).update(started_at=now)
+    TaskAttempt.objects.filter(
+        task_id__in=current, node=node, state=AttemptState.DISPATCHED
+    ).update(state=AttemptState.RUNNING, started_at=now)
+    ComputeNode.objects.filter(pk=node.pk).update(last_task_at=now)
+    mark_consuming(node=node, now=now, why="it reported running work")
+    return current
+
+
+def _bounded(value: float | None, low: float, high: float) -> float | None:
+    return None if value is None else max(low, min(high, float(value)))
+
+
+@transaction.atomic
+def record_heartbeat(
+    *,
+    node: ComputeNode,
+    status: str = AgentStatus.RUNNING,
+    cpu_percent: float | None = None,
+    memory_percent: float | None = None,
+    load_average: float | None = None,
+    running_tasks: int = 0,
+    idle_seconds: float | None = None,
+    detected: dict[str, object] | None = None,
+    software_version: str | None = None,
+    tasks: list[tuple[int, int, str]] | None = None,
+    worker: str | None = None,
+    now: datetime | None = None,
+) -> HeartbeatReply:
+    """Store the heartbeat's summary on the node, move its state, renew the leases of the
+    (task, attempt)s it holds, and say whether it may take new work now, with where to get it.
+    Raises NodeRefused when the node was revoked or retired meanwhile."""
+    if status not in AgentStatus.ALL:
+        raise ValidationError(f"status must be one of {', '.join(AgentStatus.ALL)}")
+    if worker is not None and worker not in WorkerStatus.ALL:
+        raise ValidationError(f"worker must be one of {', '.join(WorkerStatus.ALL)}")
+    now = now or timezone.now()
+    # Lock: an admin's approve/drain/retire and this heartbeat must not overwrite each other.
+    node = ComputeNode.objects.select_for_update().get(pk=node.pk)
+    if node.revoked_at is not None:
+        raise NodeRefused("this node's credential was revoked; enrol the machine again")
+    if node.state == NodeState.RETIRED:
+        raise NodeRefused("this node is retired")
+
+    node.last_heartbeat_at = now
+    node.heartbeat_count += 1
+    node.cpu_percent = _bounded(cpu_percent, 0, 100)
+    node.memory_percent = _bounded(memory_percent, 0, 100)
+    node.load_average = _bounded(load_average, 0, 10_000)
+    if tasks is not None:
+        running_tasks = len(tasks)
+    node.running_tasks = max(0, min(int(running_tasks), 32_767))
+    was_ready = node.worker_ready
+    if worker is not None:
+        node.worker_ready = worker == WorkerStatus.READY
+    if status != AgentStatus.RUNNING:
+        node.worker_ready = False  # stopping: takes nothing new
+    node.idle_seconds = None if idle_seconds is None else max(0, min(int(idle_seconds), 2**31 - 1))
+    if detected:
+        node.detected = clean_json_object(detected, "detected capabilities")
+    if software_version:
+        node.software_version = software_version[:40]
+
+    before = node.state
+    if before != NodeState.PENDING:
+        if status == AgentStatus.STOPPED:
+            node.state = NodeState.PLANNED_OFFLINE
+        elif status == AgentStatus.STOPPING or node.drain_requested:
+            node.state = NodeState.DRAINING
+        else:
+            node.state = NodeState.ONLINE
+    node.save()
+    if node.state != before:
+        messages = {
+            NodeState.PLANNED_OFFLINE: "the agent stopped (planned)",
+            NodeState.DRAINING: "the agent is stopping"
+            if status == AgentStatus.STOPPING
+            else "heartbeats resumed; drain still requested",
+            NodeState.ONLINE: "heartbeats resumed"
+            if before == NodeState.OFFLINE
+            else "the agent started",
+        }
+        record_event(
+            node=node,
+            kind=NodeEventKind.STATE,
+            from_state=before,
+            to_state=node.state,
+            message=messages.get(node.state, ""),
+            at=now,
+        )
+    if tasks:
+        renew_leases(node=node, held=tasks, now=now)
+    if node.state == NodeState.ONLINE and node.worker_ready and (
+        before != NodeState.ONLINE or not was_ready
+    ):
+        # It can take work now: pending tasks needn't wait for the periodic scheduler.
+        transaction.on_commit(lambda: dispatch.place_pending(now=now))
+    decision = selectors.work_decision(node=node, now=now)
+    broker_url, queues = dispatch_details(node)
+    return HeartbeatReply(
+        node_id=node.pk,
+        state=node.state,
+        accept_work=decision.available,
+        reason=decision.reason,
+        heartbeat_seconds=settings.ORCHCAP_HEARTBEAT_SECONDS,
+        broker_url=broker_url,
+        queues=queues,
+        max_concurrent_tasks=node.max_concurrent_tasks,
+        consuming=node.not_consuming_since is None,
+    )
+
+
+def mark_lost_nodes(*, now: datetime | None = None) -> list[ComputeNode]:
+    """Mark online and draining nodes that missed 3 heartbeats offline; returns them.
+
+    Planned-offline and pending nodes are left alone: nobody expects their heartbeats. Each
+    update re-checks the heartbeat time, so a heartbeat that lands meanwhile wins.
+    """
+    now = now or timezone.now()
+    interval = settings.ORCHCAP_HEARTBEAT_SECONDS
+    cutoff = now - timedelta(seconds=MISSED_HEARTBEATS * interval)
+    lost = []
+    for node in ComputeNode.objects.filter(state__in=LIVE_STATES, last_heartbeat_at__lt=cutoff):
+        with transaction.atomic():
+            updated = ComputeNode.objects.filter(
+                pk=node.pk, state=node.state, last_heartbeat_at__lt=cutoff
+            ).update(state=NodeState.OFFLINE, updated_at=now)
+            if not updated:
+                continue
+            silent = int((now - node.last_heartbeat_at).total_seconds())
+            record_event(
+                node=node,
+                kind=NodeEventKind.HEARTBEAT_LOST,
+                from_state=node.state,
+                to_state=NodeState.OFFLINE,
+                message=f"no heartbeat for {silent} s (expected every {interval} s)",
+                at=now,
+            )
+            node.state = NodeState.OFFLINE
+            lost.append(node)
+    return lost

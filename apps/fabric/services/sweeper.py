@@ -1,0 +1,169 @@
+"""The periodic sweep: lost nodes, stranded work, quiet nodes.
+
+1. Nodes silent for 3 heartbeat intervals are marked offline (heartbeats.mark_lost_nodes).
+2. Open tasks whose node can't finish them (offline, stopped, retired) or whose lease ran out
+   move back to pending and are placed elsewhere at once, as a new attempt. A late result from
+   the old attempt is ignored (services/results.py).
+3. A lease that ran out before the node even started the task means its worker doesn't take
+   work from its queue: the node is flagged "not consuming" and gets no more work.
+4. A node that ran nothing for ORCHCAP_FABRIC_PROBE_SECONDS gets a 0-second probe, so a stuck
+   worker on an idle node is found before real work is sent to it.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from apps.fabric import selectors
+from apps.fabric.models import (
+    LIVE_STATES,
+    OPEN_TASK_STATES,
+    AttemptState,
+    ComputeNode,
+    FabricTask,
+    FabricTaskState,
+    NodeEventKind,
+    NodeState,
+    TaskAttempt,
+)
+from apps.fabric.services import dispatch, heartbeats
+from apps.fabric.services.consumption import flag_not_consuming
+from apps.fabric.services.history import record_event
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    lost_nodes: int
+    moved_tasks: int
+    probes: int
+    placed: int
+
+
+def sweep(*, now: datetime | None = None) -> SweepReport:
+    now = now or timezone.now()
+    lost = heartbeats.mark_lost_nodes(now=now)
+    moved = move_stranded_tasks(now=now)
+    probes = send_probes(now=now)
+    placed = dispatch.place_pending(now=now) if moved else 0
+    return SweepReport(lost_nodes=len(lost), moved_tasks=moved, probes=probes, placed=placed)
+
+
+def _why_stranded(task: FabricTask, now: datetime) -> tuple[str, bool]:
+    """(reason, the node never took it) for an open task that must move."""
+    node = task.node
+    if node is None:
+        return "its node no longer exists", False
+    if node.revoked_at is not None or node.state not in LIVE_STATES:
+        return f"{node.name} is {node.get_state_display().lower()}", False
+    seconds = dispatch.lease_seconds()
+    if task.state == FabricTaskState.PLACED:
+        return f"{node.name} did not take it from its queue within {seconds} s", True
+    return f"{node.name} stopped reporting it for {seconds} s", False
+
+
+def move_stranded_tasks(*, now: datetime | None = None) -> int:
+    """Move open tasks off nodes that can't finish them; returns how many moved (or failed for
+    good after ORCHCAP_FABRIC_MAX_ATTEMPTS attempts)."""
+    now = now or timezone.now()
+    stranded = Q(node__isnull=True) | ~Q(node__state__in=LIVE_STATES)
+    stranded |= Q(node__revoked_at__isnull=False) | Q(lease_expires_at__lt=now)
+    candidates = FabricTask.objects.filter(state__in=OPEN_TASK_STATES).filter(stranded)
+    if not candidates.exists():
+        return 0
+    with transaction.atomic():
+        # The scheduler's lock first (placing and moving must not interleave), then the rows.
+        dispatch.lock_scheduler()
+        tasks = list(
+            candidates.select_for_update(of=("self",)).select_related("node").order_by("pk")
+        )
+        if not tasks:
+            return 0
+        by_node: dict[int, list[str]] = defaultdict(list)
+        for task in tasks:
+            reason, never_taken = _why_stranded(task, now)
+            if never_taken and task.node is not None:
+                flag_not_consuming(node=task.node, now=now, why=reason)
+            _requeue(task, reason=reason, now=now)
+            if task.node is not None:
+                by_node[task.node.pk].append(f"#{task.pk}")
+        nodes = {t.node.pk: t.node for t in tasks if t.node is not None}
+        for node_id, numbers in by_node.items():
+            record_event(
+                node=nodes[node_id],
+                kind=NodeEventKind.TASKS_MOVED,
+                message=f"{len(numbers)} task(s) taken back: {', '.join(numbers[:20])}",
+                at=now,
+            )
+    return len(tasks)
+
+
+def _requeue(task: FabricTask, *, reason: str, now: datetime) -> None:
+    TaskAttempt.objects.filter(task=task, number=task.attempts).update(
+        state=AttemptState.LOST, finished_at=now, note=reason[:300]
+    )
+    task.node = None
+    task.lease_expires_at = None
+    task.started_at = None
+    if task.attempts >= settings.ORCHCAP_FABRIC_MAX_ATTEMPTS:
+        task.state = FabricTaskState.FAILED
+        task.error = f"gave up after {task.attempts} attempts; the last one: {reason}"
+        task.finished_at = now
+    else:
+        task.state = FabricTaskState.PENDING
+        task.placement = {
+            **(task.placement or {}),
+            "reason": f"waiting to be placed again: {reason}",
+            "at": now.isoformat(),
+            "node_id": None,
+        }
+    task.save(
+        update_fields=[
+            "node", "lease_expires_at", "started_at", "state", "error", "finished_at", "placement",
+        ]
+    )  # fmt: skip
+
+
+def send_probes(*, now: datetime | None = None) -> int:
+    """A 0-second probe to each online node with a worker that ran nothing (and was sent no
+    probe) for ORCHCAP_FABRIC_PROBE_SECONDS and may take work now; returns how many were sent."""
+    now = now or timezone.now()
+    quiet_since = now - timedelta(seconds=settings.ORCHCAP_FABRIC_PROBE_SECONDS)
+    busy = FabricTask.objects.filter(node=OuterRef("pk"), state__in=OPEN_TASK_STATES)
+    probed = FabricTask.objects.filter(
+        attempt_log__node=OuterRef("pk"), system=True, placed_at__gte=quiet_since
+    )
+    nodes = (
+        ComputeNode.objects.filter(
+            state=NodeState.ONLINE,
+            approved_at__isnull=False,
+            revoked_at__isnull=True,
+            worker_ready=True,
+            created_at__lt=quiet_since,
+        )
+        .filter(Q(last_task_at__isnull=True) | Q(last_task_at__lt=quiet_since))
+        .exclude(Exists(busy))
+        .exclude(Exists(probed))
+    )
+    sent = 0
+    for node in nodes:
+        if not selectors.work_decision(node=node, now=now).available:
+            continue
+        with transaction.atomic():
+            task = FabricTask.objects.create(kind="probe", payload={"seconds": 0}, system=True)
+            quiet = "never ran a task" if node.last_task_at is None else "ran nothing"
+            dispatch.dispatch_to(
+                task=task,
+                node=node,
+                now=now,
+                reason=(
+                    f"consumption check: {node.name} {quiet} for "
+                    f"{settings.ORCHCAP_FABRIC_PROBE_SECONDS} s"
+                ),
+            )
+        sent += 1
+    return sent
