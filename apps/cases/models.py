@@ -170,6 +170,15 @@ class Case(models.Model):
         db_default=0,
         help_text="Labels asked beyond the process's overlap (a second look).",
     )
+    # Autonomy level 1 ("route"): the expert a rule or the model sent the case to. The queue
+    # offers it to them first and to colleagues only after their own cases.
+    routed_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -201,6 +210,11 @@ class Case(models.Model):
                 fields=["process", "label_count", "random_key"],
                 condition=Q(status="open"),
                 name="case_random_idx",
+            ),
+            models.Index(
+                fields=["routed_to", "process", "-priority", "created_at"],
+                condition=Q(status="open", routed_to__isnull=False),
+                name="case_routed_idx",
             ),
             models.Index(fields=["process", "status", "decided_at"], name="case_status_idx"),
             # Case lists and exports walk one process newest- or oldest-first.

@@ -69,6 +69,19 @@ def _date_parts(value: object, with_time: bool) -> list[float]:
     return parts
 
 
+def _parse_dates(values: list[object], *, with_time: bool) -> list[list[float]]:
+    seen: dict[str, list[float]] = {}  # dates repeat across cases: parse each once
+    parts = []
+    for value in values:
+        if not isinstance(value, str):
+            parts.append(_date_parts(value, with_time))
+        elif value in seen:
+            parts.append(seen[value])
+        else:
+            parts.append(seen.setdefault(value, _date_parts(value, with_time)))
+    return parts
+
+
 def table_columns(specs: list[dict]) -> list[Column]:
     columns: list[Column] = []
     for spec in specs:
@@ -99,25 +112,25 @@ class CaseTable(BaseEstimator, TransformerMixin):
         return self
 
     def transform(self, rows: list[CaseInput]) -> np.ndarray:
+        # Column by column: one tight loop per schema part (this runs for every prediction).
         specs = self.specs or []
-        names = [spec["name"] for spec in specs]
+        columns: list[list[object]] = []
+        for spec in specs:
+            name, kind = spec["name"], spec["type"]
+            values = [row.fields.get(name) for row in rows]
+            if kind in ("number", "money", "boolean"):
+                columns.append([_number(value) for value in values])
+            elif kind in ("date", "datetime"):
+                parts = _parse_dates(values, with_time=kind == "datetime")
+                columns += [list(part) for part in zip(*parts, strict=True)] if parts else []
+            elif kind in ("category", "text"):
+                columns.append([value if isinstance(value, str) else "" for value in values])
+        columns.append([row.exception_reason or "" for row in rows])
+        at_fault = [set(row.exception_fields or ()) for row in rows]
+        columns += [[1.0 if spec["name"] in fault else 0.0 for fault in at_fault] for spec in specs]
         table = np.empty((len(rows), len(table_columns(specs))), dtype=object)
-        for i, row in enumerate(rows):
-            values: list[object] = []
-            fields = row.fields
-            for spec in specs:
-                value = fields.get(spec["name"])
-                kind = spec["type"]
-                if kind in ("number", "money", "boolean"):
-                    values.append(_number(value))
-                elif kind in ("date", "datetime"):
-                    values += _date_parts(value, kind == "datetime")
-                elif kind in ("category", "text"):
-                    values.append(value if isinstance(value, str) else "")
-            values.append(row.exception_reason or "")
-            at_fault = set(row.exception_fields or ())
-            values += [1.0 if name in at_fault else 0.0 for name in names]
-            table[i] = values
+        for index, column in enumerate(columns):
+            table[:, index] = column
         return table
 
 

@@ -292,7 +292,9 @@ def get_task(request: HttpRequest, task_id: int) -> TaskOut:
 
 def _record(request: HttpRequest, items: list[results.ResultIn]) -> list[ResultOutcomeOut]:
     outcomes = results.record_results(node=request.auth, results=items)
-    return [ResultOutcomeOut(task=o.task_id, recorded=o.recorded, reason=o.reason) for o in outcomes]
+    return [
+        ResultOutcomeOut(task=o.task_id, recorded=o.recorded, reason=o.reason) for o in outcomes
+    ]
 
 
 @router.post(
@@ -318,10 +320,14 @@ def post_result(request: HttpRequest, task_id: int, body: ResultIn) -> ResultOut
 def post_results(request: HttpRequest, body: ResultsIn) -> ResultsOut:
     items = [
         results.ResultIn(
-            task_id=r.task, attempt=r.attempt, token=r.token, ok=r.ok, result=r.result,
+            task_id=r.task,
+            attempt=r.attempt,
+            token=r.token,
+            ok=r.ok,
+            result=r.result,
             error=r.error,
             duration_seconds=r.duration_seconds,
-        )  # fmt: skip
+        )
         for r in body.results
     ]
     return ResultsOut(outcomes=_record(request, items))
@@ -338,9 +344,7 @@ def post_results(request: HttpRequest, body: ResultsIn) -> ResultsOut:
 @validation_errors
 def upload_artifact(request: HttpRequest, name: str = "") -> Status:
     _require_admin(request)
-    artifact = artifacts.store_artifact(
-        content=request.body, name=name, created_by=request.user
-    )
+    artifact = artifacts.store_artifact(content=request.body, name=name, created_by=request.user)
     return Status(201, ArtifactOut(sha256=artifact.sha256, size=artifact.size, name=artifact.name))
 
 

@@ -103,28 +103,34 @@ def render(snap: Snapshot) -> str:
     for state in NodeState.values:
         for node_class in NodeClass.values:
             count = snap.nodes.get((state, node_class), 0)
-            lines.append(f"orchcap_fabric_nodes{_labels(state=state, node_class=node_class)} {count}")
+            lines.append(
+                f"orchcap_fabric_nodes{_labels(state=state, node_class=node_class)} {count}"
+            )
     family(
         "orchcap_fabric_nodes_not_consuming",
         "gauge",
         "Online nodes whose worker did not take work sent to its queue.",
     )
     lines.append(f"orchcap_fabric_nodes_not_consuming {snap.not_consuming}")
-    family("orchcap_fabric_slots", "gauge", "Task slots of online nodes, and slots leased to tasks.")
+    family(
+        "orchcap_fabric_slots", "gauge", "Task slots of online nodes, and slots leased to tasks."
+    )
     lines.append(f'orchcap_fabric_slots{{kind="capacity"}} {snap.slots}')
     lines.append(f'orchcap_fabric_slots{{kind="leased"}} {snap.leased}')
     family("orchcap_fabric_tasks", "gauge", "Fabric tasks by state.")
-    for state in FabricTaskState.values:
-        lines.append(f"orchcap_fabric_tasks{_labels(state=state)} {snap.tasks.get(state, 0)}")
+    lines.extend(
+        f"orchcap_fabric_tasks{_labels(state=state)} {snap.tasks.get(state, 0)}"
+        for state in FabricTaskState.values
+    )
     family(
         "orchcap_fabric_attempts_total",
         "counter",
         "Dispatches of tasks to nodes by outcome (lost: moved elsewhere).",
     )
-    for state in AttemptState.values:
-        lines.append(
-            f"orchcap_fabric_attempts_total{_labels(state=state)} {snap.attempts.get(state, 0)}"
-        )
+    lines.extend(
+        f"orchcap_fabric_attempts_total{_labels(state=state)} {snap.attempts.get(state, 0)}"
+        for state in AttemptState.values
+    )
     family(
         "orchcap_fabric_dispatch_latency_seconds",
         "histogram",
@@ -144,7 +150,9 @@ def render(snap: Snapshot) -> str:
         "gauge",
         "Age of the oldest task no node has taken yet (0 when none waits).",
     )
-    lines.append(f"orchcap_fabric_oldest_pending_seconds {_number(round(snap.oldest_pending_seconds, 3))}")
+    lines.append(
+        f"orchcap_fabric_oldest_pending_seconds {_number(round(snap.oldest_pending_seconds, 3))}"
+    )
     family(
         "orchcap_fabric_node_seconds_total",
         "counter",
@@ -152,5 +160,7 @@ def render(snap: Snapshot) -> str:
     )
     for node_class in NodeClass.values:
         seconds = round(snap.node_seconds.get(node_class, 0.0), 3)
-        lines.append(f"orchcap_fabric_node_seconds_total{_labels(node_class=node_class)} {_number(seconds)}")
+        lines.append(
+            f"orchcap_fabric_node_seconds_total{_labels(node_class=node_class)} {_number(seconds)}"
+        )
     return "\n".join(lines) + "\n"

@@ -40,3 +40,24 @@ def online_node(make_token):
 def pending_node(make_token):
     result = enroll(make_token())
     return result.node, result.credential
+
+
+@pytest.fixture
+def ready_node(make_token):
+    """make(name, **enrol fields) → (node, credential): approved, online, its worker consuming."""
+    from apps.fabric.models import ComputeNode
+
+    def make(name: str = "build-1", **fields: object):
+        result = enroll(make_token(auto_approve=True), name=name, **fields)
+        ComputeNode.objects.filter(pk=result.node.pk).update(worker_ready=True)
+        result.node.refresh_from_db()
+        return result.node, result.credential
+
+    return make
+
+
+def node_client(node, credential):
+    """A test client that sends the node's credential."""
+    from django.test import Client
+
+    return Client(HTTP_AUTHORIZATION=f"Node {node.pk}:{credential}")

@@ -62,7 +62,9 @@ def fabric(control_plane, settings, admin, tmp_path):
         settings.ORCHCAP_NODE_BROKER_URL = broker
     running: list[RunningAgent] = []
 
-    def start(name: str, *enroll_args: str, pool: str = "threads") -> tuple[ComputeNode, RunningAgent]:
+    def start(
+        name: str, *enroll_args: str, pool: str = "threads"
+    ) -> tuple[ComputeNode, RunningAgent]:
         _, token = enrollment.create_enrollment_token(created_by=admin, auto_approve=True)
         home = tmp_path / name
         enrolled = agent_command("enroll", "--server", url, "--token", token, "--name", name,

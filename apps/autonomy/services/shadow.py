@@ -11,6 +11,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
@@ -310,6 +311,7 @@ def _handle_batch(
             else:
                 result.decided.append(case.pk)
         CaseRoute.objects.bulk_create(routes, ignore_conflicts=True)
+        _route_to_experts(routes)
         result.routed += len(routes)
 
 
@@ -504,3 +506,22 @@ def audit_status(*, autonomy: ProcessAutonomy) -> dict:
         "auto_decided": auto.count(),
         "since": autonomy.level_since.isoformat() if autonomy.level_since else None,
     }
+
+
+def _route_to_experts(routes: list[CaseRoute]) -> None:
+    """Hand expert routes to the queue (Case.routed_to): the expert gets those cases first."""
+    by_username: dict[str, list[int]] = {}
+    for route in routes:
+        kind, _, target = route.route.partition(":")
+        if kind == "expert":
+            by_username.setdefault(target, []).append(route.case_id)
+    if not by_username:
+        return
+    users = dict(
+        get_user_model().objects.filter(username__in=by_username).values_list("username", "pk")
+    )
+    for username, case_ids in by_username.items():
+        if username in users:
+            Case.objects.filter(pk__in=case_ids, status=CaseStatus.OPEN).update(
+                routed_to_id=users[username]
+            )

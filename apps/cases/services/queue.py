@@ -1,7 +1,8 @@
 """The review queue: which case an expert gets next, held by a lease taken under row locks.
 
 Order: a case the expert already holds → cases that have some labels but need more (their overlap,
-or a second look) → fresh cases → cases the expert skipped, oldest skip first. Fresh cases come by
+or a second look) → fresh cases routed to this expert (autonomy level 1) → fresh cases → fresh
+cases routed to a colleague → cases the expert skipped, oldest skip first. Fresh cases come by
 the process's priority, then age; or, with the *uncertainty* queue order, most uncertain for the
 promoted model first, except that a `random_share` of the picks is a random eligible case, so
 decisions on those stay an unbiased sample for evaluating the model (each such pick is recorded as
@@ -39,8 +40,19 @@ _ELIGIBLE = """
 _NOT_SKIPPED = """
     AND NOT EXISTS (SELECT 1 FROM cases_caseskip s WHERE s.case_id = c.id AND s.expert_id = %(expert)s)
 """
-_FRESH = f"SELECT c.id FROM cases_case c WHERE {_ELIGIBLE} {_NOT_SKIPPED} AND c.label_count = 0 "  # noqa: S608
+_ANY_FRESH = (
+    f"SELECT c.id FROM cases_case c WHERE {_ELIGIBLE} {_NOT_SKIPPED} AND c.label_count = 0 "  # noqa: S608
+)
+# Fresh cases not routed to a colleague (autonomy level 1 routes a case to one expert).
+_FRESH = _ANY_FRESH + "AND (c.routed_to_id IS NULL OR c.routed_to_id = %(expert)s) "
 _LOCK = " LIMIT 1 FOR UPDATE OF c SKIP LOCKED"
+_ROUTED_TO_ME = (
+    _ANY_FRESH + "AND c.routed_to_id = %(expert)s ORDER BY c.priority DESC, c.created_at" + _LOCK
+)
+# A colleague's routed cases, once an expert has nothing else: a routed case never stalls.
+_ROUTED_ELSEWHERE = (
+    _ANY_FRESH + "AND c.routed_to_id <> %(expert)s ORDER BY c.priority DESC, c.created_at" + _LOCK
+)
 # Fixed SQL fragments only: every value goes in as a query parameter.
 _PARTLY_LABELLED = (
     # partly labelled cases first: finishing their overlap settles them sooner
@@ -101,7 +113,13 @@ def claim_next_case(*, process: Process, expert: AbstractUser) -> Case | None:
         "overlap": process.overlap,
         "key": random.random(),
     }
-    stages = [(_PARTLY_LABELLED, None), *((sql, pick) for sql in fresh), (_SKIPPED, None)]
+    stages = [
+        (_PARTLY_LABELLED, None),
+        (_ROUTED_TO_ME, None),
+        *((sql, pick) for sql in fresh),
+        (_ROUTED_ELSEWHERE, None),
+        (_SKIPPED, None),
+    ]
     with connection.cursor() as cursor:
         for sql, kind in stages:
             cursor.execute(sql, params)

@@ -50,7 +50,11 @@ def run_payload(
         return
     config: AgentConfig = _runtime["config"]
     cache: ArtifactCache = _runtime["artifacts"]
-    names = tuple(a for a in artifacts or () if isinstance(a, str)) if isinstance(artifacts, list) else ()
+    names = (
+        tuple(a for a in artifacts or () if isinstance(a, str))
+        if isinstance(artifacts, list)
+        else ()
+    )
     context = payloads.Context(
         node_id=config.node_id, task_id=task, attempt=attempt, artifacts=names, fetch=cache.fetch
     )
@@ -73,7 +77,9 @@ def run_payload(
         body, timeout=RESULT_DELIVERY_TIMEOUT
     )
     if outcome is not None and not outcome.get("recorded"):
-        log.info("result of task %s attempt %s not recorded: %s", task, attempt, outcome.get("reason"))
+        log.info(
+            "result of task %s attempt %s not recorded: %s", task, attempt, outcome.get("reason")
+        )
 
 
 def held_attempts() -> list[tuple[int, int, str]]:

@@ -6,77 +6,157 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('fabric', '0001_initial'),
+        ("fabric", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='computenode',
-            name='last_task_at',
+            model_name="computenode",
+            name="last_task_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='computenode',
-            name='not_consuming_since',
+            model_name="computenode",
+            name="not_consuming_since",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='computenode',
-            name='worker_ready',
+            model_name="computenode",
+            name="worker_ready",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='fabrictask',
-            name='artifacts',
+            model_name="fabrictask",
+            name="artifacts",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name='fabrictask',
-            name='system',
+            model_name="fabrictask",
+            name="system",
             field=models.BooleanField(default=False),
         ),
         migrations.AlterField(
-            model_name='nodeevent',
-            name='kind',
-            field=models.CharField(choices=[('enrolled', 'Enrolled'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('state', 'State changed'), ('drain', 'Drain requested'), ('resumed', 'Resumed'), ('reclaimed', 'Reclaimed by owner'), ('released', 'Released by owner'), ('retired', 'Retired'), ('revoked', 'Credential revoked'), ('heartbeat_lost', 'Heartbeats lost'), ('policy', 'Availability changed'), ('settings', 'Settings changed'), ('not_consuming', 'Not consuming its queue'), ('consuming', 'Consuming again'), ('tasks_moved', 'Tasks moved elsewhere')], max_length=16),
+            model_name="nodeevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("enrolled", "Enrolled"),
+                    ("approved", "Approved"),
+                    ("rejected", "Rejected"),
+                    ("state", "State changed"),
+                    ("drain", "Drain requested"),
+                    ("resumed", "Resumed"),
+                    ("reclaimed", "Reclaimed by owner"),
+                    ("released", "Released by owner"),
+                    ("retired", "Retired"),
+                    ("revoked", "Credential revoked"),
+                    ("heartbeat_lost", "Heartbeats lost"),
+                    ("policy", "Availability changed"),
+                    ("settings", "Settings changed"),
+                    ("not_consuming", "Not consuming its queue"),
+                    ("consuming", "Consuming again"),
+                    ("tasks_moved", "Tasks moved elsewhere"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.CreateModel(
-            name='FabricArtifact',
+            name="FabricArtifact",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sha256', models.CharField(max_length=64, unique=True)),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('size', models.PositiveBigIntegerField()),
-                ('content', models.BinaryField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sha256", models.CharField(max_length=64, unique=True)),
+                ("name", models.CharField(blank=True, max_length=200)),
+                ("size", models.PositiveBigIntegerField()),
+                ("content", models.BinaryField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='TaskAttempt',
+            name="TaskAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveSmallIntegerField()),
-                ('token', models.CharField(max_length=32)),
-                ('state', models.CharField(choices=[('dispatched', 'Sent to the node'), ('running', 'Running'), ('done', 'Done'), ('failed', 'Failed'), ('lost', 'Lost (moved elsewhere)')], default='dispatched', max_length=16)),
-                ('dispatched_at', models.DateTimeField()),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('duration_seconds', models.FloatField(blank=True, null=True)),
-                ('note', models.CharField(blank=True, max_length=300)),
-                ('node', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='attempts', to='fabric.computenode')),
-                ('task', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempt_log', to='fabric.fabrictask')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveSmallIntegerField()),
+                ("token", models.CharField(max_length=32)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("dispatched", "Sent to the node"),
+                            ("running", "Running"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                            ("lost", "Lost (moved elsewhere)"),
+                        ],
+                        default="dispatched",
+                        max_length=16,
+                    ),
+                ),
+                ("dispatched_at", models.DateTimeField()),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("duration_seconds", models.FloatField(blank=True, null=True)),
+                ("note", models.CharField(blank=True, max_length=300)),
+                (
+                    "node",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="attempts",
+                        to="fabric.computenode",
+                    ),
+                ),
+                (
+                    "task",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attempt_log",
+                        to="fabric.fabrictask",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['task', 'number'],
-                'indexes': [models.Index(fields=['node', 'finished_at'], name='fabric_task_node_id_221f35_idx')],
-                'constraints': [models.UniqueConstraint(fields=('task', 'number'), name='fabric_attempt_number_unique'), models.UniqueConstraint(condition=models.Q(('state', 'done')), fields=('task',), name='fabric_one_done_attempt_per_task')],
+                "ordering": ["task", "number"],
+                "indexes": [
+                    models.Index(
+                        fields=["node", "finished_at"], name="fabric_task_node_id_221f35_idx"
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("task", "number"), name="fabric_attempt_number_unique"
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("state", "done")),
+                        fields=("task",),
+                        name="fabric_one_done_attempt_per_task",
+                    ),
+                ],
             },
         ),
     ]

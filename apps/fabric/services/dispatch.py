@@ -137,7 +137,9 @@ def _submit(
     specs: list[TaskSpec], keys: list[str], user: AbstractBaseUser | None
 ) -> list[FabricTask]:
     with transaction.atomic():
-        existing = {t.idempotency_key: t for t in FabricTask.objects.filter(idempotency_key__in=keys)}
+        existing = {
+            t.idempotency_key: t for t in FabricTask.objects.filter(idempotency_key__in=keys)
+        }
         new = []
         for spec in specs:
             if spec.idempotency_key in existing:
@@ -211,7 +213,15 @@ def place(
     if changed:
         FabricTask.objects.bulk_update(
             changed,
-            ["state", "node", "attempts", "placement", "placed_at", "started_at", "lease_expires_at"],
+            [
+                "state",
+                "node",
+                "attempts",
+                "placement",
+                "placed_at",
+                "started_at",
+                "lease_expires_at",
+            ],
         )
     if attempts:
         TaskAttempt.objects.bulk_create(attempts)
@@ -349,7 +359,7 @@ def publish(dispatches: list[Dispatch]) -> None:
                     queue=queue,
                     producer=producer,
                     retry=True,
-                    retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+                    retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.3},
                 )
                 sent += 1
     except Exception as exc:  # kombu's errors vary by transport; any of them means "not sent"
@@ -372,6 +382,6 @@ def unsent_back_to_pending(dispatches: list[Dispatch], *, reason: str) -> None:
                 placement={"reason": f"waiting: {reason}"[:500], "at": now.isoformat()},
             )
             if updated:
-                TaskAttempt.objects.filter(task_id=dispatch.task_id, number=dispatch.attempt).update(
-                    state=AttemptState.LOST, finished_at=now, note=f"not sent: {reason}"[:300]
-                )
+                TaskAttempt.objects.filter(
+                    task_id=dispatch.task_id, number=dispatch.attempt
+                ).update(state=AttemptState.LOST, finished_at=now, note=f"not sent: {reason}"[:300])

@@ -182,8 +182,10 @@ def record_heartbeat(
         )
     if tasks:
         renew_leases(node=node, held=tasks, now=now)
-    if node.state == NodeState.ONLINE and node.worker_ready and (
-        before != NodeState.ONLINE or not was_ready
+    if (
+        node.state == NodeState.ONLINE
+        and node.worker_ready
+        and (before != NodeState.ONLINE or not was_ready)
     ):
         # It can take work now: pending tasks needn't wait for the periodic scheduler.
         transaction.on_commit(lambda: dispatch.place_pending(now=now))

@@ -65,7 +65,8 @@ def record_results(
         ids = sorted({r.task_id for r in results})
         # Locked in id order: two batches touching the same tasks can't deadlock.
         tasks = {
-            t.pk: t for t in FabricTask.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+            t.pk: t
+            for t in FabricTask.objects.select_for_update().filter(pk__in=ids).order_by("pk")
         }
         attempts = {
             (a.task_id, a.number): a
@@ -79,7 +80,11 @@ def record_results(
             if reason:
                 outcomes.append(ResultOutcome(item.task_id, False, reason))
                 late = attempt is not None and attempt.token == item.token
-                if late and attempt.state == AttemptState.LOST and "late result" not in attempt.note:
+                if (
+                    late
+                    and attempt.state == AttemptState.LOST
+                    and "late result" not in attempt.note
+                ):
                     attempt.note = f"{attempt.note}; late result ignored"[:300]
                     changed_attempts.append(attempt)
                 continue

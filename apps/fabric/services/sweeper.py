@@ -84,14 +84,16 @@ def move_stranded_tasks(*, now: datetime | None = None) -> int:
         if not tasks:
             return 0
         by_node: dict[int, list[str]] = defaultdict(list)
+        nodes: dict[int, ComputeNode] = {}
         for task in tasks:
+            node = task.node
             reason, never_taken = _why_stranded(task, now)
-            if never_taken and task.node is not None:
-                flag_not_consuming(node=task.node, now=now, why=reason)
+            if never_taken and node is not None:
+                flag_not_consuming(node=node, now=now, why=reason)
             _requeue(task, reason=reason, now=now)
-            if task.node is not None:
-                by_node[task.node.pk].append(f"#{task.pk}")
-        nodes = {t.node.pk: t.node for t in tasks if t.node is not None}
+            if node is not None:
+                nodes[node.pk] = node
+                by_node[node.pk].append(f"#{task.pk}")
         for node_id, numbers in by_node.items():
             record_event(
                 node=nodes[node_id],
