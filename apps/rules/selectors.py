@@ -35,7 +35,7 @@ def rejections_of(*, process: Process) -> QuerySet[RejectedCandidate]:
 
 @dataclass(frozen=True)
 class RuleFlag:
-    kind: str  # "overlap", "conflict", "shadowed" or "unused"
+    kind: str  # "overlap", "conflict", "shadowed", "unused" or "stale"
     text: str
     other: int | None = None  # the other rule's id, for overlaps and conflicts
 
@@ -50,20 +50,24 @@ def rule_set_flags(*, process: Process, sample: int = FLAG_SAMPLE) -> dict[int, 
     most recently decided cases: which other enabled rules it overlaps with, which of those would
     decide the shared cases differently (conflicts), and whether it is shadowed — it matches
     cases but an earlier rule always matches them first. One query: every rule's condition is
-    evaluated once per case, then counted in pairs. Rules invalid under the current schema are
-    left out (their backtest says so)."""
+    evaluated once per case, then counted in pairs. A rule that no longer fits the current schema
+    (a field dropped or retyped) is flagged "stale" and left out of the counts."""
     fields = process.schema.fields
     rules, columns, params = [], [], []
+    stale: dict[int, list[RuleFlag]] = {}
     for rule in rules_of(process=process).filter(enabled=True)[:MAX_FLAGGED_RULES]:
         try:
             sql, rule_params = compile_sql(rule.current.condition, fields=fields, alias="c")
-        except ValidationError:
+        except ValidationError as exc:
+            reason = " ".join(exc.messages)
+            text = f"no longer fits the schema ({reason}): it matches nothing until revised"
+            stale[rule.pk] = [RuleFlag("stale", text)]
             continue
         columns.append(f"({sql}) AS r{len(rules)}")
         params += rule_params
         rules.append(rule)
     if not rules:
-        return {}
+        return stale
     counts = [f"count(*) FILTER (WHERE r{i})" for i in range(len(rules))]
     counts += [
         f"count(*) FILTER (WHERE r{i} AND NOT ({' OR '.join(f'r{j}' for j in range(i))}))"
@@ -112,4 +116,4 @@ def rule_set_flags(*, process: Process, sample: int = FLAG_SAMPLE) -> dict[int, 
             )
         elif not matched[index]:
             flags[rule.pk].insert(0, RuleFlag("unused", "matches none of the decided cases"))
-    return flags
+    return {**flags, **stale}

@@ -1,10 +1,15 @@
 """Evaluating a process's rule set on one case: first match by priority (DMN "first")."""
 
+import logging
 from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
 
 from apps.cases.models import Case
 from apps.rules.language import compile_predicate
 from apps.rules.models import Rule
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,13 @@ def matching_rules(*, case: Case, include_disabled: bool = False) -> list[Rule]:
     fields = case.process.schema.fields
     hits = []
     for rule in rules:
-        predicate = compile_predicate(rule.current.condition, fields=fields)
+        try:
+            predicate = compile_predicate(rule.current.condition, fields=fields)
+        except ValidationError:
+            # The schema dropped or retyped a field the rule reads: it cannot match any more (the
+            # rules page flags it) and must not stop the other rules from being evaluated.
+            log.warning("rule %s no longer fits the schema of %s; skipped", rule.pk, case.process)
+            continue
         if predicate(case.fields, case.exception_reason, case.exception_fields):
             hits.append(rule)
     return hits
