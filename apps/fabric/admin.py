@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from apps.fabric.models import ComputeNode, EnrollmentToken, FabricTask, NodeEvent
+from apps.fabric.models import (
+    ComputeNode,
+    EnrollmentToken,
+    FabricArtifact,
+    FabricTask,
+    NodeEvent,
+    TaskAttempt,
+)
 
 
 @admin.register(ComputeNode)
@@ -25,5 +32,19 @@ class NodeEventAdmin(admin.ModelAdmin):
 
 @admin.register(FabricTask)
 class FabricTaskAdmin(admin.ModelAdmin):
-    list_display = ["pk", "kind", "state", "node", "created_at"]
-    list_filter = ["state", "kind"]
+    list_display = ["pk", "kind", "state", "node", "attempts", "created_at"]
+    list_filter = ["state", "kind", "system", "bundle"]
+
+
+@admin.register(TaskAttempt)
+class TaskAttemptAdmin(admin.ModelAdmin):
+    list_display = ["task", "number", "node", "state", "dispatched_at", "finished_at"]
+    list_filter = ["state"]
+    readonly_fields = ["token"]
+
+
+@admin.register(FabricArtifact)
+class FabricArtifactAdmin(admin.ModelAdmin):
+    list_display = ["sha256", "name", "size", "created_at"]
+    exclude = ["content"]  # bytes: not for a form
+    readonly_fields = ["sha256", "size"]

@@ -226,6 +226,9 @@ class FabricTask(models.Model):
     artifacts = models.JSONField(default=list, blank=True)  # SHA-256s the payload may fetch
     # Consumption probes the sweeper sends to quiet nodes (not user work).
     system = models.BooleanField(default=False)
+    # Short work that may travel in one message with other tasks for the same node (a batch of
+    # small payloads costs one broker message per node and placement pass, not one per task).
+    bundle = models.BooleanField(default=False)
     idempotency_key = models.CharField(max_length=120, null=True, blank=True, unique=True)
     state = models.CharField(
         max_length=16, choices=FabricTaskState.choices, default=FabricTaskState.PENDING
@@ -251,6 +254,14 @@ class FabricTask(models.Model):
         indexes = [
             models.Index(fields=["state", "created_at"]),
             models.Index(fields=["node", "state"]),
+            # Capacity (tasks leased per node) is counted on every placement: only open tasks.
+            models.Index(
+                fields=["node"],
+                condition=Q(state__in=["placed", "running"]),
+                name="fabric_task_open_by_node",
+            ),
+            # The queue of pending work, read in order whenever a slot frees.
+            models.Index(fields=["id"], condition=Q(state="pending"), name="fabric_task_pending"),
         ]
 
     def __str__(self) -> str:

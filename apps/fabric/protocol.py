@@ -9,8 +9,11 @@ with these keyword arguments:
      "artifacts": []}
 
 `token` is random per attempt; the result and the heartbeats echo it. Its Celery task id is
-`fabric-<task>-<attempt>-<token>`, so the agent can say which attempts it holds
-(`held_attempt`) without decoding messages.
+`fabric-<task>-<attempt>-<token>`.
+
+Short tasks submitted with `bundle` travel together: one message `{"bundle": [message, …]}` per
+node and placement pass (at most BUNDLE_MAX tasks), which the agent runs side by side. Either way
+`attempts_in(kwargs)` lists the (task, attempt, token)s a message carries.
 """
 
 import re
@@ -18,6 +21,7 @@ import re
 from kombu import Exchange, Queue
 
 RUN_TASK = "orchcap.fabric.run"
+BUNDLE_MAX = 50
 LEASE_HEARTBEATS = 3  # a lease lasts this many heartbeat intervals, like lost-node detection
 _CELERY_ID = re.compile(r"^fabric-(\d+)-(\d+)-([0-9a-f]{1,32})$")
 
@@ -64,3 +68,26 @@ def message(
         "payload": payload,
         "artifacts": list(artifacts),
     }
+
+
+def bundle_message(messages: list[dict[str, object]]) -> dict[str, object]:
+    return {"bundle": messages}
+
+
+def items_of(kwargs: object) -> list[dict[str, object]]:
+    """The task messages a Celery message's kwargs carry (one, or a bundle's)."""
+    if not isinstance(kwargs, dict):
+        return []
+    bundle = kwargs.get("bundle")
+    if isinstance(bundle, list):
+        return [item for item in bundle if isinstance(item, dict)]
+    return [kwargs]
+
+
+def attempts_in(kwargs: object) -> list[tuple[int, int, str]]:
+    refs = []
+    for item in items_of(kwargs):
+        task, attempt, token = item.get("task"), item.get("attempt"), item.get("token")
+        if isinstance(task, int) and isinstance(attempt, int) and isinstance(token, str):
+            refs.append((task, attempt, token))
+    return refs

@@ -118,7 +118,15 @@ class Placement:
     rejected_count: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # By hand: dataclasses.asdict deep-copies, and a placement is stored per task placed.
+        return {
+            "node_id": self.node_id,
+            "reason": self.reason,
+            "candidates": self.candidates,
+            "rejected": self.rejected,
+            "candidate_count": self.candidate_count,
+            "rejected_count": self.rejected_count,
+        }
 
 
 class _AvailabilityCache:

@@ -3,7 +3,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Exists, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, TextField
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from apps.fabric import availability, scheduler
@@ -166,66 +167,97 @@ def capability_summary(*, node: ComputeNode) -> list[dict[str, object]]:
     return chips
 
 
-def node_facts(
-    *,
-    node: ComputeNode,
-    leased: int | None = None,
-    policies: dict[tuple[str, str], availability.Policy | None] | None = None,
+_FACT_FIELDS = (
+    "pk", "name", "node_class", "state", "approved_at", "revoked_at", "detected", "declared",
+    "labels", "data_sources", "max_concurrent_tasks", "running_tasks", "timezone",
+    "idle_seconds", "worker_ready", "not_consuming_since",
+)  # fmt: skip
+
+
+def _facts(
+    row: dict[str, object],
+    availability_text: str,
+    leased: int | None,
+    policies: dict[tuple[str, str], availability.Policy | None],
 ) -> scheduler.NodeFacts:
-    """What the scheduler needs to know about `node`; declared values fill what the probe
-    didn't detect. `leased` is the number of tasks placed on or running on it (its used
-    capacity); `policies` shares one parsed policy among nodes with the same one."""
-    detected, declared = node.detected or {}, node.declared or {}
+    detected = row["detected"] if isinstance(row["detected"], dict) else {}
+    declared = row["declared"] if isinstance(row["declared"], dict) else {}
 
     def number(key: str) -> int:
         value = detected.get(key, declared.get(key, 0))
         return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
     gpus = [g for g in detected.get("gpus") or [] if isinstance(g, dict)]
+    gpu_count = len(gpus) or (
+        declared["gpus"]
+        if isinstance(declared.get("gpus"), int) and not isinstance(declared.get("gpus"), bool)
+        else 0
+    )
     gpu_memory = max((int(g.get("memory_mb") or 0) for g in gpus), default=0)
     if not gpu_memory:
         gpu_memory = number("gpu_memory_mb")
-    if policies is None:
-        policy = policy_of(node=node)
-    else:
-        key = (json.dumps(node.availability, sort_keys=True), node.timezone)
-        if key not in policies:
-            policies[key] = policy_of(node=node)
-        policy = policies[key]
+    key = (availability_text, str(row["timezone"]))
+    if key not in policies:
+        try:
+            policies[key] = availability.parse_policy(json.loads(availability_text), key[1])
+        except (availability.PolicyError, ValueError):
+            policies[key] = None
     return scheduler.NodeFacts(
-        node_id=node.pk,
-        name=node.name,
-        node_class=node.node_class,
-        state=node.state,
-        approved=node.is_approved,
-        revoked=node.is_revoked,
+        node_id=int(row["pk"]),
+        name=str(row["name"]),
+        node_class=str(row["node_class"]),
+        state=str(row["state"]),
+        approved=row["approved_at"] is not None,
+        revoked=row["revoked_at"] is not None,
         cpu_cores=number("cpu_cores"),
         memory_mb=number("memory_mb"),
-        gpus=node.gpu_count,
+        gpus=gpu_count,
         gpu_memory_mb=gpu_memory,
-        labels=node.labels or {},
-        data_sources=frozenset(node.data_sources or []),
-        max_tasks=node.max_concurrent_tasks,
-        running_tasks=node.running_tasks if leased is None else leased,
-        policy=policy,
-        idle_seconds=node.idle_seconds,
-        worker_ready=node.worker_ready,
-        consuming=node.not_consuming_since is None,
+        labels=row["labels"] or {},
+        data_sources=frozenset(row["data_sources"] or []),
+        max_tasks=int(row["max_concurrent_tasks"]),
+        running_tasks=int(row["running_tasks"]) if leased is None else leased,
+        policy=policies[key],
+        idle_seconds=row["idle_seconds"],
+        worker_ready=bool(row["worker_ready"]),
+        consuming=row["not_consuming_since"] is None,
     )
+
+
+def node_facts(*, node: ComputeNode, leased: int | None = None) -> scheduler.NodeFacts:
+    """What the scheduler needs to know about `node`; declared values fill what the probe
+    didn't detect. `leased` is the number of tasks placed on or running on it (its used
+    capacity; by default what its last heartbeat said)."""
+    row = {field: getattr(node, field) for field in _FACT_FIELDS}
+    return _facts(row, json.dumps(node.availability), leased, {})
 
 
 def node_candidates() -> list[scheduler.NodeFacts]:
     """Every enrolled node that isn't retired, as scheduler input (ineligible ones included, so
     the placement can say why they were passed over). Used capacity is what the control plane
-    leased to each node, not what its last heartbeat said."""
-    nodes = ComputeNode.objects.exclude(state=NodeState.RETIRED).annotate(
-        leased=Count("tasks", filter=Q(tasks__state__in=OPEN_TASK_STATES))
+    leased to each node, not what its last heartbeat said.
+
+    Read as plain values (no model instances) and with one parsed policy per distinct policy:
+    every placement pass reads the whole fleet."""
+    # A subquery on the partial index of open tasks (a join would walk every task a node ran).
+    leased = (
+        FabricTask.objects.filter(node=OuterRef("pk"), state__in=OPEN_TASK_STATES)
+        .order_by()
+        .values("node")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    rows = (
+        ComputeNode.objects.exclude(state=NodeState.RETIRED)
+        .annotate(
+            leased=Coalesce(Subquery(leased), 0),
+            availability_text=Cast("availability", TextField()),
+        )
+        .order_by("pk")
+        .values(*_FACT_FIELDS, "leased", "availability_text")
     )
     policies: dict[tuple[str, str], availability.Policy | None] = {}
-    return [
-        node_facts(node=node, leased=node.leased, policies=policies)
-        for node in nodes.order_by("pk")
-    ]
+    return [_facts(row, row["availability_text"], row["leased"], policies) for row in rows]
 
 
 # --- tasks ------------------------------------------------------------------------------------

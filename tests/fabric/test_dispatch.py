@@ -4,8 +4,10 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
+from apps.fabric import protocol
 from apps.fabric.models import AttemptState, ComputeNode, FabricTask, FabricTaskState, TaskAttempt
 from apps.fabric.services import artifacts, dispatch, results
 from apps.fabric.services import nodes as node_services
@@ -150,3 +152,19 @@ def test_a_broker_that_cannot_be_reached_puts_the_task_back_to_pending(
     assert task.state == FabricTaskState.PENDING
     assert task.placement["reason"].startswith("waiting: the broker could not be reached")
     assert TaskAttempt.objects.get(task=task).state == AttemptState.LOST
+
+
+def test_short_work_submitted_as_bundles_travels_in_one_message_per_node(ready_node):
+    a, _ = ready_node("a", max_concurrent_tasks=4)
+    b, _ = ready_node("b", max_concurrent_tasks=4)
+    specs = [dispatch.TaskSpec(kind="probe", bundle=True) for _ in range(6)]
+    specs.append(dispatch.TaskSpec(kind="probe"))  # not a bundle: a message of its own
+    with transaction.atomic():
+        new = [FabricTask(kind=s.kind, payload={}, bundle=s.bundle) for s in specs]
+        messages = dispatch.place(new, now=timezone.now(), new=True)
+    by_node = sorted((m.node_id, len(m.attempts), "bundle" in m.kwargs) for m in messages)
+    assert by_node == [(a.pk, 1, False), (a.pk, 3, True), (b.pk, 3, True)]
+    bundle = next(m for m in messages if m.node_id == b.pk)
+    refs = protocol.attempts_in(bundle.kwargs)
+    assert [(t, n) for t, n, _ in refs] == list(bundle.attempts)
+    assert bundle.celery_id.startswith("fabric-bundle-")

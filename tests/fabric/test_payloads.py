@@ -4,6 +4,7 @@ against a tiny HTTP server standing in for orchcap."""
 import hashlib
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -157,3 +158,29 @@ def test_artefacts_are_checked_and_cached_and_a_bad_download_is_never_used(fake_
     with pytest.raises(payloads.ArtifactMismatch):
         cache.fetch(other)
     assert not (tmp_path / "artifacts" / other).exists()
+
+
+def test_a_bundle_runs_side_by_side_and_reports_every_result(fake_server, tmp_path):
+    from apps.fabric.agent import worker
+    from apps.fabric.agent.config import AgentConfig
+
+    server = fake_server()
+    config = AgentConfig(server.url, 7, "ocn_x", "n", "ab", "t")
+    worker._runtime.update(
+        config=config,
+        concurrency=4,
+        artifacts=ArtifactCache(tmp_path, server.url, config.authorization),
+    )
+    items = [
+        protocol.message(task_id=i, attempt=1, token="ab", kind="probe",
+                         payload={"seconds": 0.2}, artifacts=[])
+        for i in range(4)
+    ]  # fmt: skip
+    started = time.monotonic()
+    worker.run_payload(**protocol.bundle_message(items))
+    elapsed = time.monotonic() - started
+    assert elapsed < 0.6  # four 0.2 s probes side by side, not one after the other
+    reported = [r for batch in server.posts for r in batch]
+    assert sorted(r["task"] for r in reported) == [0, 1, 2, 3]
+    assert all(r["ok"] and r["result"]["node_id"] == 7 for r in reported)
+    assert len(server.posts) == 1  # finished together, reported together

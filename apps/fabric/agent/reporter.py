@@ -2,7 +2,9 @@
 
 A payload's result is handed to the process's reporter, which posts everything that finished
 while its previous POST was on the way in one request: one result at a time under light load
-(lowest latency), large batches under heavy load (fewest requests). The task waits until its
+(lowest latency), large batches under heavy load (fewest requests). When other tasks of this
+process are still running, it lingers a few milliseconds for them, so the results of a bundle
+(which finish together) travel together. The task waits until its
 result was delivered before its message is acknowledged, so a message is only taken off the
 queue once the server has the result; if the server stays unreachable, the lease expires and
 the control plane sends the work elsewhere.
@@ -19,6 +21,7 @@ from apps.fabric.agent.client import ServerError, Unreachable, request_json
 
 log = logging.getLogger("orchcap-agent")
 MAX_BATCH = 500
+LINGER_SECONDS = 0.01
 
 
 @dataclass
@@ -34,15 +37,22 @@ class ResultReporter:
         self.authorization = authorization
         self.retry_seconds = retry_seconds
         self._queue: list[_Pending] = []
+        self._running = 0  # tasks of this process started and not yet handed over
         self._wake = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name="orchcap-results", daemon=True)
         self._thread.start()
+
+    def started(self) -> None:
+        """A task of this process started: its result will come (see the linger above)."""
+        with self._wake:
+            self._running += 1
 
     def deliver(self, body: dict[str, Any], *, timeout: float = 60) -> dict[str, Any] | None:
         """Queue one result ({task, attempt, ok, result, error, duration_seconds}) and wait until
         the server answered for it; returns its outcome, or None when it timed out."""
         item = _Pending(body)
         with self._wake:
+            self._running = max(0, self._running - 1)
             self._queue.append(item)
             self._wake.notify()
         item.done.wait(timeout)
@@ -52,6 +62,12 @@ class ResultReporter:
         with self._wake:
             while not self._queue:
                 self._wake.wait()
+            deadline = time.monotonic() + LINGER_SECONDS
+            while self._running and len(self._queue) < MAX_BATCH:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._wake.wait(left)
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             return batch
 

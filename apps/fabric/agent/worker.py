@@ -8,8 +8,10 @@ be able to tell another node's worker to stop or cancel its consumers.
 """
 
 import logging
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +31,35 @@ RESULT_DELIVERY_TIMEOUT = 120.0
 _runtime: dict[str, Any] = {}
 
 
-def run_payload(
-    *,
-    task: object = None,
-    attempt: object = None,
-    token: object = None,
-    kind: object = None,
-    payload: object = None,
-    artifacts: object = None,
-    **extra: object,
-) -> None:
-    """The body of protocol.RUN_TASK on the node: run the payload, deliver its result."""
+def run_payload(**kwargs: object) -> None:
+    """The body of protocol.RUN_TASK on the node: run the payload(s), deliver each result.
+
+    A bundle's tasks run side by side (they are short by contract); the message is acknowledged
+    once every result of it was delivered."""
+    items = protocol.items_of(kwargs)
+    if len(items) == 1:
+        _run_one(items[0])
+        return
+    executor = _executor()
+    for future in [executor.submit(_run_one, item) for item in items]:
+        future.result()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """One pool per process (a forked pool process makes its own)."""
+    pid = os.getpid()
+    if _runtime.get("executor_pid") != pid:
+        _runtime["executor"] = ThreadPoolExecutor(
+            max_workers=max(1, int(_runtime.get("concurrency", 4))),
+            thread_name_prefix="orchcap-bundle",
+        )
+        _runtime["executor_pid"] = pid
+    return _runtime["executor"]
+
+
+def _run_one(item: dict[str, Any]) -> None:
+    task, attempt, token = item.get("task"), item.get("attempt"), item.get("token")
+    kind, payload, artifacts = item.get("kind"), item.get("payload"), item.get("artifacts")
     if not (
         isinstance(task, int)
         and isinstance(attempt, int)
@@ -50,11 +70,9 @@ def run_payload(
         return
     config: AgentConfig = _runtime["config"]
     cache: ArtifactCache = _runtime["artifacts"]
-    names = (
-        tuple(a for a in artifacts or () if isinstance(a, str))
-        if isinstance(artifacts, list)
-        else ()
-    )
+    reporter = reporter_for(config.server, config.authorization)
+    reporter.started()
+    names = tuple(a for a in artifacts if isinstance(a, str)) if isinstance(artifacts, list) else ()
     context = payloads.Context(
         node_id=config.node_id, task_id=task, attempt=attempt, artifacts=names, fetch=cache.fetch
     )
@@ -73,9 +91,7 @@ def run_payload(
         "error": error[:20_000],
         "duration_seconds": round(time.monotonic() - started, 6),
     }
-    outcome = reporter_for(config.server, config.authorization).deliver(
-        body, timeout=RESULT_DELIVERY_TIMEOUT
-    )
+    outcome = reporter.deliver(body, timeout=RESULT_DELIVERY_TIMEOUT)
     if outcome is not None and not outcome.get("recorded"):
         log.info(
             "result of task %s attempt %s not recorded: %s", task, attempt, outcome.get("reason")
@@ -83,7 +99,7 @@ def run_payload(
 
 
 def held_attempts() -> list[tuple[int, int, str]]:
-    """(task, attempt, token) of every message this worker holds (running or reserved)."""
+    """(task, attempt, token) of every task this worker holds (running or reserved)."""
     for _ in range(5):
         try:  # the worker's sets change while we read them from the heartbeat thread
             requests = list(worker_state.active_requests) + list(worker_state.reserved_requests)
@@ -92,7 +108,10 @@ def held_attempts() -> list[tuple[int, int, str]]:
             continue
     else:
         return []
-    return sorted({ref for r in requests if (ref := protocol.held_attempt(r.id)) is not None})
+    held: set[tuple[int, int, str]] = set()
+    for request in requests:
+        held.update(protocol.attempts_in(getattr(request, "kwargs", None)))
+    return sorted(held)
 
 
 def build_app(*, broker_url: str, queues: list[str]) -> Celery:
@@ -149,6 +168,7 @@ class CeleryWorker:
         """Consume until a shutdown (SIGTERM/SIGINT: finish current tasks first, or stop());
         returns the worker's exit code."""
         _runtime["config"] = self.config
+        _runtime["concurrency"] = self.concurrency
         _runtime["artifacts"] = ArtifactCache(
             self.config_dir / "artifacts", self.config.server, self.config.authorization
         )

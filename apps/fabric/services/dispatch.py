@@ -7,6 +7,7 @@ that no node can take stays pending with the scheduler's reasons and is placed w
 a slot, comes online, or by the periodic pending-task scheduler.
 """
 
+import json
 import logging
 import secrets
 from collections.abc import Iterable
@@ -18,6 +19,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from apps.fabric import payloads, protocol, scheduler, selectors
@@ -48,15 +50,18 @@ class TaskSpec:
     requirements: dict[str, Any] = field(default_factory=dict)
     artifacts: tuple[str, ...] = ()
     idempotency_key: str | None = None
+    # Short work: may share a broker message with other tasks for the same node.
+    bundle: bool = False
 
 
 @dataclass(frozen=True)
 class Dispatch:
-    task_id: int
-    attempt: int
-    token: str
+    """One broker message to one node: a task, or a bundle of short ones."""
+
     node_id: int
-    message: dict[str, Any]
+    celery_id: str
+    kwargs: dict[str, Any]
+    attempts: tuple[tuple[int, int], ...]  # (task id, attempt) it carries
 
 
 def _check(spec: TaskSpec) -> None:
@@ -155,13 +160,13 @@ def _submit(
                     requirements=spec.requirements or {},
                     artifacts=list(spec.artifacts),
                     idempotency_key=spec.idempotency_key,
+                    bundle=spec.bundle,
                     created_by=user,
                 )
             )
-        created = FabricTask.objects.bulk_create(new)
-        if created:
-            place(created, now=timezone.now())
-    made = iter(created)
+        if new:
+            place(new, now=timezone.now(), new=True)
+    made = iter(new)
     return [
         existing[s.idempotency_key] if s.idempotency_key in existing else next(made) for s in specs
     ]
@@ -179,24 +184,32 @@ def stored_placement(placement: scheduler.Placement, now: datetime) -> dict[str,
 
 
 def place(
-    tasks: list[FabricTask], *, now: datetime, facts: list[scheduler.NodeFacts] | None = None
+    tasks: list[FabricTask],
+    *,
+    now: datetime,
+    facts: list[scheduler.NodeFacts] | None = None,
+    new: bool = False,
 ) -> list[Dispatch]:
     """Run the scheduler for `tasks` (pending, in this order) and dispatch the ones it places.
 
     Must run inside a transaction; it takes the scheduler lock. Each placed task gets a new
-    attempt and a lease; the message goes out after commit. Returns what will be sent."""
+    attempt and a lease; the message goes out after commit. `new` tasks are not saved yet:
+    they are created with their placement. Returns what will be sent."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("place() must run inside a transaction")
     lock_scheduler()
     by_id = {f.node_id: f for f in (facts if facts is not None else selectors.node_candidates())}
     lease = timedelta(seconds=lease_seconds())
-    dispatches: list[Dispatch] = []
-    attempts: list[TaskAttempt] = []
     changed: list[FabricTask] = []
+    placed: list[FabricTask] = []
+    parsed: dict[str, scheduler.Requirements] = {}  # a batch of work shares its requirements
     for task in tasks:
-        requirements = scheduler.Requirements.from_json(task.requirements)
+        key = json.dumps(task.requirements, sort_keys=True)
+        if key not in parsed:
+            parsed[key] = scheduler.Requirements.from_json(task.requirements)
+        requirements = parsed[key]
         placement = scheduler.filter_and_score(by_id.values(), requirements, now)
-        old_reason = (task.placement or {}).get("reason")
+        old_reason = _reason_of(task)
         if placement.node_id is None:
             if old_reason != placement.reason:
                 task.placement = stored_placement(placement, now)
@@ -207,26 +220,83 @@ def place(
         _assign(task, node_id=chosen.node_id, now=now, lease=lease)
         task.placement = stored_placement(placement, now)
         changed.append(task)
-        row = _attempt_row(task, now)
-        attempts.append(row)
-        dispatches.append(_dispatch_of(task, row.token))
-    if changed:
-        FabricTask.objects.bulk_update(
-            changed,
-            [
-                "state",
-                "node",
-                "attempts",
-                "placement",
-                "placed_at",
-                "started_at",
-                "lease_expires_at",
-            ],
-        )
-    if attempts:
-        TaskAttempt.objects.bulk_create(attempts)
-        transaction.on_commit(lambda: publish(dispatches))
+        placed.append(task)
+    if new:
+        FabricTask.objects.bulk_create(tasks)
+    elif changed:
+        _save_placements(changed)
+    if not placed:
+        return []
+    attempts = [_attempt_row(task, now) for task in placed]
+    TaskAttempt.objects.bulk_create(attempts)
+    dispatches = _messages(placed, attempts)
+    transaction.on_commit(lambda: publish(dispatches))
     return dispatches
+
+
+def _messages(tasks: list[FabricTask], attempts: list[TaskAttempt]) -> list[Dispatch]:
+    """One message per task, except that bundle tasks for the same node go together."""
+    singles: list[Dispatch] = []
+    bundles: dict[int, list[tuple[FabricTask, TaskAttempt]]] = {}
+    for task, row in zip(tasks, attempts, strict=True):
+        if task.bundle:
+            bundles.setdefault(task.node_id, []).append((task, row))
+            continue
+        singles.append(
+            Dispatch(
+                node_id=task.node_id,
+                celery_id=protocol.celery_task_id(task.pk, task.attempts, row.token),
+                kwargs=_message_of(task, row.token),
+                attempts=((task.pk, task.attempts),),
+            )
+        )
+    for node_id, pairs in bundles.items():
+        for start in range(0, len(pairs), protocol.BUNDLE_MAX):
+            chunk = pairs[start : start + protocol.BUNDLE_MAX]
+            singles.append(
+                Dispatch(
+                    node_id=node_id,
+                    celery_id=f"fabric-bundle-{secrets.token_hex(8)}",
+                    kwargs=protocol.bundle_message([_message_of(t, r.token) for t, r in chunk]),
+                    attempts=tuple((t.pk, t.attempts) for t, _ in chunk),
+                )
+            )
+    return singles
+
+
+def _message_of(task: FabricTask, token: str) -> dict[str, Any]:
+    return protocol.message(
+        task_id=task.pk,
+        attempt=task.attempts,
+        token=token,
+        kind=task.kind,
+        payload=task.payload,
+        artifacts=task.artifacts,
+    )
+
+
+def _reason_of(task: FabricTask) -> str | None:
+    if "placement" in task.get_deferred_fields():
+        return getattr(task, "placement_reason", None)
+    return (task.placement or {}).get("reason")
+
+
+def _save_placements(tasks: list[FabricTask]) -> None:
+    """One pipelined statement per task (Django's bulk_update builds a CASE per field and
+    object, which costs more than the round trips it saves)."""
+    table = FabricTask._meta.db_table
+    rows = [
+        (t.state, t.node_id, t.attempts, json.dumps(t.placement), t.placed_at, t.started_at,
+         t.lease_expires_at, t.pk)
+        for t in tasks
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET state = %s, node_id = %s, attempts = %s, "  # noqa: S608 (our table)
+            "placement = %s::jsonb, placed_at = %s, started_at = %s, lease_expires_at = %s "
+            "WHERE id = %s",
+            rows,
+        )
 
 
 def _assign(task: FabricTask, *, node_id: int, now: datetime, lease: timedelta) -> None:
@@ -248,23 +318,6 @@ def _attempt_row(task: FabricTask, now: datetime) -> TaskAttempt:
     )
 
 
-def _dispatch_of(task: FabricTask, token: str) -> Dispatch:
-    return Dispatch(
-        task_id=task.pk,
-        attempt=task.attempts,
-        token=token,
-        node_id=task.node_id,
-        message=protocol.message(
-            task_id=task.pk,
-            attempt=task.attempts,
-            token=token,
-            kind=task.kind,
-            payload=task.payload,
-            artifacts=task.artifacts,
-        ),
-    )
-
-
 def dispatch_to(*, task: FabricTask, node: ComputeNode, reason: str, now: datetime) -> Dispatch:
     """Send `task` to `node` without asking the scheduler (the sweeper's consumption probes:
     the point is to test that very node). Inside a transaction."""
@@ -274,7 +327,7 @@ def dispatch_to(*, task: FabricTask, node: ComputeNode, reason: str, now: dateti
     task.save()
     row = _attempt_row(task, now)
     row.save()
-    dispatch = _dispatch_of(task, row.token)
+    [dispatch] = _messages([task], [row])
     transaction.on_commit(lambda: publish([dispatch]))
     return dispatch
 
@@ -314,18 +367,21 @@ def place_pending(*, now: datetime | None = None, limit: int = PENDING_BATCH) ->
             for f in facts
             if f.state == "online" and f.approved and f.worker_ready and f.consuming
         )
+        # Placements stay in the database (only their reason is read): a queue is read often.
+        pending = (
+            FabricTask.objects.filter(state=FabricTaskState.PENDING)
+            .defer("placement", "result")
+            .annotate(placement_reason=KT("placement__reason"))
+            .order_by("pk")  # submission order (ids only grow); the partial index serves it
+        )
         if free == 0:
             # Nothing can start anywhere: keep the reasons from the last pass (cheap when a
             # long queue waits for a full fleet), unless that pass is old.
-            scan = FabricTask.objects.filter(
-                state=FabricTaskState.PENDING,
-                placement__at__lt=(now - timedelta(seconds=60)).isoformat(),
-            )
-            tasks = list(scan.order_by("created_at", "pk")[: min(limit, 50)])
+            stale = (now - timedelta(seconds=60)).isoformat()
+            tasks = list(pending.filter(placement__at__lt=stale)[: min(limit, 50)])
         else:
-            pending = FabricTask.objects.filter(state=FabricTaskState.PENDING)
             # Enough to fill the free slots even if some tasks fit none of them.
-            tasks = list(pending.order_by("created_at", "pk")[: min(limit, free * 4 + 20)])
+            tasks = list(pending[: min(limit, free + 10)])
         placed = place(tasks, now=now, facts=facts) if tasks else []
     return len(placed)
 
@@ -334,7 +390,7 @@ def place_pending(*, now: datetime | None = None, limit: int = PENDING_BATCH) ->
 
 
 def publish(dispatches: list[Dispatch]) -> None:
-    """Send each dispatch to its node's durable queue. On a broker failure the tasks not sent go
+    """Send each message to its node's durable queue. On a broker failure the tasks not sent go
     back to pending, with the reason, instead of waiting out a lease."""
     if not dispatches:
         return
@@ -352,29 +408,29 @@ def publish(dispatches: list[Dispatch]) -> None:
                 queue = protocol.queue(protocol.node_queue_name(dispatch.node_id))
                 app.send_task(
                     protocol.RUN_TASK,
-                    kwargs=dispatch.message,
-                    task_id=protocol.celery_task_id(
-                        dispatch.task_id, dispatch.attempt, dispatch.token
-                    ),
+                    kwargs=dispatch.kwargs,
+                    task_id=dispatch.celery_id,
                     queue=queue,
                     producer=producer,
+                    # Celery would repr() the payload for its logs; nodes' payloads can be big.
+                    argsrepr="()",
+                    kwargsrepr=f"{{attempts: {list(dispatch.attempts)[:5]}}}",
                     retry=True,
                     retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.3},
                 )
                 sent += 1
     except Exception as exc:  # kombu's errors vary by transport; any of them means "not sent"
-        log.warning("fabric: could not publish %d task(s): %s", len(dispatches) - sent, exc)
-        unsent_back_to_pending(dispatches[sent:], reason=f"the broker could not be reached: {exc}")
+        log.warning("fabric: could not publish %d message(s): %s", len(dispatches) - sent, exc)
+        unsent = [ref for d in dispatches[sent:] for ref in d.attempts]
+        unsent_back_to_pending(unsent, reason=f"the broker could not be reached: {exc}")
 
 
-def unsent_back_to_pending(dispatches: list[Dispatch], *, reason: str) -> None:
+def unsent_back_to_pending(attempts: list[tuple[int, int]], *, reason: str) -> None:
     now = timezone.now()
     with transaction.atomic():
-        for dispatch in dispatches:
+        for task_id, attempt in attempts:
             updated = FabricTask.objects.filter(
-                pk=dispatch.task_id,
-                attempts=dispatch.attempt,
-                state=FabricTaskState.PLACED,
+                pk=task_id, attempts=attempt, state=FabricTaskState.PLACED
             ).update(
                 state=FabricTaskState.PENDING,
                 node=None,
@@ -382,6 +438,6 @@ def unsent_back_to_pending(dispatches: list[Dispatch], *, reason: str) -> None:
                 placement={"reason": f"waiting: {reason}"[:500], "at": now.isoformat()},
             )
             if updated:
-                TaskAttempt.objects.filter(
-                    task_id=dispatch.task_id, number=dispatch.attempt
-                ).update(state=AttemptState.LOST, finished_at=now, note=f"not sent: {reason}"[:300])
+                TaskAttempt.objects.filter(task_id=task_id, number=attempt).update(
+                    state=AttemptState.LOST, finished_at=now, note=f"not sent: {reason}"[:300]
+                )

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.fabric.models import (
@@ -64,10 +64,13 @@ def record_results(
     with transaction.atomic():
         ids = sorted({r.task_id for r in results})
         # Locked in id order: two batches touching the same tasks can't deadlock.
-        tasks = {
-            t.pk: t
-            for t in FabricTask.objects.select_for_update().filter(pk__in=ids).order_by("pk")
-        }
+        locked = (
+            FabricTask.objects.select_for_update()
+            .filter(pk__in=ids)
+            .only("pk", "node_id", "attempts", "state", "started_at")
+            .order_by("pk")
+        )
+        tasks = {t.pk: t for t in locked}
         attempts = {
             (a.task_id, a.number): a
             for a in TaskAttempt.objects.filter(task_id__in=ids, node=node).select_for_update()
@@ -94,19 +97,11 @@ def record_results(
                 changed_attempts.append(attempt)
             outcomes.append(ResultOutcome(item.task_id, True, "recorded"))
             recorded += 1
-        if changed_tasks:
-            FabricTask.objects.bulk_update(
-                changed_tasks,
-                ["state", "result", "error", "finished_at", "started_at", "lease_expires_at"],
-            )
-        if changed_attempts:
-            TaskAttempt.objects.bulk_update(
-                changed_attempts,
-                ["state", "started_at", "finished_at", "duration_seconds", "note"],
-            )
+        _save(changed_tasks, changed_attempts)
         if recorded:
             ComputeNode.objects.filter(pk=node.pk).update(last_task_at=now)
-            mark_consuming(node=node, now=now, why="it returned results")
+            if node.not_consuming_since is not None:
+                mark_consuming(node=node, now=now, why="it returned results")
     if recorded:
         dispatch.place_pending(now=now)
     return outcomes
@@ -152,3 +147,29 @@ def _apply(task: FabricTask, attempt: TaskAttempt | None, item: ResultIn, now: d
         attempt.finished_at = now
         attempt.duration_seconds = duration
         attempt.note = "" if ok else task.error[:300]
+
+
+def _save(tasks: list[FabricTask], attempts: list[TaskAttempt]) -> None:
+    """Pipelined UPDATEs, one per row (cheaper than bulk_update's CASE expressions)."""
+    with connection.cursor() as cursor:
+        if tasks:
+            cursor.executemany(
+                f"UPDATE {FabricTask._meta.db_table} SET state = %s, "  # noqa: S608 (our table)
+                "result = %s::jsonb, error = %s, finished_at = %s, started_at = %s, "
+                "lease_expires_at = %s WHERE id = %s",
+                [
+                    (t.state, None if t.result is None else json.dumps(t.result), t.error,
+                     t.finished_at, t.started_at, t.lease_expires_at, t.pk)
+                    for t in tasks
+                ],
+            )  # fmt: skip
+        if attempts:
+            cursor.executemany(
+                f"UPDATE {TaskAttempt._meta.db_table} SET state = %s, "  # noqa: S608 (our table)
+                "started_at = %s, finished_at = %s, duration_seconds = %s, note = %s "
+                "WHERE id = %s",
+                [
+                    (a.state, a.started_at, a.finished_at, a.duration_seconds, a.note, a.pk)
+                    for a in attempts
+                ],
+            )
