@@ -16,9 +16,7 @@ def test_cases_routed_to_an_expert_come_to_them_first_and_to_colleagues_last(
         routes={"reject": "expert:erin"},
     )
     cases, _ = arrive(trained_process, 12, seed=61)
-    routed = set(
-        CaseRoute.objects.filter(route="expert:erin").values_list("case_id", flat=True)
-    )
+    routed = set(CaseRoute.objects.filter(route="expert:erin").values_list("case_id", flat=True))
     assert routed
     assert set(Case.objects.filter(routed_to=expert).values_list("pk", flat=True)) == routed
     # erin's first case is one routed to her, whatever the priorities say.

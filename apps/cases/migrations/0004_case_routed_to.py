@@ -6,20 +6,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cases', '0003_active_learning'),
+        ("cases", "0003_active_learning"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='case',
-            name='routed_to',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="case",
+            name="routed_to",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddIndex(
-            model_name='case',
-            index=models.Index(condition=models.Q(('routed_to__isnull', False), ('status', 'open')), fields=['routed_to', 'process', '-priority', 'created_at'], name='case_routed_idx'),
+            model_name="case",
+            index=models.Index(
+                condition=models.Q(("routed_to__isnull", False), ("status", "open")),
+                fields=["routed_to", "process", "-priority", "created_at"],
+                name="case_routed_idx",
+            ),
         ),
     ]
