@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from cases import bench_cases  # noqa: E402 (bench/cases.py, beside this file)
 from classifiers import bench_classifiers  # noqa: E402
+from fabric import bench_fabric  # noqa: E402
 
 from orchcap.runtime.broker import EmbeddedBroker  # noqa: E402
 from orchcap.runtime.postgres import EmbeddedPostgres  # noqa: E402
@@ -168,6 +169,8 @@ def main() -> None:
         results += bench_cases(work / "cases")
         print("rules and classifiers (100,000 decisions; about 5 minutes)…", flush=True)
         results += bench_classifiers(work / "classifiers")
+        print("compute fabric (1,000 nodes, two real agents)…", flush=True)
+        results += bench_fabric(work / "fabric")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = ROOT / "bench" / "results.json"

@@ -7,11 +7,24 @@ class FabricConfig(AppConfig):
     verbose_name = "Compute fabric"
 
     def ready(self) -> None:
-        from apps.core.registry import HomeSection, register_home_section
+        from apps.core.registry import (
+            HomeSection,
+            NavItem,
+            register_home_section,
+            register_nav_item,
+        )
         from apps.fabric.home import home_context
+        from apps.people.selectors import is_org_admin
 
-        # Admins only. Not a nav item: registry.NavItem has no role filter, so every user would
-        # see a "Fabric" link that answers 403.
         register_home_section(
             HomeSection(template="fabric/home_section.html", provider=home_context, order=80)
+        )
+        # Admins only: everyone else would follow a link that answers 403.
+        register_nav_item(
+            NavItem(
+                label="Fabric",
+                url_name="fabric_fleet",
+                order=80,
+                visible=lambda user: is_org_admin(user=user),
+            )
         )

@@ -78,7 +78,7 @@ def fabric(control_plane, settings, admin, tmp_path):
         ids = [n.pk for n in nodes]
         wait_for(
             lambda: ComputeNode.objects.filter(pk__in=ids, worker_ready=True).count() == len(ids),
-            timeout=30,
+            timeout=60,  # usually 3-5 s; slack for a busy 2-core machine
             what="the agents' workers",
         )
 
@@ -90,7 +90,7 @@ def fabric(control_plane, settings, admin, tmp_path):
         print(f"--- agent {agent.config.name}:\n{agent.close()}")  # shown when a test fails
 
 
-def wait_done(tasks: list[FabricTask], timeout: float = 30) -> list[FabricTask]:
+def wait_done(tasks: list[FabricTask], timeout: float = 60) -> list[FabricTask]:
     ids = [t.pk for t in tasks]
     finished = FabricTask.objects.filter(pk__in=ids, state__in=[FabricTaskState.DONE,
                                                                  FabricTaskState.FAILED])  # fmt: skip

@@ -48,10 +48,6 @@ class ResultOutcome:
     reason: str
 
 
-def _too_big(value: Any) -> bool:
-    return len(json.dumps(value, default=str)) > settings.ORCHCAP_FABRIC_RESULT_MAX_BYTES
-
-
 def record_results(
     *, node: ComputeNode, results: list[ResultIn], now: datetime | None = None
 ) -> list[ResultOutcome]:
@@ -132,9 +128,11 @@ def _apply(task: FabricTask, attempt: TaskAttempt | None, item: ResultIn, now: d
     if task.started_at is not None and started is not None:
         started = min(started, task.started_at)
     ok, value, error = item.ok, item.result, (item.error or "")[:MAX_ERROR_CHARS]
-    if ok and _too_big(value):
-        ok, value = False, None
+    encoded = json.dumps(value, default=str) if ok and value is not None else None
+    if encoded is not None and len(encoded) > settings.ORCHCAP_FABRIC_RESULT_MAX_BYTES:
+        ok, value, encoded = False, None, None
         error = f"the result is larger than {settings.ORCHCAP_FABRIC_RESULT_MAX_BYTES} bytes"
+    task.result_json = encoded  # serialised once: checked above, written by _save
     task.state = FabricTaskState.DONE if ok else FabricTaskState.FAILED
     task.result = value if ok else None
     task.error = "" if ok else (error or "failed without a message")
@@ -158,7 +156,7 @@ def _save(tasks: list[FabricTask], attempts: list[TaskAttempt]) -> None:
                 "result = %s::jsonb, error = %s, finished_at = %s, started_at = %s, "
                 "lease_expires_at = %s WHERE id = %s",
                 [
-                    (t.state, None if t.result is None else json.dumps(t.result), t.error,
+                    (t.state, getattr(t, "result_json", None), t.error,
                      t.finished_at, t.started_at, t.lease_expires_at, t.pk)
                     for t in tasks
                 ],
