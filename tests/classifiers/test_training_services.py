@@ -117,3 +117,18 @@ def test_a_label_too_rare_to_learn_is_left_out_and_reported(process, second_expe
     version = job.model_version
     assert version.labels == ["approve", "request_info"]
     assert version.metrics["dropped_labels"] == {"reject": 4}
+
+
+def test_retraining_starts_once_enough_new_decisions_arrived(trained_process, second_expert):
+    services.update_learning_settings(process=trained_process, retrain_after=30)
+    make_decided_cases(trained_process, second_expert, 20, seed=21)
+    assert services.decisions_since_training(process=trained_process) == 20
+    assert services.retrain_if_due(process=trained_process) is None
+    make_decided_cases(trained_process, second_expert, 10, seed=22)
+    job = services.retrain_if_due(process=trained_process)
+    assert job is not None
+    assert job.trigger == "retrain"
+    assert job.requested_by is None
+    job = services.run_training_job(job.pk)
+    assert job.model_version.snapshot_size == 180
+    assert services.decisions_since_training(process=trained_process) == 0
