@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
+from apps.people.demo import seed_demo_organisation
 from apps.people.models import Membership, Team
 
 User = get_user_model()
@@ -31,21 +32,24 @@ def test_seed_demo_creates_two_teams_and_one_user_per_role_with_working_logins(d
     assert stat.S_IMODE(_logins_file().stat().st_mode) == 0o600
 
 
-def test_seed_demo_twice_changes_nothing_and_keeps_passwords(db, capsys):
+# The organisation part of the seed only: the whole command also loads the demo processes, trains
+# their models and sets their autonomy (tests/cases/test_demo.py covers those), which takes
+# tens of seconds each time.
+
+
+def test_seeding_the_organisation_twice_changes_nothing_and_keeps_passwords(db):
     _logins_file().unlink(missing_ok=True)
-    call_command("seed_demo")
+    assert seed_demo_organisation().new_logins
     before = _logins_file().read_text()
     counts = (User.objects.count(), Team.objects.count(), Membership.objects.count())
-    capsys.readouterr()
-    call_command("seed_demo")
-    assert "already present" in capsys.readouterr().out
+    assert seed_demo_organisation().new_logins == []
     assert _logins_file().read_text() == before
     assert (User.objects.count(), Team.objects.count(), Membership.objects.count()) == counts
 
 
 def test_demo_admin_opens_the_django_admin(db):
     _logins_file().unlink(missing_ok=True)
-    call_command("seed_demo")
+    seed_demo_organisation()
     _, username, password = next(
         line.split()
         for line in _logins_file().read_text().splitlines()
