@@ -52,9 +52,11 @@ def bench_classifiers(data: Path) -> list[dict[str, object]]:
         )
         return json.loads(out.read_text())
     finally:
+        from orchcap.runtime.broker import EmbeddedBroker
         from orchcap.runtime.postgres import EmbeddedPostgres
 
         EmbeddedPostgres(data).stop()
+        EmbeddedBroker(data).stop()  # started by the first task a service queues
 
 
 # --- the child side ----------------------------------------------------------------------------
