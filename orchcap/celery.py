@@ -1,7 +1,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import celeryd_after_setup, worker_init, worker_ready, worker_shutting_down
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchcap.settings")
 
@@ -38,3 +38,33 @@ def _check_database_before_consuming(**kwargs: object) -> None:
         raise SystemExit(2) from None
     finally:
         connection.close()
+
+
+_local_heartbeats = []
+
+
+@celeryd_after_setup.connect
+def _enrol_as_local_node(sender: str, instance: object, **kwargs: object) -> None:
+    """The control plane's worker is fabric node `local` too: it consumes `node.<id>`."""
+    from apps.fabric import protocol
+    from apps.fabric.services import local
+
+    if not local.local_node_enabled():
+        return
+    node = local.ensure_local_node(concurrency=getattr(instance, "concurrency", 1) or 1)
+    if node is None:
+        return
+    instance.app.amqp.queues.select_add(protocol.queue(protocol.node_queue_name(node.pk)))
+    _local_heartbeats.append(local.LocalHeartbeats(node.pk))
+
+
+@worker_ready.connect
+def _start_local_heartbeats(**kwargs: object) -> None:
+    for heartbeats in _local_heartbeats:
+        heartbeats.start()
+
+
+@worker_shutting_down.connect
+def _stop_local_heartbeats(**kwargs: object) -> None:
+    for heartbeats in _local_heartbeats:
+        heartbeats.stop()

@@ -270,6 +270,16 @@ ORCHCAP_NODE_BROKER_URL = (
     )
     or CELERY_BROKER_URL
 )
+# The control plane's worker enrols itself as fabric node `local` and runs payloads in-process.
+ORCHCAP_LOCAL_NODE = env_bool("ORCHCAP_LOCAL_NODE", True)
+# Completion handlers of finished fabric work run when results arrive; this catches the rest.
+CELERY_BEAT_SCHEDULE["fabric-handle-finished"] = {
+    "task": "apps.fabric.tasks.handle_finished_tasks",
+    "schedule": 15.0,
+}
+# Where classifier training and batch prediction may run: fabric requirements as JSON, e.g.
+# {"labels": {"site": "hq"}} to keep case data on that site's machines. Empty: any node.
+ORCHCAP_LEARNING_REQUIREMENTS = env_str("ORCHCAP_LEARNING_REQUIREMENTS", "")
 ORCHCAP_FABRIC_MAX_ATTEMPTS = env_int("ORCHCAP_FABRIC_MAX_ATTEMPTS", 5, minimum=1, maximum=100)
 # A node that ran nothing for this long gets a 0-second probe: one that heartbeats but doesn't
 # take it within a lease is flagged "not consuming" and gets no work.

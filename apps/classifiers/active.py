@@ -45,7 +45,7 @@ def uncertainty_of(probabilities: dict[str, float]) -> float:
     return round(1.0 - margin, _DIGITS)
 
 
-def _write(ids: list[int], values: list[float]) -> int:
+def write_uncertainty(ids: list[int], values: list[float]) -> int:
     connection.ensure_connection()
     # Binary arrays bound server-side, as intake does: one statement per batch.
     with psycopg.Cursor(connection.connection) as cursor:
@@ -56,7 +56,9 @@ def _write(ids: list[int], values: list[float]) -> int:
 def _score_batch(version: ModelVersion, rows: list[tuple]) -> int:
     inputs = [CaseInput(fields, reason, list(fault or [])) for _, fields, reason, fault in rows]
     predictions = services.predict_cases(version=version, cases=inputs)
-    return _write([row[0] for row in rows], [uncertainty_of(p.probabilities) for p in predictions])
+    return write_uncertainty(
+        [row[0] for row in rows], [uncertainty_of(p.probabilities) for p in predictions]
+    )
 
 
 def score_open_cases(

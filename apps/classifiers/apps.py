@@ -19,4 +19,7 @@ class ClassifiersConfig(AppConfig):
         from apps.core.registry import CasePanel, register_case_panel
 
         cases_created.connect(on_cases_created, dispatch_uid="classifiers-score-new-cases")
+        # Training and batch prediction run on the compute fabric; this files their results.
+        import apps.classifiers.fabric  # noqa: F401 (registers the completion handlers)
+
         register_case_panel(CasePanel(template=TEMPLATE, provider=suggestion_panel, order=50))

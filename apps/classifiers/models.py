@@ -133,6 +133,14 @@ class TrainingJob(models.Model):
     model_version = models.ForeignKey(
         ModelVersion, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The compute-fabric task that trains it (the background path; see fabric.py).
+    fabric_task = models.OneToOneField(
+        "fabric.FabricTask",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="training_job",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -150,6 +158,20 @@ class TrainingJob(models.Model):
 
     def __str__(self) -> str:
         return f"Training {self.pk} of {self.process} ({self.state})"
+
+    def current_stage(self) -> str:
+        """The stage, read live from its fabric task while a node has it."""
+        task = self.fabric_task if self.state == self.State.RUNNING else None
+        if task is None:
+            return self.stage
+        node = task.node.name if task.node_id else ""
+        if task.state == "pending":
+            return f"waiting for a node: {(task.placement or {}).get('reason', 'none can take it')}"
+        if task.state == "placed":
+            return f"sent to node {node}"
+        if task.state == "running":
+            return f"training on node {node}"
+        return "storing the model"
 
     @property
     def is_active(self) -> bool:

@@ -15,6 +15,7 @@ class TrainingJobOut(Schema):
     state: str
     progress: int
     stage: str
+    fabric_task: int | None = None  # the compute-fabric task training it
     error: str
     trigger: str
     model_version: int | None

@@ -150,63 +150,87 @@ def snapshot_hash(ids: list[int], labels: list[str]) -> str:
     return digest.hexdigest()
 
 
-def run_training_job(job_id: int) -> TrainingJob:
-    """The body of the training task: read the decided cases, fit, store the version."""
+@dataclass(frozen=True)
+class TrainingData:
+    ids: list[int]
+    rows: list[CaseInput]
+    labels: list[str]
+    min_decisions: int
+
+
+def claim_training_job(job_id: int) -> TrainingJob | None:
+    """Move a queued job to running; None when it was claimed before (a redelivered message)."""
     claimed = TrainingJob.objects.filter(pk=job_id, state=TrainingJob.State.QUEUED).update(
         state=TrainingJob.State.RUNNING, started_at=timezone.now(), stage="reading decisions"
     )
-    job = TrainingJob.objects.select_related("process__schema").get(pk=job_id)
-    if not claimed:  # a redelivered message for a job that already ran
-        return job
-    process = job.process
+    return TrainingJob.objects.select_related("process__schema").get(pk=job_id) if claimed else None
+
+
+def training_data(job: TrainingJob) -> TrainingData:
+    """The people's decisions a job trains on, in id order (the snapshot)."""
+    data = list(
+        _decided(job.process, job.decided_before)
+        .order_by("id")
+        .values_list("id", "fields", "exception_reason", "exception_fields", "final_label")
+    )
+    return TrainingData(
+        ids=[row[0] for row in data],
+        rows=[CaseInput(fields, reason, list(fault or [])) for _, fields, reason, fault, _ in data],
+        labels=[row[4] for row in data],
+        min_decisions=learning_settings(process=job.process).min_decisions,
+    )
+
+
+def run_training_job(job_id: int) -> TrainingJob:
+    """Train in this process: read the decided cases, fit, store the version. The training task
+    sends jobs through the compute fabric instead (fabric.py); this path serves the demo seed,
+    the benchmarks and tests of the learning itself."""
+    job = claim_training_job(job_id)
+    if job is None:
+        return TrainingJob.objects.get(pk=job_id)
     started = time.perf_counter()
     try:
-        settings = learning_settings(process=process)
-        data = list(
-            _decided(process, job.decided_before)
-            .order_by("id")
-            .values_list("id", "fields", "exception_reason", "exception_fields", "final_label")
-        )
-        ids = [row[0] for row in data]
-        rows = [
-            CaseInput(fields, reason, list(fault or [])) for _, fields, reason, fault, _ in data
-        ]
-        labels = [row[4] for row in data]
-        _report(job_id, 5, f"read {len(ids):,} decided cases")
+        data = training_data(job)
+        _report(job_id, 5, f"read {len(data.ids):,} decided cases")
         trained = learning.fit_classifier(
-            process.schema.fields,
-            rows,
-            labels,
-            min_decisions=settings.min_decisions,
+            job.process.schema.fields,
+            data.rows,
+            data.labels,
+            min_decisions=data.min_decisions,
             progress=lambda percent, stage: _report(job_id, percent, stage),
         )
         _report(job_id, 95, "storing the model")
-        version = _store_version(
+        version = store_version(
             job=job,
+            content=learning.serialise(trained.pipeline),
             trained=trained,
-            ids=ids,
-            labels=labels,
+            ids=data.ids,
+            labels=data.labels,
             seconds=time.perf_counter() - started,
         )
     except TrainingRefused as exc:
-        return _fail(job, str(exc))
+        return fail_training_job(job, str(exc))
     except Exception as exc:
         log.exception("training job %s failed", job_id)
-        return _fail(job, f"training failed: {exc}")
-    TrainingJob.objects.filter(pk=job_id).update(
+        return fail_training_job(job, f"training failed: {exc}")
+    return finish_training_job(job, version)
+
+
+def finish_training_job(job: TrainingJob, version: ModelVersion) -> TrainingJob:
+    TrainingJob.objects.filter(pk=job.pk).update(
         state=TrainingJob.State.SUCCEEDED,
         progress=100,
         stage=f"trained version {version.version}",
         model_version=version,
         finished_at=timezone.now(),
     )
-    if settings.auto_promote:
+    if learning_settings(process=job.process).auto_promote:
         _auto_promote(version)
     job.refresh_from_db()
     return job
 
 
-def _fail(job: TrainingJob, reason: str) -> TrainingJob:
+def fail_training_job(job: TrainingJob, reason: str) -> TrainingJob:
     TrainingJob.objects.filter(pk=job.pk).update(
         state=TrainingJob.State.FAILED, error=reason, finished_at=timezone.now(), stage="failed"
     )
@@ -215,15 +239,16 @@ def _fail(job: TrainingJob, reason: str) -> TrainingJob:
 
 
 @transaction.atomic
-def _store_version(
+def store_version(
     *,
     job: TrainingJob,
+    content: bytes,
     trained: learning.TrainedModel,
     ids: list[int],
     labels: list[str],
     seconds: float,
 ) -> ModelVersion:
-    content = learning.serialise(trained.pipeline)
+    """File a trained model (its serialised pipeline `content`) as the process's next version."""
     digest = hashlib.sha256(content).hexdigest()
     artifact, _ = ModelArtifact.objects.get_or_create(
         sha256=digest, defaults={"content": content, "size": len(content)}

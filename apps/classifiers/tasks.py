@@ -6,7 +6,10 @@ from apps.classifiers import services
 
 @shared_task(acks_late=True)
 def train_model(job_id: int) -> None:
-    services.run_training_job(job_id)
+    """Send the job to the compute fabric; its node trains, the completion handler files it."""
+    from apps.classifiers import fabric
+
+    fabric.send_training_job(job_id)
 
 
 @shared_task
@@ -21,17 +24,19 @@ def retrain_if_due(process_id: int) -> None:
 
 @shared_task(acks_late=True)
 def score_cases(process_id: int, case_ids: list[int] | None = None) -> int:
-    """Store the promoted model's uncertainty on open cases (all of them without `case_ids`)."""
-    from apps.classifiers import active
+    """Score open cases with the promoted model on the compute fabric (all of them without
+    `case_ids`); the uncertainty is stored as results come back. Returns the tasks sent."""
+    from apps.classifiers import fabric
 
     process = Process.objects.filter(pk=process_id).first()
     if process is None:
         return 0
-    return active.score_open_cases(process=process, case_ids=case_ids)
+    return len(fabric.send_scoring(process=process, case_ids=case_ids))
 
 
 @shared_task
 def refresh_uncertainty() -> dict[str, int]:
-    from apps.classifiers import active
+    """The periodic catch-up, on the fabric: {process slug: scoring tasks sent}."""
+    from apps.classifiers import fabric
 
-    return active.refresh_uncertainty()
+    return fabric.refresh_uncertainty()

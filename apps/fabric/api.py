@@ -12,7 +12,7 @@ from ninja.security.base import AuthBase
 
 from apps.core.api import validation_errors
 from apps.fabric import payloads, selectors
-from apps.fabric.errors import EnrollmentRefused, NodeRefused
+from apps.fabric.errors import EnrollmentRefused, NodeConflict, NodeRefused
 from apps.fabric.models import ComputeNode, FabricTask
 from apps.fabric.schemas import (
     ArtifactOut,
@@ -32,7 +32,14 @@ from apps.fabric.schemas import (
     TaskIn,
     TaskOut,
 )
-from apps.fabric.services import artifacts, dispatch, enrollment, heartbeats, results
+from apps.fabric.services import (
+    artifacts,
+    completion,
+    dispatch,
+    enrollment,
+    heartbeats,
+    results,
+)
 
 router = Router(tags=["fabric"])
 _ERRORS = {401: ErrorOut, 403: ErrorOut, 410: ErrorOut, 422: ErrorOut}
@@ -292,6 +299,7 @@ def get_task(request: HttpRequest, task_id: int) -> TaskOut:
 
 def _record(request: HttpRequest, items: list[results.ResultIn]) -> list[ResultOutcomeOut]:
     outcomes = results.record_results(node=request.auth, results=items)
+    completion.handle_soon([o.task_id for o in outcomes if o.recorded])
     return [
         ResultOutcomeOut(task=o.task_id, recorded=o.recorded, reason=o.reason) for o in outcomes
     ]
@@ -345,6 +353,26 @@ def post_results(request: HttpRequest, body: ResultsIn) -> ResultsOut:
 def upload_artifact(request: HttpRequest, name: str = "") -> Status:
     _require_admin(request)
     artifact = artifacts.store_artifact(content=request.body, name=name, created_by=request.user)
+    return Status(201, ArtifactOut(sha256=artifact.sha256, size=artifact.size, name=artifact.name))
+
+
+@router.post(
+    "/fabric/tasks/{task_id}/artifacts",
+    auth=node_auth,
+    response={201: ArtifactOut, **_ERRORS, 409: ErrorOut},
+    summary="A node stores bytes its current attempt produced (raw body); answers the SHA-256",
+)
+@validation_errors
+def upload_task_output(
+    request: HttpRequest, task_id: int, attempt: int, token: str, name: str = ""
+) -> Status:
+    try:
+        artifact = artifacts.store_task_output(
+            node=request.auth, task_id=task_id, attempt=attempt, token=token,
+            content=request.body, name=name,
+        )  # fmt: skip
+    except NodeConflict as exc:
+        raise HttpError(409, str(exc)) from None
     return Status(201, ArtifactOut(sha256=artifact.sha256, size=artifact.size, name=artifact.name))
 
 

@@ -87,6 +87,9 @@ class ComputeNode(TimeStampedModel):
     worker_ready = models.BooleanField(default=False)
     not_consuming_since = models.DateTimeField(null=True, blank=True)
     last_task_at = models.DateTimeField(null=True, blank=True)  # a task started or finished
+    # The control plane's own Celery worker, enrolled by itself as node `local`: it runs payloads
+    # in-process and records their results in the database directly (no credential, no HTTP).
+    control_plane = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name", "pk"]
@@ -96,6 +99,11 @@ class ComputeNode(TimeStampedModel):
         constraints = [
             models.CheckConstraint(
                 condition=Q(max_concurrent_tasks__gte=1), name="fabric_node_max_tasks_positive"
+            ),
+            models.UniqueConstraint(
+                fields=["control_plane"],
+                condition=Q(control_plane=True),
+                name="fabric_one_control_plane_node",
             ),
         ]
 
@@ -230,6 +238,10 @@ class FabricTask(models.Model):
     # small payloads costs one broker message per node and placement pass, not one per task).
     bundle = models.BooleanField(default=False)
     idempotency_key = models.CharField(max_length=120, null=True, blank=True, unique=True)
+    # Who acts on the result: a handler registered with services.completion (e.g. the classifier
+    # registry storing a model trained on a node). `handled_at` is set once it ran.
+    on_done = models.CharField(max_length=64, blank=True)
+    handled_at = models.DateTimeField(null=True, blank=True)
     state = models.CharField(
         max_length=16, choices=FabricTaskState.choices, default=FabricTaskState.PENDING
     )
@@ -262,6 +274,13 @@ class FabricTask(models.Model):
             ),
             # The queue of pending work, read in order whenever a slot frees.
             models.Index(fields=["id"], condition=Q(state="pending"), name="fabric_task_pending"),
+            # Finished work whose handler has not run yet (the completion catch-up reads it).
+            models.Index(
+                fields=["id"],
+                condition=Q(state__in=["done", "failed"], handled_at__isnull=True)
+                & ~Q(on_done=""),
+                name="fabric_task_unhandled",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -331,6 +350,10 @@ class FabricArtifact(models.Model):
     content = models.BinaryField()
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Set when a node uploaded it as the output of one of its tasks (a trained model).
+    produced_by = models.ForeignKey(
+        FabricTask, on_delete=models.SET_NULL, null=True, blank=True, related_name="outputs"
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -11,10 +11,15 @@ control plane imports it to check a task before sending it. A task has a `kind`:
 
 A payload reaches artefacts (a model, a rule set) only through `Context.artifact(sha256)`: the
 agent downloads the bytes with its node credential and they are checked against the SHA-256
-before the function sees them.
+before the function sees them. A payload that makes bytes (a trained model) hands them back with
+`Context.store_artifact(data)`, which uploads them for its own attempt and answers their SHA-256.
+
+Domains register their own functions in modules listed in PAYLOAD_MODULES (imported on first
+use, on the node and on the control plane alike), e.g. the classifiers' training and prediction.
 """
 
 import hashlib
+import importlib
 import math
 import os
 import platform
@@ -24,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+# Modules whose import registers more payload functions; Django-free, like this one.
+PAYLOAD_MODULES = ("apps.classifiers.node_work",)
 MAX_PROBE_SECONDS = 3600
 MAX_BATCH_ROWS = 10_000
 SHA256_HEX = frozenset("0123456789abcdef")
@@ -50,6 +57,8 @@ class Context:
     attempt: int
     artifacts: tuple[str, ...] = ()  # the SHA-256s its task names; nothing else can be fetched
     fetch: Callable[[str], bytes] | None = field(default=None, repr=False)
+    # store(data, name) keeps bytes this attempt produced on the server; answers their SHA-256.
+    store: Callable[[bytes, str], str] | None = field(default=None, repr=False)
 
     def artifact(self, sha256: str) -> bytes:
         if sha256 not in self.artifacts:
@@ -59,6 +68,13 @@ class Context:
         data = self.fetch(sha256)
         verify(data, sha256)
         return data
+
+    def store_artifact(self, data: bytes, name: str = "") -> str:
+        if self.store is None:
+            raise PayloadError("this node can't store artefacts")
+        sha256 = self.store(data, name)
+        verify(data, sha256)  # the server must answer the hash of what we sent
+        return sha256
 
 
 def verify(data: bytes, sha256: str) -> None:
@@ -128,11 +144,29 @@ def probe(payload: dict[str, Any], context: Context) -> dict[str, Any]:
     }
 
 
+def load_payload_modules() -> None:
+    """Import PAYLOAD_MODULES once (cheap afterwards); a module that can't be imported here (a
+    node without its optional dependencies) leaves its functions unknown, not the node broken."""
+    for module in PAYLOAD_MODULES:
+        if module not in _loaded:
+            _loaded.add(module)
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                _unavailable[module] = str(exc)
+
+
+_loaded: set[str] = set()
+_unavailable: dict[str, str] = {}
+
+
 def _call_target(payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    load_payload_modules()
     name = payload.get("function")
     if not isinstance(name, str) or name not in FUNCTIONS:
         known = ", ".join(sorted(FUNCTIONS))
-        raise PayloadError(f"call: function must be one of {known}, got {name!r}")
+        missing = "".join(f"; {m} not loaded ({why})" for m, why in sorted(_unavailable.items()))
+        raise PayloadError(f"call: function must be one of {known}, got {name!r}{missing}")
     args = payload.get("args") or {}
     if not isinstance(args, dict):
         raise PayloadError("call: args must be an object")

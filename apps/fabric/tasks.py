@@ -1,6 +1,7 @@
 from celery import shared_task
 
-from apps.fabric.services import dispatch, sweeper
+from apps.fabric import protocol
+from apps.fabric.services import completion, dispatch, local, sweeper
 
 
 @shared_task
@@ -15,3 +16,16 @@ def mark_lost_nodes() -> int:
 def schedule_pending_tasks() -> int:
     """Periodic (ORCHCAP_FABRIC_SCHEDULE_SECONDS): place pending tasks a node can take now."""
     return dispatch.place_pending()
+
+
+@shared_task(name=protocol.RUN_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_on_local_node(**kwargs: object) -> None:
+    """Fabric work placed on `local`, the control plane's own worker (services/local.py)."""
+    local.run_message(kwargs)
+
+
+@shared_task(acks_late=True)
+def handle_finished_tasks(task_ids: list[int] | None = None) -> int:
+    """Run the completion handlers of finished fabric tasks (these, or, periodically, any left
+    unhandled): services/completion.py."""
+    return completion.handle_finished(task_ids)

@@ -5,8 +5,10 @@ against their SHA-256 on download and again on every read from the cache (a file
 directory could have been changed), and never used when they don't match.
 """
 
+import json
 import os
 from pathlib import Path
+from urllib.parse import urlencode
 
 from apps.fabric import payloads
 from apps.fabric.agent.client import request_bytes
@@ -41,6 +43,22 @@ class ArtifactCache:
         payloads.verify(data, sha256)
         self._keep(path, data)
         return data
+
+    def upload(self, *, task: int, attempt: int, token: str, data: bytes, name: str = "") -> str:
+        """Store bytes this attempt produced on the server (kept in the cache too, since the
+        node may need them next); returns the SHA-256 the server answered."""
+        query = urlencode({"attempt": attempt, "token": token, "name": name})
+        reply = request_bytes(
+            "POST",
+            f"{self.server}/api/v1/fabric/tasks/{task}/artifacts?{query}",
+            data,
+            authorization=self.authorization,
+            timeout=300,
+        )
+        sha256 = json.loads(reply).get("sha256", "")
+        payloads.verify(data, sha256)
+        self._keep(self.directory / sha256, data)
+        return sha256
 
     def _keep(self, path: Path, data: bytes) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -56,16 +56,21 @@ def request_json(
 def request_bytes(
     method: str,
     url: str,
-    body: dict[str, Any] | None = None,
+    body: dict[str, Any] | bytes | None = None,
     *,
     authorization: str | None = None,
     timeout: float = 15,
 ) -> bytes:
-    """The raw answer; ServerError for an error status, Unreachable when there is none."""
-    data = None if body is None else json.dumps(body).encode()
+    """The raw answer; ServerError for an error status, Unreachable when there is none. A
+    bytes body is sent as it is (application/octet-stream), anything else as JSON."""
     headers = {"Accept": "application/json", "User-Agent": "orchcap-agent"}
-    if data is not None:
-        headers["Content-Type"] = "application/json"
+    if isinstance(body, bytes):
+        data: bytes | None = body
+        headers["Content-Type"] = "application/octet-stream"
+    else:
+        data = None if body is None else json.dumps(body).encode()
+        if data is not None:
+            headers["Content-Type"] = "application/json"
     if authorization:
         headers["Authorization"] = authorization
     request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310

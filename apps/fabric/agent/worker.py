@@ -74,7 +74,14 @@ def _run_one(item: dict[str, Any]) -> None:
     reporter.started()
     names = tuple(a for a in artifacts if isinstance(a, str)) if isinstance(artifacts, list) else ()
     context = payloads.Context(
-        node_id=config.node_id, task_id=task, attempt=attempt, artifacts=names, fetch=cache.fetch
+        node_id=config.node_id,
+        task_id=task,
+        attempt=attempt,
+        artifacts=names,
+        fetch=cache.fetch,
+        store=lambda data, name: cache.upload(
+            task=task, attempt=attempt, token=token, data=data, name=name
+        ),
     )
     started = time.monotonic()
     try:

@@ -7,7 +7,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from apps.fabric.models import FabricArtifact
+from apps.fabric.errors import NodeConflict
+from apps.fabric.models import (
+    OPEN_TASK_STATES,
+    ComputeNode,
+    FabricArtifact,
+    FabricTask,
+    TaskAttempt,
+)
 
 
 def store_artifact(
@@ -33,3 +40,27 @@ def store_artifact(
             )  # fmt: skip
     except IntegrityError:  # stored by someone else meanwhile
         return FabricArtifact.objects.get(sha256=sha)
+
+
+def store_task_output(
+    *, node: ComputeNode, task_id: int, attempt: int, token: str, content: bytes, name: str = ""
+) -> FabricArtifact:
+    """Keep bytes a node produced for its current attempt of `task_id` (a trained model).
+    NodeConflict unless the node holds that very attempt, still open: a node can't fill the
+    server with bytes, nor answer for another node's task."""
+    holds = TaskAttempt.objects.filter(
+        task_id=task_id,
+        number=attempt,
+        token=token,
+        node=node,
+        task__node=node,
+        task__attempts=attempt,
+        task__state__in=OPEN_TASK_STATES,
+    ).exists()
+    if not holds:
+        raise NodeConflict("this node holds no open attempt of that task with that token")
+    artifact = store_artifact(content=content, name=name or f"output of task {task_id}")
+    FabricArtifact.objects.filter(pk=artifact.pk, produced_by__isnull=True).update(
+        produced_by=FabricTask(pk=task_id)
+    )
+    return artifact

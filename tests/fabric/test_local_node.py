@@ -1,0 +1,218 @@
+"""The control plane's own worker as node `local`; task outputs nodes upload; completion
+handlers that act on finished work once."""
+
+import time
+
+import pytest
+
+from apps.fabric import protocol
+from apps.fabric.models import (
+    ComputeNode,
+    FabricArtifact,
+    FabricTask,
+    NodeEventKind,
+    NodeState,
+    TaskAttempt,
+)
+from apps.fabric.services import completion, dispatch, local, results
+from apps.fabric.services import nodes as node_services
+from tests.conftest import client_for
+from tests.fabric.conftest import node_client
+from tests.processes import child_database_url, start_worker, stop_process
+
+
+def ready_local_node() -> ComputeNode:
+    node = local.ensure_local_node(concurrency=2)
+    ComputeNode.objects.filter(pk=node.pk).update(worker_ready=True)
+    node.refresh_from_db()
+    return node
+
+
+def message_of(task: FabricTask) -> dict:
+    """The message the node's queue received for the task's current attempt."""
+    task.refresh_from_db()
+    attempt = TaskAttempt.objects.get(task=task, number=task.attempts)
+    return protocol.message(
+        task_id=task.pk, attempt=attempt.number, token=attempt.token, kind=task.kind,
+        payload=task.payload, artifacts=task.artifacts,
+    )  # fmt: skip
+
+
+def test_the_control_plane_enrols_itself_once_as_an_approved_online_node(db, settings):
+    first = local.ensure_local_node(concurrency=3)
+    again = local.ensure_local_node(concurrency=5)
+    assert first.pk == again.pk
+    assert ComputeNode.objects.filter(control_plane=True).count() == 1
+    again.refresh_from_db()
+    assert (again.name, again.state, again.is_approved) == ("local", NodeState.ONLINE, True)
+    assert again.max_concurrent_tasks == 5  # follows the worker's concurrency
+    assert again.labels == {"role": "control-plane"}
+    assert again.detected["cpu_cores"] >= 1
+    assert again.events.filter(kind=NodeEventKind.ENROLLED).count() == 1
+
+
+def test_a_retired_local_node_takes_no_work(db, admin):
+    node = local.ensure_local_node(concurrency=1)
+    node_services.retire_node(node=node, actor=admin)
+    assert local.ensure_local_node(concurrency=1) is None
+
+
+def test_the_local_node_is_off_when_nodes_use_another_broker(settings):
+    settings.ORCHCAP_NODE_BROKER_URL = "redis://127.0.0.1:6379/9"
+    assert not local.local_node_enabled()
+    settings.ORCHCAP_LOCAL_NODE = False
+    settings.ORCHCAP_NODE_BROKER_URL = settings.CELERY_BROKER_URL
+    assert not local.local_node_enabled()
+
+
+def test_work_placed_on_local_runs_in_process_and_records_its_result(db):
+    node = ready_local_node()
+    task = dispatch.submit_task(kind="call", payload={"function": "echo", "args": {"x": 1}})
+    task.refresh_from_db()
+    assert task.node_id == node.pk
+    local.run_message(message_of(task))
+    task.refresh_from_db()
+    assert (task.state, task.result) == ("done", {"x": 1})
+    assert TaskAttempt.objects.get(task=task).state == "done"
+    # The same message again (a redelivery) records nothing more.
+    local.run_message(message_of(task))
+    assert TaskAttempt.objects.filter(task=task).count() == 1
+
+
+def test_a_failing_payload_fails_its_task_on_local(db):
+    ready_local_node()
+    task = dispatch.submit_task(
+        kind="call", payload={"function": "artifact_digest", "args": {"artifact": "ab" * 32}},
+        artifacts=[FabricArtifact.objects.create(
+            sha256="ab" * 32, size=1, content=b"x").sha256],
+    )  # fmt: skip
+    local.run_message(message_of(task))
+    task.refresh_from_db()
+    assert task.state == "failed"
+    assert "ArtifactMismatch" in task.error
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_real_control_plane_worker_is_node_local_and_runs_an_admins_probe(admin):
+    worker = start_worker(DATABASE_URL=child_database_url(), ORCHCAP_HEARTBEAT_SECONDS="1")
+    try:
+        deadline = time.monotonic() + 60
+        node = None
+        while time.monotonic() < deadline and worker.poll() is None:
+            node = ComputeNode.objects.filter(control_plane=True, worker_ready=True).first()
+            if node is not None:
+                break
+            time.sleep(0.2)
+        assert node is not None, worker.poll()
+        assert node.state == NodeState.ONLINE
+        client = client_for(admin)
+        created = client.post(
+            "/api/v1/fabric/tasks", {"kind": "probe", "seconds": 0}, content_type="application/json"
+        )
+        assert created.status_code == 201, created.content
+        task_id = created.json()["id"]
+        while time.monotonic() < deadline:
+            state = client.get(f"/api/v1/fabric/tasks/{task_id}").json()
+            if state["state"] in ("done", "failed"):
+                break
+            time.sleep(0.2)
+        assert state["state"] == "done", state
+        assert state["node"]["name"] == "local"
+        assert state["result"]["node_id"] == node.pk
+    finally:
+        output = stop_process(worker)
+    node.refresh_from_db()
+    assert node.state == NodeState.PLANNED_OFFLINE, output  # a stopped worker is not "lost"
+
+
+# --- outputs a node uploads ----------------------------------------------------------------
+
+
+def test_a_node_uploads_an_output_only_for_its_current_attempt(ready_node):
+    node, credential = ready_node("a")
+    other, other_credential = ready_node("b")
+    task = dispatch.submit_task(kind="probe")
+    task.refresh_from_db()
+    holder, holder_credential = (
+        (node, credential) if task.node_id == node.pk else (other, other_credential)
+    )
+    stranger, stranger_credential = (
+        (other, other_credential) if holder == node else (node, credential)
+    )
+    attempt = TaskAttempt.objects.get(task=task)
+    url = f"/api/v1/fabric/tasks/{task.pk}/artifacts?attempt=1&token={attempt.token}&name=model"
+    refused = node_client(stranger, stranger_credential).post(
+        url, b"model bytes", content_type="application/octet-stream"
+    )
+    assert refused.status_code == 409
+    forged = node_client(holder, holder_credential).post(
+        f"/api/v1/fabric/tasks/{task.pk}/artifacts?attempt=1&token={'0' * 16}",
+        b"model bytes", content_type="application/octet-stream",
+    )  # fmt: skip
+    assert forged.status_code == 409
+    assert not FabricArtifact.objects.exists()
+    stored = node_client(holder, holder_credential).post(
+        url, b"model bytes", content_type="application/octet-stream"
+    )
+    assert stored.status_code == 201, stored.content
+    artifact = FabricArtifact.objects.get(sha256=stored.json()["sha256"])
+    assert (bytes(artifact.content), artifact.produced_by_id) == (b"model bytes", task.pk)
+    # Once the task is done, its attempt can't add more.
+    item = results.ResultIn(task_id=task.pk, attempt=1, token=attempt.token, ok=True, result={})
+    results.record_results(node=holder, results=[item])
+    late = node_client(holder, holder_credential).post(
+        url, b"more", content_type="application/octet-stream"
+    )
+    assert late.status_code == 409
+
+
+# --- completion handlers -------------------------------------------------------------------
+
+handled: list[tuple[int, str]] = []
+
+
+@completion.completion_handler("tests.remember")
+def remember(task: FabricTask) -> None:
+    handled.append((task.pk, task.state))
+    FabricTask.objects.filter(pk=task.pk).update(error="handled")
+
+
+@completion.completion_handler("tests.explode")
+def explode(task: FabricTask) -> None:
+    FabricTask.objects.filter(pk=task.pk).update(error="written, then rolled back")
+    raise RuntimeError("handler bug")
+
+
+def finished_task(node: ComputeNode, on_done: str, ok: bool = True) -> FabricTask:
+    task = dispatch.submit_task(kind="probe")
+    FabricTask.objects.filter(pk=task.pk).update(on_done=on_done)
+    attempt = TaskAttempt.objects.get(task=task)
+    results.record_results(node=node, results=[results.ResultIn(
+        task_id=task.pk, attempt=1, token=attempt.token, ok=ok, result={} if ok else None,
+        error="" if ok else "boom")])  # fmt: skip
+    task.refresh_from_db()
+    return task
+
+
+def test_a_finished_tasks_handler_runs_once(db):
+    node = ready_local_node()
+    handled.clear()
+    done = finished_task(node, "tests.remember")
+    failed = finished_task(node, "tests.remember", ok=False)
+    assert completion.unhandled_task_ids() == [done.pk, failed.pk]
+    assert completion.handle_finished() == 2
+    assert completion.handle_finished([done.pk]) == 0  # already handled
+    assert handled == [(done.pk, "done"), (failed.pk, "failed")]
+    assert FabricTask.objects.filter(handled_at__isnull=False).count() == 2
+
+
+def test_a_failing_handler_is_rolled_back_logged_and_not_retried_forever(db, caplog):
+    node = ready_local_node()
+    task = finished_task(node, "tests.explode")
+    assert completion.handle_finished() == 1
+    task.refresh_from_db()
+    assert task.handled_at is not None
+    assert task.error == ""  # its writes were rolled back
+    assert "handler failed" in caplog.text
+    assert completion.unhandled_task_ids() == []
