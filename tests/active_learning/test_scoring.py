@@ -5,6 +5,7 @@ import pytest
 from apps.cases.models import Case, Process
 from apps.classifiers import active, services, tasks
 from apps.classifiers.models import ModelArtifact
+from tests.fabric.local_node import ready_local_node, run_on_local
 from tests.factories import make_cases, make_invoice_rows
 
 
@@ -37,8 +38,10 @@ def test_open_cases_get_one_minus_the_margin_of_the_promoted_model(trained_proce
 
 
 def test_scoring_can_be_limited_to_some_cases(trained_process):
+    ready_local_node()
     first, second = _open_cases(trained_process, 2)
-    assert tasks.score_cases(trained_process.pk, [second.pk]) == 1
+    assert tasks.score_cases(trained_process.pk, [second.pk]) == 1  # one fabric task
+    assert run_on_local() == 1
     first.refresh_from_db()
     second.refresh_from_db()
     assert first.uncertainty is None
@@ -65,8 +68,11 @@ def test_a_tampered_model_scores_nothing(trained_process):
 def test_the_periodic_refresh_catches_up_unscored_cases_and_rescores_after_a_promotion(
     trained_process, process
 ):
+    ready_local_node()
     scored = _open_cases(trained_process, 5)
-    assert tasks.refresh_uncertainty() == {trained_process.slug: 5}  # never fully scored yet
+    assert tasks.refresh_uncertainty() == {trained_process.slug: 1}  # never fully scored yet
+    assert run_on_local() == 1
+    assert not trained_process.cases.filter(status="open", uncertainty__isnull=True).exists()
     late = _open_cases(trained_process, 2, seed=12)  # e.g. the broker was down at intake
     Case.objects.filter(pk=scored[0].pk).update(uncertainty=0.123)
     assert active.refresh_uncertainty() == {trained_process.slug: 2}  # only the unscored
@@ -98,4 +104,7 @@ def test_new_cases_are_scored_after_intake_commits(
         cases_created.disconnect(spy)
     [call] = received
     assert call["case_ids"] == [c.pk for c in cases]
-    assert tasks.score_cases(call["process_id"], call["case_ids"]) == 4
+    ready_local_node()
+    assert tasks.score_cases(call["process_id"], call["case_ids"]) == 1  # one fabric task
+    assert run_on_local() == 1
+    assert not Case.objects.filter(pk__in=call["case_ids"], uncertainty__isnull=True).exists()

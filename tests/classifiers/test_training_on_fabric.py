@@ -8,7 +8,7 @@ from apps.classifiers import fabric, services
 from apps.classifiers.models import ModelVersion, TrainingJob
 from apps.fabric.models import ComputeNode, FabricArtifact, FabricTask, TaskAttempt
 from apps.fabric.services import completion, local, results
-from tests.fabric.test_local_node import message_of, ready_local_node
+from tests.fabric.local_node import message_of, ready_local_node
 from tests.factories import make_cases, make_decided_cases
 
 

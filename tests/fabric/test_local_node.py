@@ -5,7 +5,6 @@ import time
 
 import pytest
 
-from apps.fabric import protocol
 from apps.fabric.models import (
     ComputeNode,
     FabricArtifact,
@@ -18,24 +17,8 @@ from apps.fabric.services import completion, dispatch, local, results
 from apps.fabric.services import nodes as node_services
 from tests.conftest import client_for
 from tests.fabric.conftest import node_client
+from tests.fabric.local_node import message_of, ready_local_node
 from tests.processes import child_database_url, start_worker, stop_process
-
-
-def ready_local_node() -> ComputeNode:
-    node = local.ensure_local_node(concurrency=2)
-    ComputeNode.objects.filter(pk=node.pk).update(worker_ready=True)
-    node.refresh_from_db()
-    return node
-
-
-def message_of(task: FabricTask) -> dict:
-    """The message the node's queue received for the task's current attempt."""
-    task.refresh_from_db()
-    attempt = TaskAttempt.objects.get(task=task, number=task.attempts)
-    return protocol.message(
-        task_id=task.pk, attempt=attempt.number, token=attempt.token, kind=task.kind,
-        payload=task.payload, artifacts=task.artifacts,
-    )  # fmt: skip
 
 
 def test_the_control_plane_enrols_itself_once_as_an_approved_online_node(db, settings):
