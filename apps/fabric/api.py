@@ -1,5 +1,6 @@
-"""Fabric API: agents enrol, heartbeat, report results and fetch artefacts (node credential);
-admins list nodes, send tasks and read them (API token or session)."""
+"""Fabric API: agents enrol, heartbeat, report results, fetch and upload artefacts, and let the
+owner at the machine reclaim it (node credential); admins list nodes, send tasks and read them
+(API token or session)."""
 
 from typing import Any
 
@@ -38,6 +39,7 @@ from apps.fabric.services import (
     dispatch,
     enrollment,
     heartbeats,
+    nodes,
     results,
 )
 
@@ -161,6 +163,51 @@ def node_self(request: HttpRequest) -> NodeSelfOut:
         availability=selectors.describe_availability(node=node),
         labels=node.labels,
     )
+
+
+def _self_out(node: ComputeNode) -> NodeSelfOut:
+    decision = selectors.work_decision(node=node)
+    return NodeSelfOut(
+        node_id=node.pk,
+        name=node.name,
+        state=node.state,
+        accept_work=decision.available,
+        reason=decision.reason,
+        heartbeat_seconds=enrollment.heartbeat_seconds(),
+        availability=selectors.describe_availability(node=node),
+        labels=node.labels,
+    )
+
+
+@router.post(
+    "/fabric/node/reclaim",
+    auth=node_auth,
+    response={200: NodeSelfOut, **_ERRORS, 409: ErrorOut},
+    summary="The owner at the machine reclaims it: no new work until released "
+    "(`orchcap-agent reclaim`); 409 when it already is",
+)
+def node_reclaim(request: HttpRequest) -> NodeSelfOut:
+    # Only the owner holds the node's credential on their machine: the switch needs no user.
+    try:
+        node = nodes.reclaim_node(node=request.auth, actor=None)
+    except NodeConflict as exc:
+        raise HttpError(409, str(exc)) from None
+    return _self_out(node)
+
+
+@router.post(
+    "/fabric/node/release",
+    auth=node_auth,
+    response={200: NodeSelfOut, **_ERRORS, 409: ErrorOut},
+    summary="The owner at the machine releases it back to its usual hours "
+    "(`orchcap-agent release`); 409 when it isn't reclaimed",
+)
+def node_release(request: HttpRequest) -> NodeSelfOut:
+    try:
+        node = nodes.release_node(node=request.auth, actor=None)
+    except NodeConflict as exc:
+        raise HttpError(409, str(exc)) from None
+    return _self_out(node)
 
 
 def node_out(node: ComputeNode) -> NodeOut:

@@ -14,6 +14,7 @@ class FabricConfig(AppConfig):
             register_nav_item,
         )
         from apps.fabric.home import home_context
+        from apps.fabric.ownership import shows_my_machines
         from apps.people.selectors import is_org_admin
 
         register_home_section(
@@ -26,5 +27,14 @@ class FabricConfig(AppConfig):
                 url_name="fabric_fleet",
                 order=80,
                 visible=lambda user: is_org_admin(user=user),
+            )
+        )
+        # Owners who aren't admins (admins have "Fabric"): their own machines only.
+        register_nav_item(
+            NavItem(
+                label="My machines",
+                url_name="fabric_my_nodes",
+                order=81,
+                visible=lambda user: shows_my_machines(user=user),
             )
         )

@@ -3,6 +3,7 @@ import zoneinfo
 from functools import cache
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from apps.fabric.availability import DAY_NAMES
@@ -81,7 +82,8 @@ class AvailabilityForm(forms.Form):
             )
 
     @classmethod
-    def for_node(cls, node: ComputeNode) -> "AvailabilityForm":
+    def for_node(cls, node: ComputeNode, **kwargs: object) -> "AvailabilityForm":
+        """The form filled with the node's policy (`kwargs` go to the form, e.g. `auto_id`)."""
         policy = node.availability or {}
         windows = policy.get("windows") or []
         initial: dict[str, object] = {
@@ -94,7 +96,7 @@ class AvailabilityForm(forms.Form):
             initial[f"start_{row}"] = window.get("start", "")
             # "24:00" has no time-input form; 00:00 as an end means midnight, the same thing.
             initial[f"end_{row}"] = "00:00" if window.get("end") == "24:00" else window.get("end")
-        return cls(initial=initial)
+        return cls(initial=initial, **kwargs)
 
     def rows(self) -> list[dict[str, object]]:
         """The window rows' bound fields, for the template."""
@@ -135,6 +137,11 @@ class AvailabilityForm(forms.Form):
 
 class NodeSettingsForm(forms.Form):
     name = forms.CharField(max_length=120)
+    owner = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+        required=False,
+        help_text="Who lends this machine: they can reclaim it and set its hours.",
+    )
     purpose = forms.CharField(max_length=200, required=False)
     node_class = forms.ChoiceField(choices=NodeClass.choices, label="Class")
     max_concurrent_tasks = forms.IntegerField(
@@ -146,6 +153,7 @@ class NodeSettingsForm(forms.Form):
         return cls(
             initial={
                 "name": node.name,
+                "owner": node.owner_id,
                 "purpose": node.purpose,
                 "node_class": node.node_class,
                 "max_concurrent_tasks": node.max_concurrent_tasks,

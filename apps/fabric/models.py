@@ -277,8 +277,7 @@ class FabricTask(models.Model):
             # Finished work whose handler has not run yet (the completion catch-up reads it).
             models.Index(
                 fields=["id"],
-                condition=Q(state__in=["done", "failed"], handled_at__isnull=True)
-                & ~Q(on_done=""),
+                condition=Q(state__in=["done", "failed"], handled_at__isnull=True) & ~Q(on_done=""),
                 name="fabric_task_unhandled",
             ),
         ]

@@ -1,4 +1,5 @@
-"""Fleet pages for organisation admins: nodes, enrolment tokens, approvals, a node's page."""
+"""Fleet pages for organisation admins: nodes, enrolment tokens, approvals, a node's page; and
+"My machines", where a machine's owner switches and schedules the machines they lend."""
 
 import hmac
 import json
@@ -18,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.core.http import HtmxHttpRequest
 from apps.fabric import metrics as fabric_metrics
-from apps.fabric import selectors
+from apps.fabric import ownership, selectors
 from apps.fabric.errors import NodeConflict
 from apps.fabric.forms import AvailabilityForm, EnrollmentTokenForm, NodeSettingsForm
 from apps.fabric.models import ComputeNode, EnrollmentToken, FabricTask, FabricTaskState
@@ -248,6 +249,144 @@ def node_probe(request: HtmxHttpRequest, node_id: int) -> HttpResponse:
         return _node_page(request, node, conflict=str(exc), status=409)
     messages.success(request, f"Probe #{task.pk} sent to {node.name}.")
     return redirect("fabric_task", task_id=task.pk)
+
+
+# --- my machines (owners) ---------------------------------------------------------------------
+#
+# A machine's owner (e.g. staff lending a workstation after hours) may reclaim and release it and
+# set its hours; approving, draining, retiring, revoking, settings and probes stay with admins.
+# Every view looks the node up through ownership.owned_node: anyone else's answers 404.
+
+_OWNER_ACTIONS: dict[str, tuple[Callable[..., ComputeNode], str]] = {
+    "reclaim": (nodes.reclaim_node, "{} is yours again: no new work from now on, until you release it."),
+    "release": (nodes.release_node, "{} is released: it works in its usual hours again."),
+}  # fmt: skip
+
+
+def _card_form_id(node: ComputeNode) -> str:
+    # Several nodes' forms share one page: the same field names, but ids unique per node.
+    return f"id_node{node.pk}_%s"
+
+
+def _my_cards(
+    owned: list[ComputeNode],
+    *,
+    forms: dict[int, AvailabilityForm] | None = None,
+    notes: dict[int, tuple[str, str]] | None = None,
+) -> list[dict[str, object]]:
+    """One card per node: state, whether it takes work and why, what runs there, its hours."""
+    now = timezone.now()
+    forms, notes = forms or {}, notes or {}
+    running = ownership.open_tasks_by_node(nodes=owned)
+    recent = ownership.hours_by_node(nodes=owned, since=now - timedelta(days=30))
+    total = ownership.hours_by_node(nodes=owned)
+    return [
+        {
+            "node": node,
+            "target": f"#node-{node.pk}",  # the card's element, which its htmx forms swap
+            "decision": selectors.work_decision(node=node, now=now),
+            "availability_text": selectors.describe_availability(node=node),
+            "reclaimed": bool((node.availability or {}).get("reclaim")),
+            "overdue": selectors.heartbeat_overdue(node=node, now=now),
+            "open_tasks": running[node.pk],
+            "recent_hours": recent[node.pk]["hours"],
+            "hours": total[node.pk]["hours"],
+            "tasks": total[node.pk]["tasks"],
+            "events": selectors.node_history(node=node, limit=5),
+            "availability_form": forms.get(node.pk)
+            or AvailabilityForm.for_node(node, auto_id=_card_form_id(node)),
+            "note": notes.get(node.pk),
+        }
+        for node in owned
+    ]
+
+
+def _my_nodes_page(
+    request: HtmxHttpRequest,
+    *,
+    forms: dict[int, AvailabilityForm] | None = None,
+    notes: dict[int, tuple[str, str]] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "cards": _my_cards(ownership.owned_nodes(user=request.user), forms=forms, notes=notes),
+        "can_manage": selectors.can_manage_fabric(user=request.user),
+    }
+    return render(request, "fabric/my_nodes.html", context, status=status)
+
+
+def _my_node_answer(
+    request: HtmxHttpRequest,
+    node: ComputeNode,
+    *,
+    form: AvailabilityForm | None = None,
+    note: tuple[str, str],
+    status: int = 200,
+) -> HttpResponse:
+    """htmx gets the node's card back (with the note, or the form's errors); a plain POST gets a
+    redirect after success and the whole page otherwise."""
+    if request.htmx:
+        forms = {node.pk: form} if form is not None else None
+        context = {
+            "card": _my_cards([node], forms=forms, notes={node.pk: note})[0],
+            "can_manage": selectors.can_manage_fabric(user=request.user),
+        }
+        return render(request, "fabric/my_nodes.html#node-card", context, status=status)
+    if status < 300:
+        messages.success(request, note[1])
+        return redirect(f"{reverse('fabric_my_nodes')}#node-{node.pk}")
+    forms = {node.pk: form} if form is not None else None
+    return _my_nodes_page(request, forms=forms, notes={node.pk: note}, status=status)
+
+
+@require_GET
+@login_required
+def my_nodes(request: HtmxHttpRequest) -> HttpResponse:
+    """The machines the signed-in user owns (none: a page that says so)."""
+    return _my_nodes_page(request)
+
+
+@require_POST
+@login_required
+def my_node_action(request: HtmxHttpRequest, node_id: int, action: str) -> HttpResponse:
+    if action not in _OWNER_ACTIONS:
+        raise Http404("No such action")
+    node = ownership.owned_node(user=request.user, node_id=node_id)
+    service, done = _OWNER_ACTIONS[action]
+    try:
+        node = service(node=node, actor=request.user)
+    except NodeConflict as exc:
+        node.refresh_from_db()
+        return _my_node_answer(request, node, note=("conflict", str(exc)), status=409)
+    return _my_node_answer(request, node, note=("done", done.format(node.name)))
+
+
+@require_POST
+@login_required
+def my_node_availability(request: HtmxHttpRequest, node_id: int) -> HttpResponse:
+    node = ownership.owned_node(user=request.user, node_id=node_id)
+    form = AvailabilityForm(request.POST, auto_id=_card_form_id(node))
+    if form.is_valid():
+        try:
+            node = nodes.update_availability(
+                node=node,
+                actor=request.user,
+                windows=form.cleaned_data["windows"],
+                idle_minutes=form.cleaned_data["idle_minutes"],
+                node_timezone=form.cleaned_data["timezone"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        except NodeConflict as exc:
+            return _my_node_answer(
+                request, node, form=form, note=("conflict", str(exc)), status=409
+            )
+        else:
+            text = f"{node.name}: {selectors.describe_availability(node=node)}."
+            return _my_node_answer(request, node, note=("done", text))
+    return _my_node_answer(
+        request, node, form=form, note=("error", "Not saved: see below."), status=422
+    )
 
 
 # --- tasks ------------------------------------------------------------------------------------

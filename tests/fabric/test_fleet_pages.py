@@ -223,3 +223,18 @@ def test_admin_home_page_shows_the_fabric_section_and_others_do_not(pending_node
     assert 'id="fabric"' in home
     assert "1 waiting for your approval" in home
     assert 'id="fabric"' not in client_for(manager).get(reverse("home")).content.decode()
+
+
+def test_an_admin_hands_a_machine_to_its_owner_who_then_sees_it(online_node, admin, staff):
+    node, _ = online_node
+    response = client_for(admin).post(
+        reverse("fabric_node_settings", args=[node.pk]),
+        {"name": node.name, "owner": staff.pk, "purpose": "", "node_class": node.node_class,
+         "max_concurrent_tasks": node.max_concurrent_tasks},
+    )  # fmt: skip
+    assert response.status_code == 302
+    node.refresh_from_db()
+    assert node.owner_id == staff.pk
+    assert f"owner: {admin.username} → {staff.username}" in node.events.first().message
+    mine = client_for(staff).get(reverse("fabric_my_nodes"))
+    assert node.name in mine.content.decode()

@@ -1,6 +1,7 @@
-"""orchcap-agent: enrol this machine, show its status, run it.
+"""orchcap-agent: enrol this machine, show its status, run it, reclaim it for its owner.
 
-Exit codes: 0 done, 1 the server refused or could not be reached, 2 bad arguments (one line).
+Exit codes: 0 done, 1 the server refused or could not be reached, 2 bad arguments or nothing to
+switch (reclaim when already reclaimed, release when not); errors are one line.
 """
 
 import argparse
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Lend this machine's spare capacity to orchcap.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--config", dest="config_top", type=Path, help=argparse.SUPPRESS)
-    commands = parser.add_subparsers(dest="command", metavar="{enroll,status,run}")
+    commands = parser.add_subparsers(dest="command", metavar="{enroll,status,run,reclaim,release}")
 
     config_help = "Directory of this agent's identity (default ~/.config/orchcap-agent)."
     enroll = commands.add_parser("enroll", help="Register this machine with an enrolment token.")
@@ -153,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="How tasks run: prefork (processes, the default), threads or solo (one at a time).",
     )
     run.add_argument("--config", type=Path, help=config_help)
+
+    reclaim = commands.add_parser(
+        "reclaim", help="I need this machine: no new work from now on, until released."
+    )
+    reclaim.add_argument("--config", type=Path, help=config_help)
+    release = commands.add_parser("release", help="Give the machine back to its usual hours.")
+    release.add_argument("--config", type=Path, help=config_help)
     return parser  # fmt: skip
 
 
@@ -237,6 +245,39 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
+_DONE = {"reclaim": "reclaimed", "release": "released"}
+
+
+def _switch(args: argparse.Namespace, action: str) -> int:
+    """POST /api/v1/fabric/node/<action> with the node's credential: the owner at the machine."""
+    directory = _config_dir(args)
+    settings = config.load(directory)
+    try:
+        reply = request_json(
+            "POST",
+            f"{settings.server}/api/v1/fabric/node/{action}",
+            authorization=settings.authorization,
+        )
+    except ServerError as exc:
+        if exc.status == 409:
+            # Already in the state asked for: nothing changed, and scripts can tell (exit 2).
+            return _fail(exc.detail, code=2)
+        return _fail(f"the server refuses this node: {exc.detail}")
+    except Unreachable as exc:
+        return _fail(str(exc))
+    work = "takes new work" if reply.get("accept_work") else f"no new work: {reply.get('reason')}"
+    print(f"node {reply.get('node_id')} “{reply.get('name')}” {_DONE[action]} ({work})")
+    return 0
+
+
+def reclaim(args: argparse.Namespace) -> int:
+    return _switch(args, "reclaim")
+
+
+def release(args: argparse.Namespace) -> int:
+    return _switch(args, "release")
+
+
 def run(args: argparse.Namespace) -> int:
     directory = _config_dir(args)
     settings = config.load(directory)
@@ -264,8 +305,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.error("choose a command: enroll, status or run")
-    handlers = {"enroll": enroll, "status": status, "run": run}
+        parser.error("choose a command: enroll, status or run (or reclaim, release)")
+    handlers = {
+        "enroll": enroll,
+        "status": status,
+        "run": run,
+        "reclaim": reclaim,
+        "release": release,
+    }
     try:
         return handlers[args.command](args)
     except UsageError as exc:

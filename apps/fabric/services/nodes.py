@@ -1,4 +1,5 @@
 """What admins do to nodes: approve, reject, drain, reclaim, retire, revoke, and edit them.
+A node's owner may reclaim and release it and edit its availability too (apps.fabric.ownership).
 
 Every action locks the node's row (heartbeats change state too), checks the state it needs, and
 writes one history entry. A valid action the current state forbids raises NodeConflict (409).
@@ -119,9 +120,20 @@ def _set_reclaim(node: ComputeNode, value: bool) -> None:
     node.availability = policy
 
 
+# Said in the history when the switch was pressed on the machine itself (`orchcap-agent reclaim`
+# with the node's credential): no user is signed in there, but only the owner holds it.
+AT_THE_MACHINE = "by the owner at the machine"
+
+
+def _by(actor: AbstractBaseUser | None, message: str) -> str:
+    return f"{message}, {AT_THE_MACHINE}" if actor is None else message
+
+
 @transaction.atomic
-def reclaim_node(*, node: ComputeNode, actor: AbstractBaseUser) -> ComputeNode:
-    """The owner's "I need my machine": no new work from now on, until released."""
+def reclaim_node(*, node: ComputeNode, actor: AbstractBaseUser | None = None) -> ComputeNode:
+    """The owner's "I need my machine": no new work from now on, until released. Work already
+    running finishes. `actor` None means the owner at the machine (the node's credential).
+    Raises NodeConflict when it is already reclaimed or retired."""
     node = _locked(node)
     if (node.availability or {}).get("reclaim"):
         raise NodeConflict(f"{node.name} is already reclaimed.")
@@ -129,13 +141,15 @@ def reclaim_node(*, node: ComputeNode, actor: AbstractBaseUser) -> ComputeNode:
         node,
         actor=actor,
         kind=NodeEventKind.RECLAIMED,
-        message="no new work until released",
+        message=_by(actor, "no new work until released"),
         change=lambda n: _set_reclaim(n, True),
     )
 
 
 @transaction.atomic
-def release_node(*, node: ComputeNode, actor: AbstractBaseUser) -> ComputeNode:
+def release_node(*, node: ComputeNode, actor: AbstractBaseUser | None = None) -> ComputeNode:
+    """Undo a reclaim: the node's windows and idle rule decide again. `actor` None means the
+    owner at the machine. Raises NodeConflict when it isn't reclaimed or is retired."""
     node = _locked(node)
     if not (node.availability or {}).get("reclaim"):
         raise NodeConflict(f"{node.name} is not reclaimed.")
@@ -143,7 +157,7 @@ def release_node(*, node: ComputeNode, actor: AbstractBaseUser) -> ComputeNode:
         node,
         actor=actor,
         kind=NodeEventKind.RELEASED,
-        message="back to its usual hours",
+        message=_by(actor, "back to its usual hours"),
         change=lambda n: _set_reclaim(n, False),
     )
 
@@ -224,7 +238,10 @@ def update_node_settings(
     purpose: str,
     node_class: str,
     max_concurrent_tasks: int,
+    owner: AbstractBaseUser | None,
 ) -> ComputeNode:
+    """Change a node's name, owner, purpose, class and slots; one history entry lists what
+    changed."""
     node = _locked(node)
     name = name.strip()
     if not name or len(name) > 120:
@@ -243,6 +260,11 @@ def update_node_settings(
         if getattr(node, field) != value:
             changes.append(f"{field.replace('_', ' ')}: {getattr(node, field)} → {value}")
             setattr(node, field, value)
+    if node.owner_id != (owner.pk if owner is not None else None):
+        before = node.owner.get_username() if node.owner_id else "nobody"
+        after = owner.get_username() if owner is not None else "nobody"
+        changes.append(f"owner: {before} → {after}")
+        node.owner = owner
     if not changes:
         return node
     return _apply(
