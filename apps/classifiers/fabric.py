@@ -69,11 +69,11 @@ def send_training_job(job_id: int) -> TrainingJob:
         data = services.training_data(job)
         content = node_work.encode_dataset(
             specs=job.process.schema.fields,
+            ids=data.ids,
             rows=data.rows,
             labels=data.labels,
             min_decisions=data.min_decisions,
         )
-        # The ids stay here: the handler rebuilds the snapshot from the job, not from the node.
         dataset = store_artifact(content=content, name=f"training data of job {job.pk}")
         task = _submit(
             dispatch.TaskSpec(
@@ -115,34 +115,46 @@ def file_trained_model(task: FabricTask) -> None:
     job = TrainingJob.objects.select_related("process__schema").filter(fabric_task=task).first()
     if job is None or job.state != TrainingJob.State.RUNNING:
         return
-    _forget_dataset(task)
-    if task.state == FabricTaskState.FAILED:
-        reason = task.error.split(": ", 1)[-1] if "TrainingRefused" in task.error else task.error
-        services.fail_training_job(job, f"training failed on the fabric: {reason}")
-        return
     try:
-        with transaction.atomic():
-            version = _file(job, task)
-    except Exception as exc:
-        log.exception("training job %s: the model from task %s was refused", job.pk, task.pk)
-        services.fail_training_job(job, f"the trained model was refused: {exc}")
-        return
+        if task.state == FabricTaskState.FAILED:
+            error = task.error
+            reason = error.split(": ", 1)[-1] if "TrainingRefused" in error else error
+            services.fail_training_job(job, f"training failed on the fabric: {reason}")
+            return
+        try:
+            with transaction.atomic():
+                version = _file(job, task)
+        except Exception as exc:
+            log.exception("training job %s: the model from task %s was refused", job.pk, task.pk)
+            services.fail_training_job(job, f"the trained model was refused: {exc}")
+            return
+    finally:
+        _forget_dataset(task)
     services.finish_training_job(job, version)
+
+
+def _stored(sha256: object, what: str) -> bytes:
+    content = FabricArtifact.objects.filter(sha256=sha256).values_list("content", flat=True).first()
+    if content is None:
+        raise ValueError(f"the {what} {str(sha256)[:12]}… is not stored")
+    content = bytes(content)
+    if hashlib.sha256(content).hexdigest() != sha256:
+        raise ValueError(f"the {what} does not match its SHA-256")
+    return content
 
 
 def _file(job: TrainingJob, task: FabricTask) -> ModelVersion:
     result = task.result or {}
-    sha = result.get("model")
-    stored = FabricArtifact.objects.filter(sha256=sha).values_list("content", flat=True).first()
-    if stored is None:
-        raise ValueError(f"the node's model artefact {str(sha)[:12]}… is not stored")
-    content = bytes(stored)
-    if hashlib.sha256(content).hexdigest() != sha:
-        raise ValueError("the node's model artefact does not match its SHA-256")
+    content = _stored(result.get("model"), "node's model artefact")
     pipeline = learning.deserialise(content)  # refuse a model that would not load
     if sorted(pipeline.classes_) != sorted(result.get("labels") or []):
         raise ValueError("the node's model predicts other labels than it reported")
-    data = services.training_data(job)
+    # The snapshot is what was sent, not what is decided now (decisions go on meanwhile).
+    [dataset_sha] = task.artifacts
+    dataset = node_work.decode_dataset(_stored(dataset_sha, "training dataset"))
+    ids, labels = list(dataset["ids"]), list(dataset["labels"])
+    if len(ids) != result.get("rows"):
+        raise ValueError(f"the node trained on {result.get('rows')} rows, {len(ids)} were sent")
     trained = learning.TrainedModel(
         pipeline=pipeline,
         algorithm=str(result.get("algorithm", "")),
@@ -152,15 +164,12 @@ def _file(job: TrainingJob, task: FabricTask) -> ModelVersion:
         cross_validation=result.get("cross_validation") or [],
         dropped_labels=result.get("dropped_labels") or {},
     )
-    if len(data.ids) != result.get("rows"):
-        # Decisions changed between sending and filing (an undo): the snapshot is what was sent.
-        log.info("training job %s: %s rows sent, %s now", job.pk, result.get("rows"), len(data.ids))
     return services.store_version(
         job=job,
         content=content,
         trained=trained,
-        ids=data.ids,
-        labels=data.labels,
+        ids=ids,
+        labels=labels,
         seconds=float(result.get("seconds") or 0),
     )
 

@@ -8,7 +8,8 @@ node uploads for its attempt; the control plane verifies it and files it in the 
 
 Formats (JSON, the dataset zlib-compressed):
 - dataset: {"format": 1, "specs": [schema field specs], "rows": [[fields, reason, fault]],
-  "labels": [...], "min_decisions": n}
+  "labels": [...], "min_decisions": n, "ids": [case ids]} (the ids are the snapshot the control
+  plane files with the model; the node doesn't use them)
 - train_classifier args: {"dataset": sha256} → {"model": sha256, "algorithm", "params",
   "labels", "metrics", "cross_validation", "dropped_labels", "rows", "seconds"}
 - predict_batch args: {"model": sha256, "rows": [[fields, reason, fault]], "ids": [...]} →
@@ -35,10 +36,16 @@ _MODELS_KEPT = 4
 
 
 def encode_dataset(
-    *, specs: list[dict], rows: list[CaseInput], labels: list[str], min_decisions: int
+    *,
+    specs: list[dict],
+    ids: list[int],
+    rows: list[CaseInput],
+    labels: list[str],
+    min_decisions: int,
 ) -> bytes:
     body = {
         "format": DATASET_FORMAT,
+        "ids": ids,
         "specs": specs,
         "rows": [[r.fields, r.exception_reason, list(r.exception_fields)] for r in rows],
         "labels": labels,

@@ -27,6 +27,8 @@ def test_a_training_job_runs_as_a_fabric_task_and_its_model_is_filed(process, se
     [dataset] = task.artifacts
     assert FabricArtifact.objects.filter(sha256=dataset).exists()
 
+    sent_ids = services.training_data(job).ids
+    make_decided_cases(process, second_expert, 20, seed=13)  # decided while the node trains
     local.run_message(message_of(task))
     task.refresh_from_db()
     assert task.state == "done", task.error
@@ -36,7 +38,8 @@ def test_a_training_job_runs_as_a_fabric_task_and_its_model_is_filed(process, se
     job.refresh_from_db()
     assert (job.state, job.progress) == ("succeeded", 100)
     version = job.model_version
-    assert version.snapshot_size == 120
+    assert version.snapshot_size == 120  # what was sent, not what is decided now
+    assert services.snapshot_ids(version) == sent_ids
     assert version.metrics["macro_f1"] > 0.5
     model = FabricArtifact.objects.get(sha256=version.artifact_sha256)
     assert model.produced_by_id == task.pk  # uploaded by the node's attempt
