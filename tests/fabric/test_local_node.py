@@ -199,3 +199,12 @@ def test_a_failing_handler_is_rolled_back_logged_and_not_retried_forever(db, cap
     assert task.error == ""  # its writes were rolled back
     assert "handler failed" in caplog.text
     assert completion.unhandled_task_ids() == []
+
+
+def test_the_fleet_and_node_pages_say_which_node_is_the_control_plane(db, admin):
+    node = ready_local_node()
+    client = client_for(admin)
+    fleet = client.get("/fabric/").content.decode()
+    assert "control plane ·" in fleet
+    page = client.get(f"/fabric/nodes/{node.pk}/").content.decode()
+    assert "the control plane's own Celery worker" in page
