@@ -54,7 +54,8 @@ def _enrol_as_local_node(sender: str, instance: object, **kwargs: object) -> Non
     node = local.ensure_local_node(concurrency=getattr(instance, "concurrency", 1) or 1)
     if node is None:
         return
-    instance.app.amqp.queues.select_add(protocol.queue(protocol.node_queue_name(node.pk)))
+    for name in local.queues_of(node):
+        instance.app.amqp.queues.select_add(protocol.queue(name))
     _local_heartbeats.append(local.LocalHeartbeats(node.pk))
 
 

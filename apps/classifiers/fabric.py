@@ -46,16 +46,6 @@ def learning_requirements() -> dict[str, Any]:
     return value
 
 
-def _submit(spec: dispatch.TaskSpec, on_done: str) -> FabricTask:
-    # One transaction: the message goes out on commit, after on_done is set, so a result can
-    # never arrive before its handler is known.
-    with transaction.atomic():
-        task = dispatch.submit_tasks(specs=[spec])[0]
-        FabricTask.objects.filter(pk=task.pk).update(on_done=on_done)
-    task.on_done = on_done
-    return task
-
-
 # --- training ----------------------------------------------------------------------------------
 
 
@@ -75,15 +65,17 @@ def send_training_job(job_id: int) -> TrainingJob:
             min_decisions=data.min_decisions,
         )
         dataset = store_artifact(content=content, name=f"training data of job {job.pk}")
-        task = _submit(
-            dispatch.TaskSpec(
-                kind="call",
-                payload={"function": "train_classifier", "args": {"dataset": dataset.sha256}},
-                requirements=learning_requirements(),
-                artifacts=(dataset.sha256,),
-                idempotency_key=f"classifiers-training-{job.pk}",
-            ),
-            TRAINING,
+        [task] = dispatch.submit_tasks(
+            specs=[
+                dispatch.TaskSpec(
+                    kind="call",
+                    payload={"function": "train_classifier", "args": {"dataset": dataset.sha256}},
+                    requirements=learning_requirements(),
+                    artifacts=(dataset.sha256,),
+                    idempotency_key=f"classifiers-training-{job.pk}",
+                    on_done=TRAINING,
+                )
+            ]
         )
     except Exception as exc:
         log.exception("training job %s could not be sent to the fabric", job_id)
@@ -221,6 +213,7 @@ def send_scoring(
                 },
                 requirements=learning_requirements(),
                 artifacts=(model,),
+                on_done=UNCERTAINTY,
             )
         )
 
@@ -233,11 +226,7 @@ def send_scoring(
         flush()
     if not specs:
         return []
-    with transaction.atomic():
-        tasks = dispatch.submit_tasks(specs=specs)
-        FabricTask.objects.filter(pk__in=[t.pk for t in tasks]).update(on_done=UNCERTAINTY)
-        for task in tasks:
-            task.on_done = UNCERTAINTY
+    tasks = dispatch.submit_tasks(specs=specs)
     if case_ids is None and not only_unscored:
         Process.objects.filter(pk=process.pk).update(uncertainty_model_id=version.pk)
     return tasks

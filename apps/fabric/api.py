@@ -18,6 +18,8 @@ from apps.fabric.models import ComputeNode, FabricTask
 from apps.fabric.schemas import (
     ArtifactOut,
     AttemptOut,
+    ClaimIn,
+    ClaimOut,
     EnrollIn,
     EnrollOut,
     ErrorOut,
@@ -40,6 +42,7 @@ from apps.fabric.services import (
     enrollment,
     heartbeats,
     nodes,
+    pull,
     results,
 )
 
@@ -273,6 +276,7 @@ def task_out(task: FabricTask) -> TaskOut:
         kind=task.kind,
         state=task.state,
         system=task.system,
+        pull=task.pull,
         node=ref(task.node),
         reason=(task.placement or {}).get("reason", ""),
         placement=task.placement or {},
@@ -317,6 +321,7 @@ def create_task(request: HttpRequest, body: TaskIn) -> Status:
         artifacts=body.artifacts,
         idempotency_key=body.idempotency_key,
         submitted_by=request.user,
+        pull=body.pull,
     )
     task.refresh_from_db()
     return Status(201, task_out(task))
@@ -364,6 +369,19 @@ def post_result(request: HttpRequest, task_id: int, body: ResultIn) -> ResultOut
         error=body.error, duration_seconds=body.duration_seconds,
     )  # fmt: skip
     return _record(request, [item])[0]
+
+
+@router.post(
+    "/fabric/tasks/{task_id}/claim",
+    auth=node_auth,
+    response={200: ClaimOut, **_ERRORS},
+    summary="A node that took a pull task from a capability queue asks to run it",
+)
+def claim_task(request: HttpRequest, task_id: int, body: ClaimIn) -> ClaimOut:
+    claim = pull.claim_task(
+        node=request.auth, task_id=task_id, attempt=body.attempt, token=body.token
+    )
+    return ClaimOut(task=task_id, claimed=claim.claimed, reason=claim.reason)
 
 
 @router.post(

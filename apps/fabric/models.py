@@ -237,6 +237,10 @@ class FabricTask(models.Model):
     # Short work that may travel in one message with other tasks for the same node (a batch of
     # small payloads costs one broker message per node and placement pass, not one per task).
     bundle = models.BooleanField(default=False)
+    # Pull: sent to a capability queue (`fabric.gpu`, `fabric.class.<class>`) where the first
+    # free node of that kind takes it, once the control plane agreed it may (a claim). `node` is
+    # empty until then. A refused claim, or nobody taking it in time, places it directly.
+    pull = models.BooleanField(default=False)
     idempotency_key = models.CharField(max_length=120, null=True, blank=True, unique=True)
     # Who acts on the result: a handler registered with services.completion (e.g. the classifier
     # registry storing a model trained on a node). `handled_at` is set once it ran.

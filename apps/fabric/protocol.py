@@ -11,6 +11,10 @@ with these keyword arguments:
 `token` is random per attempt; the result and the heartbeats echo it. Its Celery task id is
 `fabric-<task>-<attempt>-<token>`.
 
+A pull task goes to a capability queue instead (`fabric.gpu`, `fabric.class.<class>`) with
+`"pull": true` in its message; the node that takes it asks the server to claim it first
+(`POST /api/v1/fabric/tasks/<id>/claim`) and runs it only when the claim is granted.
+
 Short tasks submitted with `bundle` travel together: one message `{"bundle": [message, …]}` per
 node and placement pass (at most BUNDLE_MAX tasks), which the agent runs side by side. Either way
 `attempts_in(kwargs)` lists the (task, attempt, token)s a message carries.
@@ -31,12 +35,19 @@ def node_queue_name(node_id: int) -> str:
 
 
 def capability_queue_names(*, node_class: str, gpus: int) -> list[str]:
-    """Shared queues a node also consumes, e.g. `fabric.class.edge` and `fabric.gpu`. The
-    scheduler sends to node queues only (see docs/fabric.md); these are for pull-based work."""
+    """Shared queues a node also consumes, e.g. `fabric.class.edge` and `fabric.gpu`: pull
+    tasks wait there for the first free node of that kind, which claims each before running
+    it (see docs/fabric.md)."""
     names = [f"fabric.class.{node_class}"]
     if gpus > 0:
         names.append("fabric.gpu")
     return names
+
+
+def pull_queue_name(*, gpus: int, node_class: str) -> str:
+    """The capability queue a pull task goes to: GPU work to `fabric.gpu`, other work to the
+    queue of the class the scheduler ranked best for it."""
+    return "fabric.gpu" if gpus > 0 else f"fabric.class.{node_class}"
 
 
 def queue(name: str) -> Queue:
@@ -58,9 +69,16 @@ def held_attempt(celery_id: str) -> tuple[int, int, str] | None:
 
 
 def message(
-    *, task_id: int, attempt: int, token: str, kind: str, payload: dict, artifacts: list[str]
+    *,
+    task_id: int,
+    attempt: int,
+    token: str,
+    kind: str,
+    payload: dict,
+    artifacts: list[str],
+    pull: bool = False,
 ) -> dict[str, object]:
-    return {
+    body: dict[str, object] = {
         "task": task_id,
         "attempt": attempt,
         "token": token,
@@ -68,6 +86,9 @@ def message(
         "payload": payload,
         "artifacts": list(artifacts),
     }
+    if pull:
+        body["pull"] = True  # taken from a shared queue: claim it before running it
+    return body
 
 
 def bundle_message(messages: list[dict[str, object]]) -> dict[str, object]:

@@ -111,6 +111,8 @@ class TaskIn(Schema):
     payload: dict[str, Any] | None = None
     artifacts: list[str] = Field(default_factory=list, max_length=100)
     idempotency_key: str | None = Field(None, max_length=120)
+    # To a capability queue, for the first free node of the kind that may run it.
+    pull: bool = False
 
 
 class NodeRefOut(Schema):
@@ -134,6 +136,7 @@ class TaskOut(Schema):
     kind: str
     state: str
     system: bool
+    pull: bool
     node: NodeRefOut | None
     reason: str
     placement: dict[str, Any]
@@ -170,6 +173,17 @@ class ResultsIn(Schema):
 class ResultOutcomeOut(Schema):
     task: int
     recorded: bool
+    reason: str
+
+
+class ClaimIn(Schema):
+    attempt: int = Field(ge=1)
+    token: str = Field(max_length=32)
+
+
+class ClaimOut(Schema):
+    task: int
+    claimed: bool
     reason: str
 
 

@@ -20,6 +20,7 @@ from celery.worker import state as worker_state
 
 from apps.fabric import payloads, protocol
 from apps.fabric.agent.artifacts import ArtifactCache
+from apps.fabric.agent.client import ServerError, Unreachable, request_json
 from apps.fabric.agent.config import AgentConfig
 from apps.fabric.agent.reporter import reporter_for
 
@@ -69,6 +70,8 @@ def _run_one(item: dict[str, Any]) -> None:
         log.error("dropped a malformed message: task=%r attempt=%r kind=%r", task, attempt, kind)
         return
     config: AgentConfig = _runtime["config"]
+    if item.get("pull") is True and not _claim(config, task, attempt, token):
+        return  # the server places it on a node that may run it
     cache: ArtifactCache = _runtime["artifacts"]
     reporter = reporter_for(config.server, config.authorization)
     reporter.started()
@@ -105,6 +108,25 @@ def _run_one(item: dict[str, Any]) -> None:
         )
 
 
+def _claim(config: AgentConfig, task: int, attempt: int, token: str) -> bool:
+    """A pull task from a shared queue runs only once the server agreed this node may run it."""
+    try:
+        reply = request_json(
+            "POST",
+            f"{config.server}/api/v1/fabric/tasks/{task}/claim",
+            {"attempt": attempt, "token": token},
+            authorization=config.authorization,
+            timeout=30,
+        )
+    except (Unreachable, ServerError) as exc:  # its lease runs out; the server places it again
+        log.warning("could not claim pull task %s: %s", task, exc)
+        return False
+    if not reply.get("claimed"):
+        log.info("pull task %s not for this node: %s", task, reply.get("reason"))
+        return False
+    return True
+
+
 def held_attempts() -> list[tuple[int, int, str]]:
     """(task, attempt, token) of every task this worker holds (running or reserved)."""
     for _ in range(5):
@@ -122,7 +144,10 @@ def held_attempts() -> list[tuple[int, int, str]]:
 
 
 def build_app(*, broker_url: str, queues: list[str]) -> Celery:
-    app = Celery("orchcap-agent", set_as_current=False)
+    # No Django fixup: with DJANGO_SETTINGS_MODULE in its environment (a machine that also runs
+    # orchcap) Celery would set Django up in the agent, and the control plane's worker signals
+    # would run in it (the agent enrolling itself as node `local`).
+    app = Celery("orchcap-agent", set_as_current=False, fixups=[])
     app.conf.update(
         broker_url=broker_url,
         broker_connection_retry_on_startup=True,

@@ -52,16 +52,21 @@ class TaskSpec:
     idempotency_key: str | None = None
     # Short work: may share a broker message with other tasks for the same node.
     bundle: bool = False
+    # To a capability queue, for the first free node of the chosen kind (see FabricTask.pull).
+    pull: bool = False
+    # A completion handler for the result (services/completion.py).
+    on_done: str = ""
 
 
 @dataclass(frozen=True)
 class Dispatch:
     """One broker message to one node: a task, or a bundle of short ones."""
 
-    node_id: int
+    node_id: int | None  # None: a pull task, for whichever node claims it
     celery_id: str
     kwargs: dict[str, Any]
     attempts: tuple[tuple[int, int], ...]  # (task id, attempt) it carries
+    queue: str = ""  # the node's own queue unless set
 
 
 def _check(spec: TaskSpec) -> None:
@@ -104,6 +109,8 @@ def submit_task(
     idempotency_key: str | None = None,
     submitted_by: AbstractBaseUser | None = None,
     artifacts: Iterable[str] = (),
+    pull: bool = False,
+    on_done: str = "",
 ) -> FabricTask:
     """Create a task and place it now if a node can take it, else leave it pending with the
     reason. The same `idempotency_key` again returns the first task instead of a new one (and
@@ -115,6 +122,8 @@ def submit_task(
         requirements=requirements or {},
         artifacts=tuple(artifacts),
         idempotency_key=idempotency_key,
+        pull=pull,
+        on_done=on_done,
     )
     return submit_tasks(specs=[spec], submitted_by=submitted_by)[0]
 
@@ -160,7 +169,9 @@ def _submit(
                     requirements=spec.requirements or {},
                     artifacts=list(spec.artifacts),
                     idempotency_key=spec.idempotency_key,
-                    bundle=spec.bundle,
+                    bundle=spec.bundle and not spec.pull,
+                    pull=spec.pull,
+                    on_done=spec.on_done,
                     created_by=user,
                 )
             )
@@ -216,9 +227,20 @@ def place(
                 changed.append(task)
             continue
         chosen = by_id[placement.node_id]
-        by_id[chosen.node_id] = replace(chosen, running_tasks=chosen.running_tasks + 1)
-        _assign(task, node_id=chosen.node_id, now=now, lease=lease)
-        task.placement = stored_placement(placement, now)
+        if task.pull:
+            # The first free node of the chosen kind takes it; the claim checks that node.
+            queue = protocol.pull_queue_name(gpus=requirements.gpus, node_class=chosen.node_class)
+            _assign(task, node_id=None, now=now, lease=lease)
+            placement.node_id = None
+            placement.reason = (
+                f"sent to {queue}: the first free node there that may run it takes it "
+                f"(best placed now: {chosen.name})"
+            )
+            task.placement = {**stored_placement(placement, now), "queue": queue}
+        else:
+            by_id[chosen.node_id] = replace(chosen, running_tasks=chosen.running_tasks + 1)
+            _assign(task, node_id=chosen.node_id, now=now, lease=lease)
+            task.placement = stored_placement(placement, now)
         changed.append(task)
         placed.append(task)
     if new:
@@ -239,7 +261,7 @@ def _messages(tasks: list[FabricTask], attempts: list[TaskAttempt]) -> list[Disp
     singles: list[Dispatch] = []
     bundles: dict[int, list[tuple[FabricTask, TaskAttempt]]] = {}
     for task, row in zip(tasks, attempts, strict=True):
-        if task.bundle:
+        if task.bundle and not task.pull:
             bundles.setdefault(task.node_id, []).append((task, row))
             continue
         singles.append(
@@ -248,6 +270,7 @@ def _messages(tasks: list[FabricTask], attempts: list[TaskAttempt]) -> list[Disp
                 celery_id=protocol.celery_task_id(task.pk, task.attempts, row.token),
                 kwargs=_message_of(task, row.token),
                 attempts=((task.pk, task.attempts),),
+                queue=(task.placement or {}).get("queue", "") if task.pull else "",
             )
         )
     for node_id, pairs in bundles.items():
@@ -272,6 +295,7 @@ def _message_of(task: FabricTask, token: str) -> dict[str, Any]:
         kind=task.kind,
         payload=task.payload,
         artifacts=task.artifacts,
+        pull=task.pull and task.node_id is None,
     )
 
 
@@ -282,24 +306,36 @@ def _reason_of(task: FabricTask) -> str | None:
 
 
 def _save_placements(tasks: list[FabricTask]) -> None:
-    """One pipelined statement per task (Django's bulk_update builds a CASE per field and
-    object, which costs more than the round trips it saves)."""
-    table = FabricTask._meta.db_table
-    rows = [
-        (t.state, t.node_id, t.attempts, json.dumps(t.placement), t.placed_at, t.started_at,
-         t.lease_expires_at, t.pk)
-        for t in tasks
-    ]  # fmt: skip
+    """One UPDATE for the whole pass, its rows passed as arrays (a statement per task, or
+    Django's bulk_update with its CASE per field and object, costs more)."""
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {table} SET state = %s, node_id = %s, attempts = %s, "  # noqa: S608 (our table)
-            "placement = %s::jsonb, placed_at = %s, started_at = %s, lease_expires_at = %s "
-            "WHERE id = %s",
-            rows,
+        cursor.execute(
+            f"UPDATE {FabricTask._meta.db_table} AS t SET state = v.state, "  # noqa: S608 (our table)
+            "node_id = v.node_id, attempts = v.attempts, placement = v.placement::jsonb, "
+            "placed_at = v.placed_at, started_at = v.started_at, "
+            "lease_expires_at = v.lease_expires_at "
+            "FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::int[], %s::text[], "
+            "%s::timestamptz[], %s::timestamptz[], %s::timestamptz[]) "
+            "AS v(id, state, node_id, attempts, placement, placed_at, started_at, "
+            "lease_expires_at) WHERE t.id = v.id",
+            [
+                [t.pk for t in tasks],
+                [str(t.state) for t in tasks],
+                [t.node_id for t in tasks],
+                [t.attempts for t in tasks],
+                [_placement_json(t.placement) for t in tasks],
+                [t.placed_at for t in tasks],
+                [t.started_at for t in tasks],
+                [t.lease_expires_at for t in tasks],
+            ],
         )
 
 
-def _assign(task: FabricTask, *, node_id: int, now: datetime, lease: timedelta) -> None:
+def _placement_json(placement: dict[str, Any]) -> str:
+    return json.dumps(placement, separators=(",", ":"))
+
+
+def _assign(task: FabricTask, *, node_id: int | None, now: datetime, lease: timedelta) -> None:
     task.state = FabricTaskState.PLACED
     task.node_id = node_id
     task.attempts += 1
@@ -405,7 +441,7 @@ def publish(dispatches: list[Dispatch]) -> None:
             block=True, timeout=10
         ) as producer:
             for dispatch in dispatches:
-                queue = protocol.queue(protocol.node_queue_name(dispatch.node_id))
+                queue = protocol.queue(dispatch.queue or protocol.node_queue_name(dispatch.node_id))
                 app.send_task(
                     protocol.RUN_TASK,
                     kwargs=dispatch.kwargs,

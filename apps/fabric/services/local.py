@@ -31,6 +31,7 @@ from apps.fabric.services.heartbeats import (
     renew_leases,
 )
 from apps.fabric.services.history import record_event
+from apps.fabric.services.pull import claim_task
 
 log = logging.getLogger(__name__)
 LOCAL_NODE_NAME = "local"
@@ -48,6 +49,13 @@ def _software_version() -> str:
     from apps.fabric.agent import __version__
 
     return __version__
+
+
+def queues_of(node: ComputeNode) -> list[str]:
+    """What the control plane's worker consumes for `local`: its own queue and its capability
+    queues, like an agent."""
+    names = [protocol.node_queue_name(node.pk)]
+    return names + protocol.capability_queue_names(node_class=node.node_class, gpus=node.gpu_count)
 
 
 def ensure_local_node(*, concurrency: int) -> ComputeNode | None:
@@ -131,6 +139,11 @@ def run_message(kwargs: dict[str, Any]) -> None:
             log.error("dropped a malformed fabric message: %r", sorted(item)[:6])
             continue
         [(task_id, attempt, token)] = refs
+        if item.get("pull") is True:
+            claim = claim_task(node=node, task_id=task_id, attempt=attempt, token=token)
+            if not claim.claimed:
+                log.info("pull task %s not for the control plane: %s", task_id, claim.reason)
+                continue
         renew_leases(node=node, held=refs, now=timezone.now())
         artifacts = item.get("artifacts")
         context = payloads.Context(

@@ -28,6 +28,7 @@ from apps.fabric.services import dispatch
 from apps.fabric.services.consumption import mark_consuming
 
 MAX_ERROR_CHARS = 4000
+LAST_TASK_AT_STEP = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -59,19 +60,25 @@ def record_results(
     recorded = 0
     with transaction.atomic():
         ids = sorted({r.task_id for r in results})
-        # Locked in id order: two batches touching the same tasks can't deadlock.
+        # Locked in id order: two batches touching the same tasks can't deadlock. Read as plain
+        # rows: a node reports hundreds of results a second.
         locked = (
             FabricTask.objects.select_for_update()
             .filter(pk__in=ids)
-            .only("pk", "node_id", "attempts", "state", "started_at")
             .order_by("pk")
+            .values_list("pk", "node_id", "attempts", "state", "started_at")
         )
-        tasks = {t.pk: t for t in locked}
+        tasks = {row[0]: _Task(*row) for row in locked}
+        # Not locked themselves: whoever changes an attempt locks its task first (or, for a
+        # heartbeat, only moves it from dispatched to running, which this overwrites).
         attempts = {
-            (a.task_id, a.number): a
-            for a in TaskAttempt.objects.filter(task_id__in=ids, node=node).select_for_update()
+            (row[1], row[2]): _Attempt(*row)
+            for row in TaskAttempt.objects.filter(task_id__in=ids, node=node).values_list(
+                "pk", "task_id", "number", "token", "state", "note"
+            )
         }
-        changed_tasks, changed_attempts = [], []
+        changed_tasks: list[_Task] = []
+        changed_attempts: dict[int, _Attempt] = {}
         for item in results:
             task = tasks.get(item.task_id)
             attempt = attempts.get((item.task_id, item.attempt))
@@ -85,17 +92,21 @@ def record_results(
                     and "late result" not in attempt.note
                 ):
                     attempt.note = f"{attempt.note}; late result ignored"[:300]
-                    changed_attempts.append(attempt)
+                    changed_attempts[attempt.pk] = attempt
                 continue
             _apply(task, attempt, item, now)
             changed_tasks.append(task)
             if attempt is not None:
-                changed_attempts.append(attempt)
+                changed_attempts[attempt.pk] = attempt
             outcomes.append(ResultOutcome(item.task_id, True, "recorded"))
             recorded += 1
-        _save(changed_tasks, changed_attempts)
+        _save(changed_tasks, list(changed_attempts.values()))
         if recorded:
-            ComputeNode.objects.filter(pk=node.pk).update(last_task_at=now)
+            # Coarse on purpose: "ran nothing for a while" is all it is read for, and a node
+            # reporting many times a second needn't rewrite its row each time.
+            if node.last_task_at is None or now - node.last_task_at >= LAST_TASK_AT_STEP:
+                ComputeNode.objects.filter(pk=node.pk).update(last_task_at=now)
+                node.last_task_at = now
             if node.not_consuming_since is not None:
                 mark_consuming(node=node, now=now, why="it returned results")
     if recorded:
@@ -103,9 +114,32 @@ def record_results(
     return outcomes
 
 
-def _refusal(
-    task: FabricTask | None, attempt: TaskAttempt | None, item: ResultIn, node: ComputeNode
-) -> str:
+@dataclass(slots=True)
+class _Task:
+    pk: int
+    node_id: int | None
+    attempts: int
+    state: str
+    started_at: datetime | None
+    result_json: str | None = None
+    error: str = ""
+    finished_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class _Attempt:
+    pk: int
+    task_id: int
+    number: int
+    token: str
+    state: str
+    note: str
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_seconds: float | None = None
+
+
+def _refusal(task: _Task | None, attempt: _Attempt | None, item: ResultIn, node: ComputeNode) -> str:
     if task is None:
         return "unknown task"
     if attempt is None or attempt.token != item.token:
@@ -119,7 +153,7 @@ def _refusal(
     return ""
 
 
-def _apply(task: FabricTask, attempt: TaskAttempt | None, item: ResultIn, now: datetime) -> None:
+def _apply(task: _Task, attempt: _Attempt | None, item: ResultIn, now: datetime) -> None:
     duration = None
     if item.duration_seconds is not None and item.duration_seconds >= 0:
         duration = float(item.duration_seconds)
@@ -130,15 +164,13 @@ def _apply(task: FabricTask, attempt: TaskAttempt | None, item: ResultIn, now: d
     ok, value, error = item.ok, item.result, (item.error or "")[:MAX_ERROR_CHARS]
     encoded = json.dumps(value, default=str) if ok and value is not None else None
     if encoded is not None and len(encoded) > settings.ORCHCAP_FABRIC_RESULT_MAX_BYTES:
-        ok, value, encoded = False, None, None
+        ok, encoded = False, None
         error = f"the result is larger than {settings.ORCHCAP_FABRIC_RESULT_MAX_BYTES} bytes"
     task.result_json = encoded  # serialised once: checked above, written by _save
     task.state = FabricTaskState.DONE if ok else FabricTaskState.FAILED
-    task.result = value if ok else None
     task.error = "" if ok else (error or "failed without a message")
     task.finished_at = now
     task.started_at = started or now
-    task.lease_expires_at = None
     if attempt is not None:
         attempt.state = AttemptState.DONE if ok else AttemptState.FAILED
         attempt.started_at = task.started_at
@@ -147,27 +179,43 @@ def _apply(task: FabricTask, attempt: TaskAttempt | None, item: ResultIn, now: d
         attempt.note = "" if ok else task.error[:300]
 
 
-def _save(tasks: list[FabricTask], attempts: list[TaskAttempt]) -> None:
-    """Pipelined UPDATEs, one per row (cheaper than bulk_update's CASE expressions)."""
+def _save(tasks: list[_Task], attempts: list[_Attempt]) -> None:
+    """One UPDATE per table for the whole batch, its rows passed as arrays (one statement per
+    row, or Django's bulk_update with its CASE per field and row, cost more)."""
     with connection.cursor() as cursor:
         if tasks:
-            cursor.executemany(
-                f"UPDATE {FabricTask._meta.db_table} SET state = %s, "  # noqa: S608 (our table)
-                "result = %s::jsonb, error = %s, finished_at = %s, started_at = %s, "
-                "lease_expires_at = %s WHERE id = %s",
+            cursor.execute(
+                f"UPDATE {FabricTask._meta.db_table} AS t SET state = v.state, "  # noqa: S608 (our table)
+                "result = v.result::jsonb, error = v.error, finished_at = v.finished_at, "
+                "started_at = v.started_at, lease_expires_at = NULL "
+                "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], "
+                "%s::timestamptz[], %s::timestamptz[]) "
+                "AS v(id, state, result, error, finished_at, started_at) WHERE t.id = v.id",
                 [
-                    (t.state, getattr(t, "result_json", None), t.error,
-                     t.finished_at, t.started_at, t.lease_expires_at, t.pk)
-                    for t in tasks
+                    [t.pk for t in tasks],
+                    [str(t.state) for t in tasks],
+                    [t.result_json for t in tasks],
+                    [t.error for t in tasks],
+                    [t.finished_at for t in tasks],
+                    [t.started_at for t in tasks],
                 ],
-            )  # fmt: skip
+            )
         if attempts:
-            cursor.executemany(
-                f"UPDATE {TaskAttempt._meta.db_table} SET state = %s, "  # noqa: S608 (our table)
-                "started_at = %s, finished_at = %s, duration_seconds = %s, note = %s "
-                "WHERE id = %s",
+            cursor.execute(
+                f"UPDATE {TaskAttempt._meta.db_table} AS a SET state = v.state, "  # noqa: S608 (our table)
+                "started_at = COALESCE(v.started_at, a.started_at), "
+                "finished_at = COALESCE(v.finished_at, a.finished_at), "
+                "duration_seconds = CASE WHEN v.finished_at IS NULL THEN a.duration_seconds "
+                "ELSE v.duration END, note = v.note "
+                "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
+                "%s::float8[], %s::text[]) "
+                "AS v(id, state, started_at, finished_at, duration, note) WHERE a.id = v.id",
                 [
-                    (a.state, a.started_at, a.finished_at, a.duration_seconds, a.note, a.pk)
-                    for a in attempts
+                    [a.pk for a in attempts],
+                    [str(a.state) for a in attempts],
+                    [a.started_at for a in attempts],
+                    [a.finished_at for a in attempts],
+                    [a.duration_seconds for a in attempts],
+                    [a.note for a in attempts],
                 ],
             )

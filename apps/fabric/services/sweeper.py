@@ -56,6 +56,9 @@ def sweep(*, now: datetime | None = None) -> SweepReport:
 def _why_stranded(task: FabricTask, now: datetime) -> tuple[str, bool]:
     """(reason, the node never took it) for an open task that must move."""
     node = task.node
+    if node is None and task.pull:
+        queue = (task.placement or {}).get("queue", "its queue")
+        return f"no node took it from {queue} within {dispatch.lease_seconds()} s", False
     if node is None:
         return "its node no longer exists", False
     if node.revoked_at is not None or node.state not in LIVE_STATES:
@@ -70,7 +73,9 @@ def move_stranded_tasks(*, now: datetime | None = None) -> int:
     """Move open tasks off nodes that can't finish them; returns how many moved (or failed for
     good after ORCHCAP_FABRIC_MAX_ATTEMPTS attempts)."""
     now = now or timezone.now()
-    stranded = Q(node__isnull=True) | ~Q(node__state__in=LIVE_STATES)
+    # An unclaimed pull task has no node yet: only its lease decides.
+    stranded = Q(node__isnull=True, pull=False)
+    stranded |= Q(node__isnull=False) & ~Q(node__state__in=LIVE_STATES)
     stranded |= Q(node__revoked_at__isnull=False) | Q(lease_expires_at__lt=now)
     candidates = FabricTask.objects.filter(state__in=OPEN_TASK_STATES).filter(stranded)
     if not candidates.exists():
@@ -108,6 +113,8 @@ def _requeue(task: FabricTask, *, reason: str, now: datetime) -> None:
     TaskAttempt.objects.filter(task=task, number=task.attempts).update(
         state=AttemptState.LOST, finished_at=now, note=reason[:300]
     )
+    if task.pull and task.node_id is None:
+        task.pull = False  # nobody of that kind took it: place it directly next time
     task.node = None
     task.lease_expires_at = None
     task.started_at = None
@@ -126,6 +133,7 @@ def _requeue(task: FabricTask, *, reason: str, now: datetime) -> None:
     task.save(
         update_fields=[
             "node", "lease_expires_at", "started_at", "state", "error", "finished_at", "placement",
+            "pull",
         ]
     )  # fmt: skip
 
