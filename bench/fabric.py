@@ -14,8 +14,14 @@ the same database answers the agents; two real `orchcap-agent run` processes are
   when no Redis answers).
 - Sustained throughput: 4,000 `score_batch` tasks of 20 cases each, submitted as bundles in
   batches of 500, from the first submission to the last result recorded; tasks/s and cases/s.
-  Each node runs 32 at once (`--pool threads`). The task tables are analysed after submission,
-  as autovacuum would soon do.
+  Each is a task of its own: its row, placement (with its reason), attempt, item in a broker
+  message and recorded result. Each node runs 32 at once (`--pool threads`); a bundle carries
+  at most protocol.BUNDLE_MAX (50) tasks, and its results go back in one request. Before the
+  clock starts, 128 tasks of the same work go through both nodes (a node imports the payload
+  functions' libraries on first use: seconds of CPU that are start-up, not sustained, cost).
+  The task tables are analysed after submission, as autovacuum would soon do. The agents run
+  without the control plane's environment (no database, no Django settings), as on a machine
+  of their own.
 - $BENCH_FABRIC_SLOTS sets the slots per node (32), $BENCH_WEB_WORKERS gunicorn's workers (2),
   and $BENCH_ACCESS_LOG a file for gunicorn's access log with request times (for digging).
 - The issue sets no target for the round trip and for reading the nodes; the bench uses its
@@ -238,12 +244,20 @@ def _start_agent(url: str, home: Path, name: str, *extra: str) -> subprocess.Pop
     subprocess.run(  # noqa: S603
         [str(AGENT), "enroll", "--server", url, "--token", token, "--name", name, "--config",
          str(home), *extra],
-        check=True, capture_output=True,
+        check=True, capture_output=True, env=_agent_env(),
     )  # fmt: skip
     return subprocess.Popen(  # noqa: S603
         [str(AGENT), "run", "--config", str(home), "--pool", "threads"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=_agent_env(),
     )  # fmt: skip
+
+
+def _agent_env() -> dict[str, str]:
+    """A node sees none of the control plane's settings: only the server URL and credential in
+    its config (what `enroll` stored)."""
+    hidden = ("DJANGO_SETTINGS_MODULE", "ORCHCAP_", "DATABASE_URL", "CELERY_", "SECRET_KEY")
+    return {k: v for k, v in os.environ.items() if not k.startswith(hidden)}
 
 
 def _clean_redis_queues() -> None:
@@ -300,6 +314,10 @@ def bench_dispatch(results: list[dict], work: Path) -> None:
         spec = dispatch.TaskSpec(
             kind="call", payload={"function": "score_batch", "args": args}, bundle=True
         )
+        warm = [t.pk for t in dispatch.submit_tasks(specs=[spec] * (4 * SLOTS))]
+        warming = FabricTask.objects.filter(pk__in=warm, state__in=["pending", "placed",
+                                                                    "running"])  # fmt: skip
+        _wait(lambda: not warming.exists(), 120, "the warm-up round", every=0.05)
         start = time.perf_counter()
         ids = []
         for _ in range(N_THROUGHPUT // BATCH):

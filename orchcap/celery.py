@@ -49,8 +49,8 @@ def _enrol_as_local_node(sender: str, instance: object, **kwargs: object) -> Non
     from apps.fabric import protocol
     from apps.fabric.services import local
 
-    if not local.local_node_enabled():
-        return
+    if getattr(instance, "app", None) is not app or not local.local_node_enabled():
+        return  # another Celery app in a Django process (an agent) is not the control plane
     node = local.ensure_local_node(concurrency=getattr(instance, "concurrency", 1) or 1)
     if node is None:
         return

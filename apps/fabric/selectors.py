@@ -3,8 +3,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, TextField
-from django.db.models.functions import Cast, Coalesce
+from django.db import connection
+from django.db.models import Count, Exists, QuerySet
 from django.utils import timezone
 
 from apps.fabric import availability, scheduler
@@ -237,27 +237,30 @@ def node_candidates() -> list[scheduler.NodeFacts]:
     the placement can say why they were passed over). Used capacity is what the control plane
     leased to each node, not what its last heartbeat said.
 
-    Read as plain values (no model instances) and with one parsed policy per distinct policy:
-    every placement pass reads the whole fleet."""
-    # A subquery on the partial index of open tasks (a join would walk every task a node ran).
-    leased = (
-        FabricTask.objects.filter(node=OuterRef("pk"), state__in=OPEN_TASK_STATES)
-        .order_by()
-        .values("node")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    rows = (
-        ComputeNode.objects.exclude(state=NodeState.RETIRED)
-        .annotate(
-            leased=Coalesce(Subquery(leased), 0),
-            availability_text=Cast("availability", TextField()),
+    Read as plain rows (no model instances, not even a queryset to compile) and with one parsed
+    policy per distinct policy: every placement pass reads the whole fleet."""
+    nodes, tasks = ComputeNode._meta.db_table, FabricTask._meta.db_table
+    with connection.cursor() as cursor:
+        # A subquery on the partial index of open tasks (a join would walk every task a node ran).
+        cursor.execute(
+            "SELECT n.id, n.name, n.node_class, n.state, n.approved_at, n.revoked_at, "  # noqa: S608 (our tables)
+            "n.detected::text, n.declared::text, n.labels::text, n.data_sources::text, "
+            "n.max_concurrent_tasks, n.running_tasks, n.timezone, n.idle_seconds, "
+            "n.worker_ready, n.not_consuming_since, n.availability::text, "
+            f"(SELECT count(*) FROM {tasks} AS t WHERE t.node_id = n.id "
+            "AND t.state = ANY(%s)) "
+            f"FROM {nodes} AS n WHERE n.state <> %s ORDER BY n.id",
+            [[str(state) for state in OPEN_TASK_STATES], str(NodeState.RETIRED)],
         )
-        .order_by("pk")
-        .values(*_FACT_FIELDS, "leased", "availability_text")
-    )
+        rows = cursor.fetchall()
     policies: dict[tuple[str, str], availability.Policy | None] = {}
-    return [_facts(row, row["availability_text"], row["leased"], policies) for row in rows]
+    facts = []
+    for row in rows:
+        values = dict(zip(_FACT_FIELDS, row, strict=False))
+        for key in ("detected", "declared", "labels", "data_sources"):
+            values[key] = json.loads(values[key]) if values[key] is not None else None
+        facts.append(_facts(values, row[-2], row[-1], policies))
+    return facts
 
 
 # --- tasks ------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import redis
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.fabric import scheduler, selectors
+from apps.fabric import protocol, scheduler, selectors
 from apps.fabric.models import (
     AttemptState,
     ComputeNode,
@@ -127,6 +127,21 @@ def test_heartbeats_renew_the_leases_of_the_attempts_the_node_holds(ready_node):
     assert node.running_tasks == 1
 
 
+def test_a_heartbeat_still_holding_a_finished_task_does_not_reopen_it(ready_node):
+    # The worker holds a message until its result was delivered, so the heartbeat that follows
+    # the result can still list it: the task stays done, with no lease.
+    node, credential = ready_node()
+    task = dispatch.submit_task(kind="probe")
+    task.refresh_from_db()
+    item = result_for(task)
+    [outcome] = results.record_results(node=node, results=[item])
+    assert outcome.recorded
+    heartbeat(node, credential, tasks=[{"task": task.pk, "attempt": 1, "token": item.token}])
+    task.refresh_from_db()
+    assert (task.state, task.lease_expires_at) == ("done", None)
+    assert TaskAttempt.objects.get(task=task).state == AttemptState.DONE
+
+
 def test_the_sweeper_moves_the_work_of_a_lost_node_to_another_one(ready_node):
     lost, _ = ready_node("edge-1", node_class="edge", max_concurrent_tasks=1)
     spare, _ = ready_node("server-2", max_concurrent_tasks=1)
@@ -155,6 +170,51 @@ def test_the_sweeper_moves_the_work_of_a_lost_node_to_another_one(ready_node):
     assert old.note.endswith("late result ignored")
     [current] = results.record_results(node=spare, results=[result_for(task)])
     assert current.recorded
+
+
+def waiting_in(settings, name: str) -> int:
+    """Messages waiting in a node queue of the node broker (whatever its transport)."""
+    from orchcap.celery import app
+
+    with app.connection_for_write(settings.ORCHCAP_NODE_BROKER_URL) as connection:
+        queue = protocol.queue(name)(connection.default_channel)
+        return queue.queue_declare().message_count  # the durable queue as agents declare it
+
+
+def test_the_queue_of_a_lost_node_is_emptied_of_the_work_moved_elsewhere(
+    ready_node, settings, django_capture_on_commit_callbacks
+):
+    lost, _ = ready_node("edge-1", node_class="edge", max_concurrent_tasks=1)
+    spare, _ = ready_node("server-2", max_concurrent_tasks=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        task = dispatch.submit_task(kind="probe", payload={"seconds": 5})
+    task.refresh_from_db()
+    assert task.node_id == lost.pk
+    assert waiting_in(settings, f"node.{lost.pk}") == 1  # sent, never taken: the node died
+    ComputeNode.objects.filter(pk=spare.pk).update(
+        last_heartbeat_at=timezone.now() + timedelta(minutes=5)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        report = sweeper.sweep(now=timezone.now() + timedelta(seconds=91))
+    assert (report.lost_nodes, report.moved_tasks, report.placed) == (1, 1, 1)
+    # The old message is gone: the node, when it comes back, has nothing stale to run.
+    assert waiting_in(settings, f"node.{lost.pk}") == 0
+    assert waiting_in(settings, f"node.{spare.pk}") == 1  # the new attempt
+
+
+def test_a_broker_that_cannot_be_reached_does_not_stop_the_sweep(
+    ready_node, settings, django_capture_on_commit_callbacks, caplog
+):
+    lost, _ = ready_node("edge-1", node_class="edge", max_concurrent_tasks=1)
+    task = dispatch.submit_task(kind="probe")
+    settings.ORCHCAP_NODE_BROKER_URL = "redis://127.0.0.1:9/0"  # nothing listens on port 9
+    ComputeNode.objects.filter(pk=lost.pk).update(state=NodeState.OFFLINE)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweeper.move_stranded_tasks() == 1
+    task.refresh_from_db()
+    assert task.state == FabricTaskState.PENDING
+    assert f"could not purge the queues of lost node(s) [{lost.pk}]" in caplog.text
 
 
 def test_a_task_gives_up_after_the_maximum_number_of_attempts(ready_node, settings):

@@ -2,12 +2,12 @@
 
 A payload's result is handed to the process's reporter, which posts everything that finished
 while its previous POST was on the way in one request: one result at a time under light load
-(lowest latency), large batches under heavy load (fewest requests). When other tasks of this
-process are still running, it lingers a few milliseconds for them, so the results of a bundle
-(which finish together) travel together. The task waits until its
-result was delivered before its message is acknowledged, so a message is only taken off the
-queue once the server has the result; if the server stays unreachable, the lease expires and
-the control plane sends the work elsewhere.
+(lowest latency), large batches under heavy load (fewest requests). A bundle hands over all its
+results at once (`deliver_many`), and when other tasks of this process are still running the
+reporter lingers a few milliseconds for them, so work that finishes together travels together.
+The task waits until its result was delivered before its message is acknowledged, so a message
+is only taken off the queue once the server has the result; if the server stays unreachable,
+the lease expires and the control plane sends the work elsewhere.
 """
 
 import logging
@@ -26,9 +26,9 @@ LINGER_SECONDS = 0.01
 
 @dataclass
 class _Pending:
-    body: dict[str, Any]
+    bodies: list[dict[str, Any]]
     done: threading.Event = field(default_factory=threading.Event)
-    outcome: dict[str, Any] | None = None
+    outcomes: list[dict[str, Any] | None] = field(default_factory=list)
 
 
 class ResultReporter:
@@ -37,6 +37,7 @@ class ResultReporter:
         self.authorization = authorization
         self.retry_seconds = retry_seconds
         self._queue: list[_Pending] = []
+        self._queued = 0  # results in _queue
         self._running = 0  # tasks of this process started and not yet handed over
         self._wake = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name="orchcap-results", daemon=True)
@@ -50,41 +51,58 @@ class ResultReporter:
     def deliver(self, body: dict[str, Any], *, timeout: float = 60) -> dict[str, Any] | None:
         """Queue one result ({task, attempt, ok, result, error, duration_seconds}) and wait until
         the server answered for it; returns its outcome, or None when it timed out."""
-        item = _Pending(body)
+        return self.deliver_many([body], timeout=timeout)[0]
+
+    def deliver_many(
+        self, bodies: list[dict[str, Any]], *, timeout: float = 60
+    ) -> list[dict[str, Any] | None]:
+        """deliver() for several results that travel together (a bundle's): one wait, one
+        request (unless there are more than MAX_BATCH). Outcomes in the order of `bodies`."""
+        if not bodies:
+            return []
+        item = _Pending(list(bodies))
         with self._wake:
-            self._running = max(0, self._running - 1)
+            self._running = max(0, self._running - len(bodies))
             self._queue.append(item)
+            self._queued += len(bodies)
             self._wake.notify()
-        item.done.wait(timeout)
-        return item.outcome
+        if not item.done.wait(timeout):
+            return [None] * len(bodies)
+        return item.outcomes
 
     def _take(self) -> list[_Pending]:
         with self._wake:
             while not self._queue:
                 self._wake.wait()
             deadline = time.monotonic() + LINGER_SECONDS
-            while self._running and len(self._queue) < MAX_BATCH:
+            while self._running and self._queued < MAX_BATCH:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._wake.wait(left)
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            batch, size = [], 0
+            while self._queue and (not batch or size + len(self._queue[0].bodies) <= MAX_BATCH):
+                item = self._queue.pop(0)
+                batch.append(item)
+                size += len(item.bodies)
+            self._queued -= size
             return batch
 
     def _loop(self) -> None:
         while True:
             batch = self._take()
+            results = [body for item in batch for body in item.bodies]
             while True:
                 try:
                     reply = request_json(
                         "POST",
                         self.url,
-                        {"results": [item.body for item in batch]},
+                        {"results": results},
                         authorization=self.authorization,
                         timeout=60,
                     )
                 except Unreachable as exc:
-                    log.warning("%s; %d result(s) kept, retrying", exc, len(batch))
+                    log.warning("%s; %d result(s) kept, retrying", exc, len(results))
                     time.sleep(self.retry_seconds)
                     continue
                 except ServerError as exc:
@@ -97,8 +115,13 @@ class ResultReporter:
                     reply = {"outcomes": []}
                 break
             outcomes = reply.get("outcomes") or []
-            for index, item in enumerate(batch):
-                item.outcome = outcomes[index] if index < len(outcomes) else None
+            index = 0
+            for item in batch:
+                item.outcomes = [
+                    outcomes[i] if i < len(outcomes) else None
+                    for i in range(index, index + len(item.bodies))
+                ]
+                index += len(item.bodies)
                 item.done.set()
 
 

@@ -33,17 +33,28 @@ _runtime: dict[str, Any] = {}
 
 
 def run_payload(**kwargs: object) -> None:
-    """The body of protocol.RUN_TASK on the node: run the payload(s), deliver each result.
+    """The body of protocol.RUN_TASK on the node: run the payload(s), deliver the results.
 
-    A bundle's tasks run side by side (they are short by contract); the message is acknowledged
-    once every result of it was delivered."""
+    A bundle's tasks run side by side (they are short by contract) and their results travel
+    to the server together, in one request; the message is acknowledged once they were
+    delivered."""
     items = protocol.items_of(kwargs)
     if len(items) == 1:
-        _run_one(items[0])
+        bodies = [_run_one(items[0])]
+    else:
+        bodies = list(_executor().map(_run_one, items))
+    delivered = [body for body in bodies if body is not None]
+    if not delivered:
         return
-    executor = _executor()
-    for future in [executor.submit(_run_one, item) for item in items]:
-        future.result()
+    config: AgentConfig = _runtime["config"]
+    reporter = reporter_for(config.server, config.authorization)
+    outcomes = reporter.deliver_many(delivered, timeout=RESULT_DELIVERY_TIMEOUT)
+    for body, outcome in zip(delivered, outcomes, strict=True):
+        if outcome is not None and not outcome.get("recorded"):
+            log.info(
+                "result of task %s attempt %s not recorded: %s",
+                body["task"], body["attempt"], outcome.get("reason"),
+            )  # fmt: skip
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -58,7 +69,9 @@ def _executor() -> ThreadPoolExecutor:
     return _runtime["executor"]
 
 
-def _run_one(item: dict[str, Any]) -> None:
+def _run_one(item: dict[str, Any]) -> dict[str, Any] | None:
+    """Run one task's payload; its result to deliver, or None when there is nothing to report
+    (a malformed message, a pull task this node may not run)."""
     task, attempt, token = item.get("task"), item.get("attempt"), item.get("token")
     kind, payload, artifacts = item.get("kind"), item.get("payload"), item.get("artifacts")
     if not (
@@ -68,13 +81,12 @@ def _run_one(item: dict[str, Any]) -> None:
         and isinstance(kind, str)
     ):
         log.error("dropped a malformed message: task=%r attempt=%r kind=%r", task, attempt, kind)
-        return
+        return None
     config: AgentConfig = _runtime["config"]
     if item.get("pull") is True and not _claim(config, task, attempt, token):
-        return  # the server places it on a node that may run it
+        return None  # the server places it on a node that may run it
     cache: ArtifactCache = _runtime["artifacts"]
-    reporter = reporter_for(config.server, config.authorization)
-    reporter.started()
+    reporter_for(config.server, config.authorization).started()
     names = tuple(a for a in artifacts if isinstance(a, str)) if isinstance(artifacts, list) else ()
     context = payloads.Context(
         node_id=config.node_id,
@@ -92,7 +104,7 @@ def _run_one(item: dict[str, Any]) -> None:
         ok, error = True, ""
     except Exception as exc:  # the payload's failure is the task's result, not the worker's
         value, ok, error = None, False, f"{type(exc).__name__}: {exc}"
-    body = {
+    return {
         "task": task,
         "attempt": attempt,
         "token": token,
@@ -101,11 +113,6 @@ def _run_one(item: dict[str, Any]) -> None:
         "error": error[:20_000],
         "duration_seconds": round(time.monotonic() - started, 6),
     }
-    outcome = reporter.deliver(body, timeout=RESULT_DELIVERY_TIMEOUT)
-    if outcome is not None and not outcome.get("recorded"):
-        log.info(
-            "result of task %s attempt %s not recorded: %s", task, attempt, outcome.get("reason")
-        )
 
 
 def _claim(config: AgentConfig, task: int, attempt: int, token: str) -> bool:

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from apps.fabric import protocol, selectors
@@ -74,28 +73,58 @@ def renew_leases(
 ) -> list[int]:
     """The node holds these (task, attempt, token)s: each current one is running, with a fresh
     lease. Returns the task ids renewed. Old attempts it still holds are not renewed (their
-    tasks were moved elsewhere)."""
-    wanted = set(held)
-    rows = TaskAttempt.objects.filter(
-        node=node,
-        task_id__in={t for t, _, _ in wanted},
-        task__node=node,
-        task__state__in=OPEN_TASK_STATES,
-        number=F("task__attempts"),
-    ).values_list("task_id", "number", "token")
-    current = [task_id for task_id, number, token in rows if (task_id, number, token) in wanted]
-    if not current:
+    tasks were moved elsewhere).
+
+    One statement checks and renews: a result recorded meanwhile (the task row is locked while
+    it is written) is seen by the check, so a finished task is never made running again."""
+    wanted = sorted(set(held))
+    if not wanted:
         return []
     lease = now + timedelta(seconds=protocol.LEASE_HEARTBEATS * settings.ORCHCAP_HEARTBEAT_SECONDS)
-    FabricTask.objects.filter(pk__in=current).update(
-        state=FabricTaskState.RUNNING, lease_expires_at=lease
-    )
-    FabricTask.objects.filter(pk__in=current, started_at__isnull=True).update(started_at=now)
-    TaskAttempt.objects.filter(
-        task_id__in=current, node=node, state=AttemptState.DISPATCHED
-    ).update(state=AttemptState.RUNNING, started_at=now)
+    tasks, attempts = FabricTask._meta.db_table, TaskAttempt._meta.db_table
+    with dispatch.bound_cursor() as cursor:
+        # Rows locked in id order, like results and the sweeper lock them: no deadlock.
+        cursor.execute(
+            "WITH held AS ("  # noqa: S608 (our tables)
+            f"SELECT t.id FROM {tasks} AS t "
+            "JOIN unnest(%(ids)s::bigint[], %(numbers)s::int[], %(tokens)s::text[]) "
+            "AS h(task_id, number, token) ON t.id = h.task_id AND t.attempts = h.number "
+            f"JOIN {attempts} AS a ON a.task_id = h.task_id AND a.number = h.number "
+            "AND a.token = h.token AND a.node_id = %(node)s "
+            "WHERE t.node_id = %(node)s AND t.state = ANY(%(open)s::text[]) "
+            "ORDER BY t.id FOR UPDATE OF t) "
+            f"UPDATE {tasks} AS t SET state = %(running)s, lease_expires_at = %(lease)s, "
+            "started_at = COALESCE(t.started_at, %(now)s) FROM held WHERE t.id = held.id "
+            "RETURNING t.id",
+            {
+                "running": str(FabricTaskState.RUNNING),
+                "lease": lease,
+                "now": now,
+                "ids": [t for t, _, _ in wanted],
+                "numbers": [n for _, n, _ in wanted],
+                "tokens": [k for _, _, k in wanted],
+                "node": node.pk,
+                "open": [str(s) for s in OPEN_TASK_STATES],
+            },
+        )
+        current = sorted(row[0] for row in cursor.fetchall())
+        if not current:
+            return []
+        cursor.execute(
+            f"UPDATE {attempts} AS a SET state = %(running)s, started_at = %(now)s "  # noqa: S608 (our tables)
+            f"FROM {tasks} AS t WHERE t.id = ANY(%(ids)s::bigint[]) AND a.task_id = t.id "
+            "AND a.number = t.attempts AND a.node_id = %(node)s AND a.state = %(dispatched)s",
+            {
+                "running": str(AttemptState.RUNNING),
+                "now": now,
+                "ids": current,
+                "node": node.pk,
+                "dispatched": str(AttemptState.DISPATCHED),
+            },
+        )
     ComputeNode.objects.filter(pk=node.pk).update(last_task_at=now)
-    mark_consuming(node=node, now=now, why="it reported running work")
+    if node.not_consuming_since is not None:
+        mark_consuming(node=node, now=now, why="it reported running work")
     return current
 
 

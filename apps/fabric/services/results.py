@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps.fabric.models import (
@@ -101,15 +101,15 @@ def record_results(
             outcomes.append(ResultOutcome(item.task_id, True, "recorded"))
             recorded += 1
         _save(changed_tasks, list(changed_attempts.values()))
-        if recorded:
-            # Coarse on purpose: "ran nothing for a while" is all it is read for, and a node
-            # reporting many times a second needn't rewrite its row each time.
-            if node.last_task_at is None or now - node.last_task_at >= LAST_TASK_AT_STEP:
-                ComputeNode.objects.filter(pk=node.pk).update(last_task_at=now)
-                node.last_task_at = now
-            if node.not_consuming_since is not None:
-                mark_consuming(node=node, now=now, why="it returned results")
     if recorded:
+        # After the task rows are released: a heartbeat locks the node's row, then its tasks'.
+        # Coarse on purpose: "ran nothing for a while" is all it is read for, and a node
+        # reporting many times a second needn't rewrite its row each time.
+        if node.last_task_at is None or now - node.last_task_at >= LAST_TASK_AT_STEP:
+            ComputeNode.objects.filter(pk=node.pk).update(last_task_at=now)
+            node.last_task_at = now
+        if node.not_consuming_since is not None:
+            mark_consuming(node=node, now=now, why="it returned results")
         dispatch.place_pending(now=now)
     return outcomes
 
@@ -139,7 +139,9 @@ class _Attempt:
     duration_seconds: float | None = None
 
 
-def _refusal(task: _Task | None, attempt: _Attempt | None, item: ResultIn, node: ComputeNode) -> str:
+def _refusal(
+    task: _Task | None, attempt: _Attempt | None, item: ResultIn, node: ComputeNode
+) -> str:
     if task is None:
         return "unknown task"
     if attempt is None or attempt.token != item.token:
@@ -182,14 +184,14 @@ def _apply(task: _Task, attempt: _Attempt | None, item: ResultIn, now: datetime)
 def _save(tasks: list[_Task], attempts: list[_Attempt]) -> None:
     """One UPDATE per table for the whole batch, its rows passed as arrays (one statement per
     row, or Django's bulk_update with its CASE per field and row, cost more)."""
-    with connection.cursor() as cursor:
+    with dispatch.bound_cursor() as cursor:
         if tasks:
             cursor.execute(
                 f"UPDATE {FabricTask._meta.db_table} AS t SET state = v.state, "  # noqa: S608 (our table)
-                "result = v.result::jsonb, error = v.error, finished_at = v.finished_at, "
+                "result = v.result, error = v.error, finished_at = v.finished_at, "
                 "started_at = v.started_at, lease_expires_at = NULL "
-                "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], "
-                "%s::timestamptz[], %s::timestamptz[]) "
+                "FROM unnest(%b::bigint[], %b::text[], %b::text[]::jsonb[], %b::text[], "
+                "%b::timestamptz[], %b::timestamptz[]) "
                 "AS v(id, state, result, error, finished_at, started_at) WHERE t.id = v.id",
                 [
                     [t.pk for t in tasks],
@@ -207,8 +209,8 @@ def _save(tasks: list[_Task], attempts: list[_Attempt]) -> None:
                 "finished_at = COALESCE(v.finished_at, a.finished_at), "
                 "duration_seconds = CASE WHEN v.finished_at IS NULL THEN a.duration_seconds "
                 "ELSE v.duration END, note = v.note "
-                "FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::timestamptz[], "
-                "%s::float8[], %s::text[]) "
+                "FROM unnest(%b::bigint[], %b::text[], %b::timestamptz[], %b::timestamptz[], "
+                "%b::float8[], %b::text[]) "
                 "AS v(id, state, started_at, finished_at, duration, note) WHERE a.id = v.id",
                 [
                     [a.pk for a in attempts],

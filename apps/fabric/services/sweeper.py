@@ -3,13 +3,15 @@
 1. Nodes silent for 3 heartbeat intervals are marked offline (heartbeats.mark_lost_nodes).
 2. Open tasks whose node can't finish them (offline, stopped, retired) or whose lease ran out
    move back to pending and are placed elsewhere at once, as a new attempt. A late result from
-   the old attempt is ignored (services/results.py).
+   the old attempt is ignored (services/results.py), and the queue of a node that was lost is
+   emptied, so that the node, when it returns, doesn't run the moved work for nothing.
 3. A lease that ran out before the node even started the task means its worker doesn't take
    work from its queue: the node is flagged "not consuming" and gets no more work.
 4. A node that ran nothing for ORCHCAP_FABRIC_PROBE_SECONDS gets a 0-second probe, so a stuck
    worker on an idle node is found before real work is sent to it.
 """
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +21,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from apps.fabric import selectors
+from apps.fabric import protocol, selectors
 from apps.fabric.models import (
     LIVE_STATES,
     OPEN_TASK_STATES,
@@ -34,6 +36,8 @@ from apps.fabric.models import (
 from apps.fabric.services import dispatch, heartbeats
 from apps.fabric.services.consumption import flag_not_consuming
 from apps.fabric.services.history import record_event
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,37 @@ def move_stranded_tasks(*, now: datetime | None = None) -> int:
                 message=f"{len(numbers)} task(s) taken back: {', '.join(numbers[:20])}",
                 at=now,
             )
+        # A lost node gets no new work, so what waits in its queue now is what was just moved:
+        # a node coming back would run it for nothing (its results are ignored). A node that is
+        # still live keeps its queue: work sent to it since is valid.
+        gone = sorted(n.pk for n in nodes.values() if n.revoked_at or n.state not in LIVE_STATES)
+        if gone:
+            transaction.on_commit(lambda: purge_node_queues(gone))
     return len(tasks)
+
+
+def purge_node_queues(node_ids: list[int]) -> int:
+    """Empty the durable queues `node.<id>` of these nodes; returns how many messages went.
+    A broker that can't be reached is logged, not raised: the sweep has done its work, and a
+    returning node's stale results are ignored anyway. (On Redis, what the dead worker had
+    already fetched comes back to its queue only after the visibility timeout; a returning node
+    may still run that, and its result is ignored.)"""
+    from orchcap.celery import app
+
+    purged = 0
+    try:
+        with app.connection_for_write(settings.ORCHCAP_NODE_BROKER_URL) as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0.1)
+            channel = connection.default_channel
+            for node_id in node_ids:
+                # Declared as publishers and agents declare it (RabbitMQ refuses a purge of a
+                # queue that doesn't exist), then emptied.
+                queue = protocol.queue(protocol.node_queue_name(node_id))(channel)
+                queue.declare()
+                purged += queue.purge() or 0
+    except Exception as exc:  # kombu's errors vary by transport; any of them means "not now"
+        log.warning("fabric: could not purge the queues of lost node(s) %s: %s", node_ids, exc)
+    return purged
 
 
 def _requeue(task: FabricTask, *, reason: str, now: datetime) -> None:
