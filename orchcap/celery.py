@@ -1,7 +1,13 @@
 import os
 
 from celery import Celery
-from celery.signals import celeryd_after_setup, worker_init, worker_ready, worker_shutting_down
+from celery.signals import (
+    celeryd_after_setup,
+    worker_init,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchcap.settings")
 
@@ -66,6 +72,13 @@ def _start_local_heartbeats(**kwargs: object) -> None:
 
 
 @worker_shutting_down.connect
+def _local_node_draining(**kwargs: object) -> None:
+    # Sent from the signal handler: only wake the heartbeat thread (see LocalHeartbeats).
+    for heartbeats in _local_heartbeats:
+        heartbeats.stopping()
+
+
+@worker_shutdown.connect
 def _stop_local_heartbeats(**kwargs: object) -> None:
     for heartbeats in _local_heartbeats:
         heartbeats.stop()

@@ -42,6 +42,31 @@ def wait_until_serving(process, url, timeout=120) -> None:
     pytest.fail(f"{url} did not answer within {timeout}s")
 
 
+def processes_of(data_dir) -> list[int]:
+    """Processes still running with ORCHCAP_DATA_DIR=data_dir (up's web, worker and beat)."""
+    import os
+    from pathlib import Path
+
+    wanted = f"ORCHCAP_DATA_DIR={data_dir}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if wanted in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def gone(data_dir, timeout=30) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (left := processes_of(data_dir)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return left
+
+
 def log_in(base, username, password) -> tuple[int, str]:
     """Log in through the real login form; returns the final status and page."""
     jar = http.cookiejar.CookieJar()
@@ -85,6 +110,7 @@ def test_up_serves_keeps_data_across_restarts_and_refuses_a_second_instance(tmp_
     assert "stopping web, beat and worker" in output
     assert "embedded engines stopped" in output
     assert "demo logins" in output
+    assert gone(data_dir) == [], output
 
     again = start_up(data_dir, port)
     try:
@@ -97,6 +123,7 @@ def test_up_serves_keeps_data_across_restarts_and_refuses_a_second_instance(tmp_
         output = stop_process(again, signal.SIGTERM, timeout=60)
     assert again.returncode == 0, output
     assert "Demo logins (shown once" not in output  # not seeded twice
+    assert gone(data_dir) == [], output
 
 
 def test_up_on_a_taken_port_says_so_in_one_line(tmp_path):
@@ -125,3 +152,5 @@ def test_up_killed_hard_takes_its_children_along_and_the_next_up_recovers(tmp_pa
     finally:
         output = stop_process(again, signal.SIGINT, timeout=60)
     assert again.returncode == 0, output
+    # Stopped means stopped: no web, worker or beat process of it is left behind.
+    assert gone(data_dir) == [], output

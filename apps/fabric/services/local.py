@@ -192,11 +192,16 @@ def run_message(kwargs: dict[str, Any]) -> None:
 
 class LocalHeartbeats:
     """A thread in the worker's main process that heartbeats `local` with the attempts the
-    worker holds; `stop()` sends the planned-offline heartbeat."""
+    worker holds. `stopping()` may be called from a signal handler: it only wakes the thread,
+    which reports the node draining (no database work in a signal handler: the interrupted code
+    may hold a lock it needs). `stop()`, once the worker has stopped, sends the planned-offline
+    heartbeat."""
 
     def __init__(self, node_id: int) -> None:
         self.node_id = node_id
+        self._stopping = threading.Event()
         self._stopped = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="orchcap-local-node", daemon=True)
 
     def start(self) -> None:
@@ -228,14 +233,24 @@ class LocalHeartbeats:
 
     def _loop(self) -> None:
         while not self._stopped.is_set():
+            status = AgentStatus.STOPPING if self._stopping.is_set() else AgentStatus.RUNNING
             try:
-                self.beat()
+                self.beat(status)
             except Exception:  # a database restart must not end the heartbeats for good
                 log.exception("the local node's heartbeat failed")
-            self._stopped.wait(settings.ORCHCAP_HEARTBEAT_SECONDS)
+            self._wake.wait(settings.ORCHCAP_HEARTBEAT_SECONDS)
+            self._wake.clear()
+        close_old_connections()
+
+    def stopping(self) -> None:
+        """Signal-safe: the worker got SIGTERM/SIGINT and finishes what it runs."""
+        self._stopping.set()
+        self._wake.set()
 
     def stop(self) -> None:
         self._stopped.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
         try:
             self.beat(AgentStatus.STOPPED)
         except Exception:
