@@ -37,7 +37,6 @@ from apps.fabric.schemas import (
 )
 from apps.fabric.services import (
     artifacts,
-    completion,
     dispatch,
     enrollment,
     heartbeats,
@@ -351,7 +350,6 @@ def get_task(request: HttpRequest, task_id: int) -> TaskOut:
 
 def _record(request: HttpRequest, items: list[results.ResultIn]) -> list[ResultOutcomeOut]:
     outcomes = results.record_results(node=request.auth, results=items)
-    completion.handle_soon([o.task_id for o in outcomes if o.recorded])
     return [
         ResultOutcomeOut(task=o.task_id, recorded=o.recorded, reason=o.reason) for o in outcomes
     ]

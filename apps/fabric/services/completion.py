@@ -74,17 +74,8 @@ def handle_finished(task_ids: Iterable[int] | None = None) -> int:
 
 
 def handle_soon(task_ids: list[int]) -> None:
-    """After commit, ask the control plane's worker to run the handlers of those of these
-    (just finished) tasks that have one."""
-    if not task_ids:
-        return
-    task_ids = list(
-        FabricTask.objects.filter(
-            pk__in=task_ids, state__in=FINISHED_TASK_STATES, handled_at__isnull=True
-        )
-        .exclude(on_done="")
-        .values_list("pk", flat=True)
-    )
+    """After commit, ask the control plane's worker to run these finished tasks' handlers
+    (record_results calls it for the tasks it finished that name one)."""
     if not task_ids:
         return
 

@@ -21,8 +21,7 @@ from django.utils import timezone
 
 from apps.fabric import payloads, protocol
 from apps.fabric.models import ComputeNode, FabricArtifact, NodeClass, NodeEventKind, NodeState
-from apps.fabric.services.artifacts import store_artifact
-from apps.fabric.services.completion import handle_soon
+from apps.fabric.services.artifacts import store_task_output
 from apps.fabric.services.enrollment import hash_secret
 from apps.fabric.services.heartbeats import (
     AgentStatus,
@@ -113,13 +112,13 @@ def _fetch(sha256: str) -> bytes:
     return bytes(content)
 
 
-def _storer(task_id: int):  # type: ignore[no-untyped-def]
+def _storer(node: ComputeNode, task_id: int, attempt: int, token: str):  # type: ignore[no-untyped-def]
+    """Outputs of `local`'s attempt, kept under the same rule as an agent's upload."""
+
     def store(data: bytes, name: str) -> str:
-        artifact = store_artifact(content=data, name=name)
-        FabricArtifact.objects.filter(pk=artifact.pk, produced_by__isnull=True).update(
-            produced_by_id=task_id
-        )
-        return artifact.sha256
+        return store_task_output(
+            node=node, task_id=task_id, attempt=attempt, token=token, content=data, name=name
+        ).sha256
 
     return store
 
@@ -154,7 +153,7 @@ def run_message(kwargs: dict[str, Any]) -> None:
             if isinstance(artifacts, list)
             else (),
             fetch=_fetch,
-            store=_storer(task_id),
+            store=_storer(node, task_id, attempt, token),
         )
         payload = item.get("payload")
         started = time.monotonic()
@@ -179,9 +178,7 @@ def run_message(kwargs: dict[str, Any]) -> None:
                 )
             ],
         )
-        if outcome.recorded:
-            handle_soon([task_id])
-        else:
+        if not outcome.recorded:
             log.info(
                 "result of task %s attempt %s not recorded: %s", task_id, attempt, outcome.reason
             )

@@ -24,7 +24,7 @@ from apps.fabric.models import (
     FabricTaskState,
     TaskAttempt,
 )
-from apps.fabric.services import dispatch
+from apps.fabric.services import completion, dispatch
 from apps.fabric.services.consumption import mark_consuming
 
 MAX_ERROR_CHARS = 4000
@@ -66,7 +66,7 @@ def record_results(
             FabricTask.objects.select_for_update()
             .filter(pk__in=ids)
             .order_by("pk")
-            .values_list("pk", "node_id", "attempts", "state", "started_at")
+            .values_list("pk", "node_id", "attempts", "state", "started_at", "on_done")
         )
         tasks = {row[0]: _Task(*row) for row in locked}
         # Not locked themselves: whoever changes an attempt locks its task first (or, for a
@@ -101,6 +101,8 @@ def record_results(
             outcomes.append(ResultOutcome(item.task_id, True, "recorded"))
             recorded += 1
         _save(changed_tasks, list(changed_attempts.values()))
+        # Finished work whose result a domain acts on: its handler runs after commit.
+        completion.handle_soon([t.pk for t in changed_tasks if t.on_done])
     if recorded:
         # After the task rows are released: a heartbeat locks the node's row, then its tasks'.
         # Coarse on purpose: "ran nothing for a while" is all it is read for, and a node
@@ -121,6 +123,7 @@ class _Task:
     attempts: int
     state: str
     started_at: datetime | None
+    on_done: str
     result_json: str | None = None
     error: str = ""
     finished_at: datetime | None = None
