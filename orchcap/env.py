@@ -5,17 +5,24 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def _raw(name: str) -> str | None:
+    """The variable's value, or None when it is unset or empty.
+
+    Empty means "default" for every type, as docs/operations.md promises: an empty
+    `SECURE_SSL_REDIRECT=` left in a deployment file must not silently turn the redirect off.
+    """
     value = os.environ.get(name)
-    return None if value is None else value.strip()
+    if value is None or not value.strip():
+        return None
+    return value.strip()
 
 
 def env_str(name: str, default: str = "") -> str:
     value = _raw(name)
-    return default if value is None or value == "" else value
+    return default if value is None else value
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -33,7 +40,7 @@ def env_int(
     name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
 ) -> int:
     value = _raw(name)
-    if value is None or value == "":
+    if value is None:
         return default
     try:
         number = int(value)

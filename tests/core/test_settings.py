@@ -120,3 +120,43 @@ def test_documented_production_settings_pass_check_deploy_without_warnings():
     result = run_manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+# Empty means "default" for every type (docs/operations.md): an empty line left in a deployment
+# file must never flip a safety setting.
+@pytest.mark.parametrize(
+    ("reader", "default"),
+    [
+        (lambda: env_bool("ORCHCAP_X", True), True),
+        (lambda: env_int("ORCHCAP_X", 7), 7),
+        (lambda: env_list("ORCHCAP_X", ["a.example"]), ["a.example"]),
+        (lambda: env_url("ORCHCAP_X", ("redis",)) or "unset", "unset"),
+    ],
+    ids=["bool", "int", "list", "url"],
+)
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_empty_variable_means_its_default(monkeypatch, reader, default, empty):
+    monkeypatch.setenv("ORCHCAP_X", empty)
+    assert reader() == default
+
+
+def test_empty_ssl_redirect_keeps_the_production_default():
+    code = (
+        "from django.conf import settings;"
+        "print(settings.SECURE_SSL_REDIRECT, settings.ALLOWED_HOSTS, settings.DEBUG)"
+    )
+    result = run_manage(
+        "shell", "-c", code, **{**PRODUCTION, "SECURE_SSL_REDIRECT": "", "ALLOWED_HOSTS": ""}
+    )
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.strip().splitlines()[-1]
+    assert printed.startswith("True ")
+    assert "'localhost'" in printed
+
+
+def test_empty_debug_means_debug_on():
+    result = run_manage(
+        "shell", "-c", "from django.conf import settings; print(settings.DEBUG)", DEBUG=""
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "True"
