@@ -21,6 +21,23 @@ _TRUE = {"true", "yes", "y", "1", "t"}
 _FALSE = {"false", "no", "n", "0", "f"}
 
 
+def _bounded_text(item: dict, key: str, where: str, limit: int, default: str = "") -> str:
+    """An optional text setting, refused (not silently cut) when it is too long or not text."""
+    value = item.get(key)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise ValidationError(f"{where}.{key} must be text")
+    if len(value) > limit:
+        raise ValidationError(
+            f"{where}.{key} is {len(value)} characters long; at most {limit} are allowed"
+        )
+    return value
+
+
+_CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
+
+
 def clean_field_specs(raw: object) -> list[dict]:
     """Validate and normalise a list of field definitions; raises ValidationError naming the part."""
     if not isinstance(raw, list) or not raw:
@@ -47,8 +64,10 @@ def clean_field_specs(raw: object) -> list[dict]:
         spec = {
             "name": name,
             "type": kind,
-            "label": str(item.get("label") or name.replace("_", " ").capitalize())[:120],
-            "help_text": str(item.get("help_text") or "")[:500],
+            "label": _bounded_text(
+                item, "label", where, 120, default=name.replace("_", " ").capitalize()
+            ),
+            "help_text": _bounded_text(item, "help_text", where, 500),
             "required": bool(item.get("required", False)),
         }
         if kind == "category":
@@ -65,9 +84,14 @@ def clean_field_specs(raw: object) -> list[dict]:
                 raise ValidationError(f"{where}.choices has duplicates")
             spec["choices"] = choices
         if kind == "money":
-            spec["currency"] = str(item.get("currency") or "")[:3].upper()
-        if item.get("group"):
-            spec["group"] = str(item["group"])[:60]
+            currency = _bounded_text(item, "currency", where, 3)
+            if currency and not _CURRENCY_RE.match(currency):
+                raise ValidationError(
+                    f"{where}.currency must be a 3-letter code such as EUR, got {currency!r}"
+                )
+            spec["currency"] = currency.upper()
+        if group := _bounded_text(item, "group", where, 60):
+            spec["group"] = group
         specs.append(spec)
     return specs
 
@@ -99,7 +123,7 @@ def clean_decision_options(raw: object) -> list[dict]:
         options.append(
             {
                 "label": label,
-                "description": str(item.get("description") or "")[:500],
+                "description": _bounded_text(item, "description", where, 500),
                 "reason_codes": codes,
             }
         )

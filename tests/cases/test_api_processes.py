@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from django.test import Client
 
 from apps.cases.models import Case, Process
@@ -221,3 +222,32 @@ def test_openapi_lists_the_cases_paths_with_summaries(expert):
             assert paths[path][method]["summary"], (path, method)
     intake = paths["/api/v1/processes/{slug}/cases"]["post"]
     assert intake["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+
+
+def _with_field(**extra) -> dict:
+    body = json.loads(json.dumps(ISSUE_BODY))
+    body["fields"][0].update(extra)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"help_text": "x" * 501}, "fields[0].help_text is 501 characters long; at most 500"),
+        ({"label": "L" * 121}, "fields[0].label is 121 characters long; at most 120"),
+        ({"currency": "EURO"}, "fields[0].currency is 4 characters long; at most 3"),
+        ({"currency": "E1"}, "fields[0].currency must be a 3-letter code"),
+        ({"group": "g" * 61}, "fields[0].group is 61 characters long; at most 60"),
+    ],
+)
+def test_schema_settings_that_are_too_long_are_refused_not_cut(manager, extra, message):
+    response = post_json(client_for(manager), "/api/v1/processes", _with_field(**extra))
+    assert response.status_code == 422
+    assert message in response.json()["detail"]
+    assert not Process.objects.filter(slug="invoice-exceptions").exists()
+
+
+def test_a_three_letter_currency_is_kept_upper_cased(manager):
+    response = post_json(client_for(manager), "/api/v1/processes", _with_field(currency="eur"))
+    assert response.status_code == 201, response.content
+    assert response.json()["fields"][0]["currency"] == "EUR"
