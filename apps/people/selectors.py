@@ -1,5 +1,5 @@
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.http import Http404
 
 from apps.people.models import TEAM_MANAGER_ROLES, ApiToken, Invitation, Membership, Role, Team
@@ -40,6 +40,21 @@ def team_for_member(*, user: AnyUser, slug: str) -> Team:
     if team is None:
         raise Http404("No such team")
     return team
+
+
+def team_member(*, team: Team, user_id: int) -> AbstractBaseUser:
+    """The user `user_id` if they hold any role in `team`; Http404 otherwise.
+
+    A member has one Membership row per role, so the lookup is an EXISTS rather than a join: a
+    join through memberships yields the user once per role (two roles, two rows).
+    """
+    from django.contrib.auth import get_user_model
+
+    holds_a_role = Membership.objects.filter(team=team, user=OuterRef("pk"))
+    user = get_user_model().objects.filter(Exists(holds_a_role), pk=user_id).first()
+    if user is None:
+        raise Http404("No such member")
+    return user
 
 
 def can_manage_team(*, user: AnyUser, team: Team) -> bool:

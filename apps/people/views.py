@@ -110,7 +110,7 @@ def team_member_add(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 @login_required
 def team_member_roles(request: HtmxHttpRequest, slug: str, user_id: int) -> HttpResponse:
     team = _managed_team(request, slug)
-    member = get_object_or_404(User, pk=user_id, memberships__team=team)
+    member = selectors.team_member(team=team, user_id=user_id)
     form = MemberRolesForm(request.POST)
     error = None
     if form.is_valid():
@@ -144,7 +144,7 @@ def team_member_roles(request: HtmxHttpRequest, slug: str, user_id: int) -> Http
 @login_required
 def team_member_remove(request: HtmxHttpRequest, slug: str, user_id: int) -> HttpResponse:
     team = _managed_team(request, slug)
-    member = get_object_or_404(User, pk=user_id, memberships__team=team)
+    member = selectors.team_member(team=team, user_id=user_id)
     try:
         services.remove_member(team=team, user=member, actor=request.user)
     except ValidationError as exc:

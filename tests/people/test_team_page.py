@@ -178,3 +178,32 @@ def test_membership_added_in_django_admin_opens_the_admin_for_the_new_admin(admi
     assert response.status_code == 302
     expert.refresh_from_db()
     assert expert.is_staff
+
+
+def test_member_holding_two_roles_can_have_their_roles_changed(manager, expert, team):
+    from apps.people import services
+
+    services.add_member(team=team, user=expert, role="staff")
+    client = client_for(manager)
+    response = client.post(
+        reverse("team_member_roles", args=[team.slug, expert.pk]),
+        {"roles": ["expert"]},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    assert list(
+        Membership.objects.filter(team=team, user=expert).values_list("role", flat=True)
+    ) == ["expert"]
+    response = client.post(
+        reverse("team_member_roles", args=[team.slug, expert.pk]), {"roles": ["staff", "expert"]}
+    )
+    assert response.status_code == 302
+
+
+def test_member_holding_two_roles_can_be_removed(manager, expert, team):
+    from apps.people import services
+
+    services.add_member(team=team, user=expert, role="staff")
+    response = client_for(manager).post(reverse("team_member_remove", args=[team.slug, expert.pk]))
+    assert response.status_code == 302
+    assert not Membership.objects.filter(team=team, user=expert).exists()
