@@ -111,8 +111,8 @@ def process_upload(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         {
             "process": process,
             "form": form,
-            "max_size": upload.megabytes(settings.ORCHCAP_UPLOAD_MAX_BYTES),
-            "inline_size": upload.megabytes(settings.ORCHCAP_UPLOAD_INLINE_BYTES),
+            "max_size": upload.file_size(settings.ORCHCAP_UPLOAD_MAX_BYTES),
+            "inline_size": upload.file_size(settings.ORCHCAP_UPLOAD_INLINE_BYTES),
             "recent_jobs": process.import_jobs.exclude(mapping={}).select_related("created_by")[:5],
         },
         status=422 if form.errors else 200,
@@ -173,7 +173,7 @@ def upload_mapping(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResp
             process=process, records=inspection.sample, mapping=form.chosen()
         ),
         "inline": job.file.size <= settings.ORCHCAP_UPLOAD_INLINE_BYTES,
-        "size": upload.megabytes(job.file.size),
+        "size": upload.file_size(job.file.size),
         "errors": errors[:SHOWN_ERRORS],
         "more_errors": max(len(errors) - SHOWN_ERRORS, 0),
     }

@@ -13,6 +13,7 @@ from django.test import override_settings
 from django.urls import reverse
 
 from apps.cases.models import Case, ImportJob
+from apps.cases.services import upload as upload_services
 from apps.cases.services.upload.importing import _Progress
 from apps.cases.tasks import run_import_job
 from tests.conftest import client_for
@@ -305,7 +306,7 @@ def test_an_oversize_upload_is_a_form_error_and_nothing_is_stored(manager, proce
         response = upload(client_for(manager), process, INVOICES_CSV * 40, name=name)
 
     assert response.status_code == 422
-    assert "the upload limit is 0.002 MB" in response.content.decode()
+    assert "the upload limit is 2.0 KB" in response.content.decode()
     assert ImportJob.objects.count() == 0
     assert not list(Path(default_storage.location).rglob(f"{name[:-4]}*"))
 
@@ -456,3 +457,18 @@ def test_an_external_id_repeated_in_a_later_chunk_is_still_caught(manager, proce
         (4502, "repeats line 2 of this file")
     ]
     assert Case.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"),
+    [
+        (1, "1 byte"),
+        (43, "43 bytes"),
+        (1900, "1.9 KB"),
+        (150_000, "146 KB"),
+        (5 * 1024 * 1024, "5.0 MB"),
+        (3 * 1024**3, "3.0 GB"),
+    ],
+)
+def test_file_sizes_read_as_people_write_them(size, shown):
+    assert upload_services.file_size(size) == shown

@@ -35,13 +35,16 @@ from apps.cases.services.upload.reading import (
 # --- storing and importing ----------------------------------------------------------------------
 
 
-def megabytes(size: int) -> str:
-    mb = size / (1024 * 1024)
-    if mb >= 10:
-        return f"{mb:.0f} MB"
-    if mb >= 0.1:
-        return f"{mb:.1f} MB"
-    return f"{mb:.2g} MB"
+def file_size(size: int) -> str:
+    """A byte count as people read it: "740 bytes", "1.8 KB", "12 MB" (never "0.0018 MB")."""
+    if size < 1024:
+        return f"{size} byte{'' if size == 1 else 's'}"
+    value, unit = size / 1024, "KB"
+    for larger in ("MB", "GB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, larger
+    return f"{value:.0f} {unit}" if value >= 10 else f"{value:.1f} {unit}"
 
 
 def awaiting_mapping(job: ImportJob) -> bool:
@@ -64,7 +67,7 @@ def store_upload(
     limit = settings.ORCHCAP_UPLOAD_MAX_BYTES
     if upload.size > limit:
         raise ValidationError(
-            f"The file is {megabytes(upload.size)}; the upload limit is {megabytes(limit)}."
+            f"The file is {file_size(upload.size)}; the upload limit is {file_size(limit)}."
         )
     if not upload.size:
         raise ValidationError("The file is empty.")
