@@ -5,6 +5,7 @@ from apps.autonomy.models import AutonomyChange, ProcessAutonomy
 from apps.autonomy.selectors import level_of
 from tests.autonomy.helpers import arrive, import_labels, set_autonomy
 from tests.conftest import client_for
+from tests.factories import make_team
 
 
 def url(process, suffix=""):
@@ -137,6 +138,8 @@ def test_invalid_settings_are_422_naming_the_setting(trained_process, manager):
         ({"min_audits": 150}, "min_audits: must be at most the audit window (100), got 150"),
         ({"routes": {"maybe": "team:x"}}, "routes: unknown decision 'maybe'"),
         ({"routes": {"approve": "queue:x"}}, "routes.approve: expected 'team:<slug>'"),
+        ({"routes": {"approve": "team:nowhere"}}, "routes.approve: there is no team 'nowhere'"),
+        ({"routes": {"approve": "expert:nobody"}}, "routes.approve: 'nobody' is not an expert"),
         ({"min_shadow": 0}, "min_shadow: must be between 1 and"),
         ({"threshold": "high"}, "threshold"),
     ]
@@ -148,6 +151,7 @@ def test_invalid_settings_are_422_naming_the_setting(trained_process, manager):
 
 
 def test_routes_are_saved_and_shown(trained_process, manager):
+    make_team("fraud", "Fraud")
     body = put(
         client_for(manager),
         url(trained_process, "/settings"),

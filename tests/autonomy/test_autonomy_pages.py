@@ -5,6 +5,7 @@ from django.urls import reverse
 from apps.autonomy.models import AutonomyChange, ProcessAutonomy
 from tests.autonomy.helpers import arrive, import_labels, set_autonomy, wrong_label
 from tests.conftest import client_for
+from tests.factories import make_team
 
 
 def page(process):
@@ -81,6 +82,7 @@ def test_invalid_settings_re_render_with_errors(trained_process, manager):
     assert response.status_code == 422
     html = response.content.decode()
     assert "routes.approve: expected" in html
+    make_team("fast-lane", "Fast lane")
     form["route:approve"] = "team:fast-lane"
     form["min_audits"] = "5"
     assert client_for(manager).post(page(trained_process), form).status_code == 302

@@ -13,6 +13,7 @@ from apps.autonomy.services.gate import check_level, evaluate
 from apps.autonomy.services.shadow import audit_status
 from apps.cases.models import Process
 from apps.classifiers import services as classifiers
+from apps.people.models import Membership, Role, Team
 from apps.rules.language import validate_action
 
 
@@ -290,8 +291,25 @@ def clean_routes(*, process: Process, routes: object) -> dict[str, str]:
             raise ValidationError(
                 f"routes.{label}: " + " ".join(exc.messages).removeprefix("action.route: ")
             ) from None
+        _check_route_target(process=process, label=label, route=str(route))
         clean[label] = route
     return clean
+
+
+def _check_route_target(*, process: Process, label: str, route: str) -> None:
+    # A route to nobody would silently leave the case in no one's queue.
+    kind, _, target = route.partition(":")
+    if kind == "team" and not Team.objects.filter(slug=target).exists():
+        raise ValidationError(f"routes.{label}: there is no team {target!r}")
+    if (
+        kind == "expert"
+        and not Membership.objects.filter(
+            team_id=process.team_id, user__username=target, user__is_active=True, role=Role.EXPERT
+        ).exists()
+    ):
+        raise ValidationError(
+            f"routes.{label}: {target!r} is not an expert of the team {process.team.name!r}"
+        )
 
 
 @transaction.atomic
