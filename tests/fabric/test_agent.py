@@ -81,6 +81,14 @@ def test_config_is_written_0600_in_a_0700_directory_and_read_back(tmp_path):
     assert [p.name for p in directory.iterdir()] == ["agent.json"]  # no temporary left behind
 
 
+def test_an_existing_config_directory_others_can_read_is_made_0700(tmp_path):
+    directory = tmp_path / "shared"
+    directory.mkdir()
+    directory.chmod(0o755)
+    config.save(directory, config.AgentConfig("http://x", 1, "ocn_s", "n", "ab", "t"))
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
 def test_rewriting_a_config_that_others_could_read_makes_it_private(tmp_path):
     path = tmp_path / "agent.json"
     path.write_text("{}")

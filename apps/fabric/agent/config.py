@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -58,10 +59,25 @@ def load(directory: Path) -> AgentConfig:
         raise ConfigError(f"{path} is not an orchcap-agent configuration") from None
 
 
+def _make_private(directory: Path) -> None:
+    # mkdir's mode only applies to a new directory: an existing --config directory keeps its
+    # own, and the credential must not sit where others can list or enter.
+    mode = stat.S_IMODE(directory.stat().st_mode)
+    if mode & 0o077:
+        try:
+            directory.chmod(0o700)
+        except OSError as exc:
+            raise ConfigError(
+                f"{directory} is open to other users (mode {mode:o}) and can't be made 0700: "
+                f"{exc.strerror}; choose another --config directory"
+            ) from None
+
+
 def save(directory: Path, config: AgentConfig) -> Path:
     """Write atomically; the file is created 0600 (it holds the node's credential) so it is
     never readable by others, not even between create and chmod."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _make_private(directory)
     path = config_path(directory)
     temporary = directory / f".{CONFIG_NAME}.{os.getpid()}.tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
