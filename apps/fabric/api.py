@@ -153,29 +153,15 @@ def heartbeat(request: HttpRequest, payload: HeartbeatIn) -> HeartbeatOut:
     summary="The calling node's own state (used by `orchcap-agent status`)",
 )
 def node_self(request: HttpRequest) -> NodeSelfOut:
-    node: ComputeNode = request.auth
-    decision = selectors.work_decision(node=node)
-    return NodeSelfOut(
-        node_id=node.pk,
-        name=node.name,
-        state=node.state,
-        accept_work=decision.available,
-        reason=decision.reason,
-        heartbeat_seconds=enrollment.heartbeat_seconds(),
-        availability=selectors.describe_availability(node=node),
-        labels=node.labels,
-    )
+    return _self_out(request.auth)
 
 
 def _self_out(node: ComputeNode) -> NodeSelfOut:
-    decision = selectors.work_decision(node=node)
+    # The same answer a heartbeat gets (slots, broker, queues), plus what `status` prints.
+    reply = heartbeats.node_reply(node=node)
     return NodeSelfOut(
-        node_id=node.pk,
+        **{**reply.__dict__, "queues": list(reply.queues)},
         name=node.name,
-        state=node.state,
-        accept_work=decision.available,
-        reason=decision.reason,
-        heartbeat_seconds=enrollment.heartbeat_seconds(),
         availability=selectors.describe_availability(node=node),
         labels=node.labels,
     )

@@ -24,6 +24,7 @@ def beat(node, credential, **fields):
 
 
 def test_heartbeat_stores_load_and_says_whether_to_take_work(online_node, settings):
+    settings.ORCHCAP_HEARTBEAT_SECONDS = 30  # a deployment that chose 30 s heartbeats
     node, credential = online_node
     response = beat(node, credential, idle_seconds=120, detected={"cpu_cores": 16})
     assert response.status_code == 200, response.content
@@ -106,7 +107,10 @@ def test_admin_drain_survives_an_agent_restart(online_node, admin):
     assert beat(node, credential).json()["state"] == "online"
 
 
-def test_three_missed_heartbeats_mark_a_node_offline_and_the_next_one_brings_it_back(online_node):
+def test_three_missed_heartbeats_mark_a_node_offline_and_the_next_one_brings_it_back(
+    online_node, settings
+):
+    settings.ORCHCAP_HEARTBEAT_SECONDS = 30  # a deployment that chose 30 s heartbeats
     node, credential = online_node
     beat(node, credential)
     node.refresh_from_db()
@@ -158,3 +162,16 @@ def test_node_reads_its_own_state(online_node):
     assert response.status_code == 200
     assert response.json()["availability"] == "Any time"
     assert response.json()["name"] == "build-1"
+
+
+def test_node_reads_the_same_slots_broker_and_queues_its_heartbeat_gets(online_node):
+    node, credential = online_node
+    ComputeNode.objects.filter(pk=node.pk).update(max_concurrent_tasks=2)
+    heartbeat = beat(node, credential).json()
+    own = Client().get("/api/v1/fabric/node", HTTP_AUTHORIZATION=f"Node {node.pk}:{credential}")
+    body = own.json()
+    assert body["max_concurrent_tasks"] == 2
+    assert body["broker_url"]
+    assert f"node.{node.pk}" in body["queues"]
+    for key in ("max_concurrent_tasks", "broker_url", "queues", "consuming", "heartbeat_seconds"):
+        assert body[key] == heartbeat[key], key

@@ -218,7 +218,12 @@ def record_heartbeat(
     ):
         # It can take work now: pending tasks needn't wait for the periodic scheduler.
         transaction.on_commit(lambda: dispatch.place_pending(now=now))
-    decision = selectors.work_decision(node=node, now=now)
+    return node_reply(node=node, now=now)
+
+
+def node_reply(*, node: ComputeNode, now: datetime | None = None) -> HeartbeatReply:
+    """What a node is told about itself: the heartbeat's answer, and `GET /fabric/node`."""
+    decision = selectors.work_decision(node=node, now=now or timezone.now())
     broker_url, queues = dispatch_details(node)
     return HeartbeatReply(
         node_id=node.pk,
