@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench venv lock clean-venv
+.PHONY: run test lint bench venv lock clean-venv chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,12 +13,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
+# The browser tests (tests/browser) drive Debian's chromium: installed here when missing (as root),
+# else one clear line; they are never skipped.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ; } \
+	  || { echo "make test needs chromium at $(CHROMIUM) for the browser tests: run 'sudo apt-get install chromium'" >&2; exit 1; }
+	@test -x $(CHROMIUM) || { echo "make test needs chromium at $(CHROMIUM) for the browser tests: run 'sudo apt-get install chromium'" >&2; exit 1; }
+
 venv: $(STAMP)
 
 run: $(STAMP)
 	$(PY) manage.py up
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	@# makemigrations checks the history against a database: a throwaway embedded one.

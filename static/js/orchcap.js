@@ -1,4 +1,5 @@
-// orchcap's page glue: htmx settings and toasts. Everything here degrades to plain links and forms.
+// orchcap's page glue: htmx settings, toasts, and logging in again without losing what was typed.
+// Everything here degrades to plain links and forms.
 document.addEventListener("DOMContentLoaded", () => {
   if (window.htmx) {
     // Invalid forms come back as 422 with their errors: swap them in like a 200.
@@ -8,6 +9,8 @@ document.addEventListener("DOMContentLoaded", () => {
       { code: "422", swap: true, error: false },
       // A conflict (e.g. a case someone else decided) re-renders with the reason and the draft kept.
       { code: "409", swap: true, error: false },
+      // Session ended or token stale: nothing is swapped, the request is sent again (below).
+      { code: "40[13]", swap: false, error: false },
       { code: "[45]..", swap: false, error: true },
     ];
   }
@@ -24,3 +27,139 @@ function fadeToasts(root) {
     }, 5000);
   });
 }
+
+function toast(text, kind) {
+  const box = document.getElementById("toasts");
+  if (!box) { return; }
+  const item = document.createElement("div");
+  item.className = `toast toast-${kind || "info"}`;
+  item.setAttribute("role", "status");
+  item.textContent = text;
+  box.appendChild(item);
+  fadeToasts(box);
+}
+
+// An htmx request answered 401 (the session ended: the server sends HX-Login-Required instead of
+// the login page) or 403 with HX-CSRF-Failed (the token went stale, e.g. after logging in in
+// another tab) is not swapped, so the form keeps what was typed. The page fetches a fresh token;
+// when the session is gone it asks for the password in a dialog, logs in by fetch, then sends
+// the request again with the values it had.
+(function () {
+  const waiting = [];  // requests to send again once the session is back
+  let recovering = false;
+
+  function dialog() { return document.getElementById("session-dialog"); }
+
+  async function currentSession() {
+    const response = await fetch(dialog().dataset.tokenUrl, {
+      credentials: "same-origin", headers: { Accept: "application/json" },
+    });
+    return response.json();
+  }
+
+  function useToken(token) {
+    const body = document.body;
+    let headers = {};
+    try { headers = JSON.parse(body.getAttribute("hx-headers") || "{}"); } catch (error) { headers = {}; }
+    headers["X-CSRFToken"] = token;
+    body.setAttribute("hx-headers", JSON.stringify(headers));
+    document.querySelectorAll("input[name=csrfmiddlewaretoken]").forEach((input) => { input.value = token; });
+  }
+
+  function sendAgain(token) {
+    const requests = waiting.splice(0);
+    requests.forEach((config) => {
+      if (!config.elt || !config.elt.isConnected) { return; }
+      const values = {};
+      const data = config.formData || new FormData();
+      for (const [key, value] of data.entries()) {
+        if (key in values) { values[key] = [].concat(values[key], value); } else { values[key] = value; }
+      }
+      values.csrfmiddlewaretoken = token;
+      htmx.ajax(config.verb.toUpperCase(), config.path, { source: config.elt, values });
+    });
+  }
+
+  async function recover() {
+    if (recovering) { return; }
+    recovering = true;
+    try {
+      const session = await currentSession();
+      if (session.authenticated && session.username === dialog().dataset.username) {
+        useToken(session.csrf_token);
+        sendAgain(session.csrf_token);
+        recovering = false;
+      } else {
+        const box = dialog();
+        box.querySelector("#session-error").hidden = true;
+        box.showModal();
+        box.querySelector("#session-password").focus();
+      }
+    } catch (error) {
+      recovering = false;
+      toast("The server did not answer; what you typed is still here. Try again in a moment.", "error");
+    }
+  }
+
+  async function logIn(form) {
+    const box = dialog();
+    const error = box.querySelector("#session-error");
+    const fresh = await currentSession();  // the login form needs a token the server accepts
+    const body = new URLSearchParams(new FormData(form));
+    body.set("csrfmiddlewaretoken", fresh.csrf_token);
+    body.set("next", box.dataset.tokenUrl);  // a successful login lands on the token, as JSON
+    let session = null;
+    let response = null;
+    try {
+      response = await fetch(box.dataset.loginUrl, {
+        method: "POST", body, credentials: "same-origin", headers: { "X-CSRFToken": fresh.csrf_token },
+      });
+      if ((response.headers.get("Content-Type") || "").startsWith("application/json")) {
+        session = await response.json();
+      }
+    } catch (failure) { session = null; }
+    if (session && session.authenticated && session.username === box.dataset.username) {
+      form.reset();
+      box.close();
+      useToken(session.csrf_token);
+      recovering = false;
+      sendAgain(session.csrf_token);
+      return;
+    }
+    let reason = "That did not log you in: check the password.";
+    if (response && !session) {
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      const said = page.querySelector(".errorlist, [role=alert], .error");
+      if (said && said.textContent.trim()) { reason = said.textContent.trim(); }
+    }
+    error.textContent = reason;
+    error.hidden = false;
+  }
+
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const xhr = event.detail.xhr;
+    const loginRequired = xhr.status === 401 && xhr.getResponseHeader("HX-Login-Required");
+    const staleToken = xhr.status === 403 && xhr.getResponseHeader("HX-CSRF-Failed");
+    if (xhr.status === 403 && !staleToken) {
+      event.detail.shouldSwap = false;
+      toast("Not allowed: your role does not permit this. What you typed is still here.", "error");
+      return;
+    }
+    if (!(loginRequired || staleToken) || !dialog()) { return; }
+    event.detail.shouldSwap = false;
+    const config = event.detail.requestConfig;
+    if (config && !waiting.some((queued) => queued.elt === config.elt)) { waiting.push(config); }
+    recover();
+  });
+
+  document.addEventListener("submit", (event) => {
+    if (event.target.id !== "session-login") { return; }
+    event.preventDefault();
+    logIn(event.target);
+  });
+
+  document.addEventListener("close", (event) => {
+    // Dismissed without logging in: the requests stay queued for the next attempt.
+    if (event.target.id === "session-dialog") { recovering = false; }
+  }, true);
+})();
