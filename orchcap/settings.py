@@ -47,6 +47,8 @@ SECRET_KEY = _secret_key()
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# htmx requests learn that their token is stale (and fetch a new one) instead of failing silently.
+CSRF_FAILURE_VIEW = "apps.core.session.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -80,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # An htmx request without a session gets 401, not the login page inside a fragment.
+    "apps.core.session.HtmxLoginRequiredMiddleware",
 ]
 
 ROOT_URLCONF = "orchcap.urls"

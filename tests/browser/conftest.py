@@ -18,7 +18,7 @@ from django.test import Client
 # browser steps are still synchronous, one at a time.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 CHROMIUM = os.environ.get("ORCHCAP_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
