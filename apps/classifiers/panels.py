@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count
 
 from apps.cases.models import Case, Process
 from apps.classifiers import services
@@ -47,6 +48,22 @@ def _rules(case: Case) -> tuple[list[dict[str, object]], str]:
     ], ""
 
 
+def _usual_reason(case: Case, label: str) -> str:
+    """The reason code the process's decided cases most often carry with `label` ("" for none):
+    the model predicts a decision only, so `a` in the review pane takes this code with it."""
+    codes = case.process.schema.reason_codes(label)
+    if not codes:
+        return ""
+    usual = (
+        Case.objects.filter(process=case.process, final_label=label, final_reason_code__in=codes)
+        .values("final_reason_code")
+        .annotate(n=Count("id"))
+        .order_by("-n", "final_reason_code")
+        .first()
+    )
+    return usual["final_reason_code"] if usual else ""
+
+
 def _suggestion(case: Case, version: ModelVersion) -> dict[str, object]:
     try:
         suggestion = services.suggest(case=case)
@@ -79,6 +96,7 @@ def _suggestion(case: Case, version: ModelVersion) -> dict[str, object]:
             "label": prediction.label,
             "percent": round(100 * prediction.confidence),
             "key": options.index(prediction.label) + 1 if prediction.label in options else None,
+            "reason_code": _usual_reason(case, prediction.label),
             "runner_up": (
                 {"label": others[0][0], "percent": round(100 * others[0][1])} if others else None
             ),

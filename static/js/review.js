@@ -1,17 +1,41 @@
-// The review queue's keyboard: 1-9 decide, r rationale, Enter submit, s skip, u undo,
-// a accept the model's suggestion (chooses it, does not submit), ? help.
+// The review queue's keyboard (docs/cases.md, "The review queue"). Keys act only where they mean
+// what they say: on the case (the page, the case, a decision option or a key-factor tick), never
+// in a text field, on a button or link (Enter presses those), in the site menu, or behind a dialog.
+//   1-9 decide · Shift+1-9 reason code · r rationale · Enter submit · s skip · u undo
+//   a accept the suggestion (decision and reason code; not submitted) · ? help
+// After each decision, skip or undo, focus goes back to the case, so the next keys are keys.
 (function () {
   function pane() { return document.getElementById("review-pane"); }
   function typing(target) {
     return target && (target.tagName === "TEXTAREA" || target.tagName === "SELECT" ||
+      target.isContentEditable ||
       (target.tagName === "INPUT" && !["radio", "checkbox"].includes(target.type)));
+  }
+  // Where the review keys apply: nothing focused, the case itself, or its options and ticks.
+  function onTheCase(target) {
+    if (!target || target === document.body || target === document.documentElement) { return true; }
+    const here = pane();
+    if (!here || !here.contains(target)) { return false; }
+    if (target.matches("input[type=radio][name=label], input[type=checkbox][name=key_factors]")) {
+      return true;
+    }
+    return !target.closest("a, button, summary, select, textarea, input, dialog, [contenteditable]");
+  }
+  function focusCase() {
+    const here = pane();
+    if (!here) { return; }
+    const target = here.querySelector(".case-view") || here;
+    target.focus();
   }
   function submit(formId) {
     const form = document.getElementById(formId);
-    if (form) { form.requestSubmit(); }
+    if (form) { focusCase(); form.requestSubmit(); }
+  }
+  function chosenLabel() {
+    return document.querySelector("#decision-form input[name=label]:checked");
   }
   function filterReasonCodes() {
-    const chosen = document.querySelector("#decision-form input[name=label]:checked");
+    const chosen = chosenLabel();
     const select = document.getElementById("reason-code");
     if (!select) { return; }
     select.querySelectorAll("optgroup").forEach((group) => {
@@ -25,36 +49,76 @@
     }
     if (chosen && visible.length === 1) { select.value = visible[0].value; }
   }
+  function choose(key) {
+    const radio = document.querySelector(`#decision-form input[name=label][data-key="${key}"]`);
+    if (!radio) { return false; }
+    radio.checked = true;
+    filterReasonCodes();
+    return true;
+  }
+  function chooseReason(key) {
+    const chosen = chosenLabel();
+    const select = document.getElementById("reason-code");
+    if (!chosen || !select) { return false; }
+    const group = Array.from(select.querySelectorAll("optgroup"))
+      .find((candidate) => candidate.dataset.label === chosen.value);
+    const option = group && group.querySelector(`option[data-key="${key}"]`);
+    if (!option) { return false; }
+    select.value = option.value;
+    return true;
+  }
+  function acceptSuggestion() {
+    const suggested = document.querySelector("#review-pane [data-suggested-key]");
+    if (!suggested || !choose(suggested.dataset.suggestedKey)) { return false; }
+    const reason = suggested.dataset.suggestedReason;
+    const select = document.getElementById("reason-code");
+    if (reason && select && select.querySelector(
+      `optgroup:not([disabled]) option[value="${CSS.escape(reason)}"]`)) {
+      select.value = reason;
+    }
+    return true;
+  }
+  function help() { return document.getElementById("review-help"); }
 
   document.addEventListener("keydown", (event) => {
-    if (!pane() || event.altKey || event.metaKey) { return; }
+    if (!pane() || event.altKey || event.metaKey || event.isComposing) { return; }
     const target = event.target;
+    const openDialog = document.querySelector("dialog[open]");
+    if (openDialog) {
+      // Behind a dialog nothing acts; `?` closes the help again (Esc too, natively).
+      if (openDialog === help() && event.key === "?") { event.preventDefault(); openDialog.close(); }
+      return;
+    }
     if (target && target.id === "rationale") {
-      if (event.key === "Escape") { target.blur(); }
+      if (event.key === "Escape") { event.preventDefault(); focusCase(); }
       if (event.key === "Enter" && event.ctrlKey) { event.preventDefault(); submit("decision-form"); }
       return;
     }
-    if (typing(target) || event.ctrlKey) { return; }
+    if (event.ctrlKey || typing(target)) { return; }
+    const digit = /^Digit([1-9])$/.exec(event.code || "");
+    if (digit && event.shiftKey) {
+      if (onTheCase(target) && chooseReason(digit[1])) { event.preventDefault(); }
+      return;
+    }
+    const inCase = onTheCase(target);
+    if (event.key === "?") {
+      if (inCase && help()) { event.preventDefault(); help().showModal(); }
+      return;
+    }
+    if (!inCase) { return; }
     if (/^[1-9]$/.test(event.key)) {
-      const radio = document.querySelector(`#decision-form input[data-key="${event.key}"]`);
-      if (radio) { radio.checked = true; filterReasonCodes(); event.preventDefault(); }
+      if (choose(event.key)) { event.preventDefault(); }
     } else if (event.key === "r") {
       const box = document.getElementById("rationale");
       if (box) { event.preventDefault(); box.focus(); }
     } else if (event.key === "Enter") {
       event.preventDefault(); submit("decision-form");
     } else if (event.key === "s") {
-      submit("skip-form");
+      event.preventDefault(); submit("skip-form");
     } else if (event.key === "u") {
-      submit("undo-form");
+      event.preventDefault(); submit("undo-form");
     } else if (event.key === "a") {
-      const suggested = document.querySelector("#review-pane [data-suggested-key]");
-      const radio = suggested &&
-        document.querySelector(`#decision-form input[data-key="${suggested.dataset.suggestedKey}"]`);
-      if (radio) { radio.checked = true; filterReasonCodes(); event.preventDefault(); }
-    } else if (event.key === "?") {
-      const help = document.getElementById("review-help");
-      if (help) { help.open ? help.close() : help.showModal(); }
+      if (acceptSuggestion()) { event.preventDefault(); }
     }
   });
 
@@ -67,6 +131,12 @@
     if (!row || event.target.tagName === "INPUT" || event.target.tagName === "A") { return; }
     const box = row.querySelector("input[name=key_factors]");
     if (box) { box.checked = !box.checked; row.classList.toggle("key-factor", box.checked); }
+  });
+  // htmx puts focus back on the element with the same id (the next case's rationale box): the
+  // next keys must be keys, so focus goes to the new case instead.
+  document.addEventListener("htmx:afterSwap", (event) => {
+    const swapped = event.detail && event.detail.target;
+    if ((swapped && swapped.id === "review-pane") || event.target.id === "review-pane") { focusCase(); }
   });
   document.addEventListener("htmx:afterSettle", filterReasonCodes);
   document.addEventListener("DOMContentLoaded", filterReasonCodes);

@@ -1,0 +1,124 @@
+"""The review queue's keyboard in a real browser: keys act only on the case, focus comes back to
+the case after each decision, reason codes have keys, `a` takes the suggested reason code."""
+
+import pytest
+from django.urls import reverse
+from playwright.sync_api import Page, expect
+
+from apps.cases.models import Case, Decision
+from tests.factories import make_cases, make_decided_cases, make_process
+
+
+@pytest.fixture
+def process(team):
+    return make_process(team)
+
+
+def _review(logged_in, expert, process) -> Page:
+    page = logged_in(expert, reverse("review", args=[process.slug]))
+    expect(page.locator("#decision-form")).to_be_visible()
+    return page
+
+
+def _shown_case(page: Page) -> str:
+    return page.locator("#review-pane .case-head strong").inner_text()
+
+
+def test_enter_on_a_focused_skip_button_skips_instead_of_submitting(logged_in, expert, process):
+    make_cases(process, 2)
+    page = _review(logged_in, expert, process)
+    first = _shown_case(page)
+    page.keyboard.press("3")
+    page.focus("#skip-form button")
+
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#review-pane .case-head strong")).not_to_have_text(first)
+    assert not Decision.objects.exists()
+
+
+def test_keys_do_nothing_behind_the_open_help_dialog(logged_in, expert, process):
+    make_cases(process, 2)
+    page = _review(logged_in, expert, process)
+    page.keyboard.press("?")
+    expect(page.locator("#review-help")).to_be_visible()
+
+    page.keyboard.press("2")
+    page.keyboard.press("s")
+    page.keyboard.press("Enter")  # presses the dialog's Close button
+
+    expect(page.locator("#review-help")).to_be_hidden()
+    assert page.locator("#decision-form input[name=label]:checked").count() == 0
+    page.wait_for_timeout(300)
+    assert not Decision.objects.exists()
+    page.keyboard.press("?")
+    expect(page.locator("#review-help")).to_be_visible()
+    page.keyboard.press("?")
+    expect(page.locator("#review-help")).to_be_hidden()
+
+
+def test_after_ctrl_enter_the_next_keys_decide_the_next_case(logged_in, expert, process):
+    make_cases(process, 4)
+    page = _review(logged_in, expert, process)
+    page.keyboard.press("3")
+    page.keyboard.press("r")
+    page.keyboard.type("asked the vendor for the PO", delay=20)
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#review-pane .notice")).to_contain_text("Recorded request_info")
+
+    for _ in range(2):  # decide the next cases with keys alone
+        shown = _shown_case(page)
+        page.keyboard.press("1")
+        page.keyboard.press("Shift+Digit1")
+        page.keyboard.press("Enter")
+        expect(page.locator("#review-pane .case-head strong")).not_to_have_text(shown)
+
+    labels = list(Decision.objects.order_by("pk").values_list("label", "reason_code", "rationale"))
+    assert labels == [
+        ("request_info", "", "asked the vendor for the PO"),
+        ("approve", "ok", ""),
+        ("approve", "ok", ""),
+    ]
+    assert page.evaluate("document.activeElement.classList.contains('case-view')")
+
+
+def test_shift_and_a_number_chooses_a_reason_code_of_the_chosen_decision(
+    logged_in, expert, process
+):
+    make_cases(process, 2)
+    page = _review(logged_in, expert, process)
+    expect(page.locator("#reason-code option[value=fraud]")).to_contain_text("⇧2")
+    page.keyboard.press("2")  # reject: duplicate (⇧1), fraud (⇧2)
+    page.keyboard.press("Shift+Digit2")
+    assert page.input_value("#reason-code") == "fraud"
+
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#review-pane .notice")).to_contain_text("Recorded reject")
+    assert list(Decision.objects.values_list("label", "reason_code")) == [("reject", "fraud")]
+
+
+def test_a_takes_the_suggested_decision_and_its_usual_reason_code(
+    logged_in, expert, second_expert, process
+):
+    from apps.autonomy.models import Level, ProcessAutonomy
+    from apps.classifiers import services
+
+    make_decided_cases(process, second_expert, 150, seed=3)
+    # Rejections in this process are usually for fraud.
+    Case.objects.filter(process=process, final_label="reject").update(final_reason_code="fraud")
+    job = services.run_training_job(
+        services.start_training(process=process, requested_by=second_expert).pk
+    )
+    services.promote(version=job.model_version, actor=second_expert)
+    ProcessAutonomy.objects.update_or_create(process=process, defaults={"level": Level.SUGGEST})
+    make_cases(process, 1, po_status="mismatch", amount=120)
+    page = _review(logged_in, expert, process)
+    expect(page.locator("[data-suggested-key]")).to_have_attribute("data-suggested-reason", "fraud")
+
+    page.keyboard.press("a")
+
+    assert page.locator("#decision-form input[name=label]:checked").get_attribute("value") == (
+        "reject"
+    )
+    assert page.input_value("#reason-code") == "fraud"
