@@ -6,6 +6,7 @@ Valkey broker under ORCHCAP_DATA_DIR (default: var/); they start on first use.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -59,6 +60,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "axes",
     "django_htmx",
     "template_partials.apps.SimpleAppConfig",
     "django_celery_beat",
@@ -84,6 +86,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # An htmx request without a session gets 401, not the login page inside a fragment.
     "apps.core.session.HtmxLoginRequiredMiddleware",
+    # Last: turns a login refused by the throttle into the login page with its message.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "orchcap.urls"
@@ -192,6 +196,20 @@ if env_bool("ORCHCAP_TEST_FAST_HASHING", False):
     # Set by the test plugin only: the suite creates hundreds of users, and a deliberately slow
     # hash there costs minutes and protects nothing.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Login throttling (django-axes): failed logins are counted per username and, separately, per
+# client address; either reaching the limit refuses logins (even with the right password) until
+# the cool-off has passed since the last failure, or an admin unlocks (docs/operations.md).
+AXES_FAILURE_LIMIT = env_int("ORCHCAP_LOGIN_FAILURE_LIMIT", 10, minimum=1, maximum=1000)
+ORCHCAP_LOGIN_COOLOFF_MINUTES = env_int(
+    "ORCHCAP_LOGIN_COOLOFF_MINUTES", 15, minimum=1, maximum=7 * 24 * 60
+)
+AXES_COOLOFF_TIME = timedelta(minutes=ORCHCAP_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Attempts made while locked out don't extend the lock: "try again in N minutes" stays true.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "apps.people.views.login_locked_out"
+AXES_VERBOSE = False  # no banner on every start (commands keep stderr to one line)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -311,6 +329,8 @@ LOGGING = {
 }
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a throttled login before any password is checked.
+    "apps.people.backends.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
     "apps.people.backends.AdminRoleBackend",
 ]

@@ -1,8 +1,10 @@
 from collections import Counter
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -251,3 +253,23 @@ def api_token_revoke(request: HtmxHttpRequest, token_id: int) -> HttpResponse:
     services.revoke_api_token(token=token)
     messages.success(request, f"Token “{token.name}” revoked; it no longer works.")
     return redirect("api_tokens")
+
+
+def login_locked_out(
+    request: HtmxHttpRequest,
+    original_response: HttpResponse | None = None,
+    credentials: dict[str, object] | None = None,
+) -> HttpResponse:
+    """The login page with the throttle's message, 429 (django-axes' AXES_LOCKOUT_CALLABLE): the
+    username or the address reached ORCHCAP_LOGIN_FAILURE_LIMIT failed logins."""
+    minutes = settings.ORCHCAP_LOGIN_COOLOFF_MINUTES
+    form = AuthenticationForm(request, initial={"username": (credentials or {}).get("username")})
+    context = {
+        "form": form,
+        "next": request.POST.get("next", ""),
+        "lockout_message": (
+            f"Too many failed attempts; try again in {minutes} minute{'s' if minutes != 1 else ''}"
+            " or ask an administrator to unlock your account."
+        ),
+    }
+    return render(request, "registration/login.html", context, status=429)
