@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The browser tests (tests/browser) drive Debian's chromium: installed here when missing (as root),
 # else one clear line; they are never skipped.
-CHROMIUM ?= /usr/bin/chromium
+CHROMIUM ?= $(or $(ORCHCAP_TEST_CHROMIUM),/usr/bin/chromium)
 chromium:
 	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ; } \
 	  || { echo "make test needs chromium at $(CHROMIUM) for the browser tests: run 'sudo apt-get install chromium'" >&2; exit 1; }
