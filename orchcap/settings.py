@@ -299,6 +299,18 @@ CELERY_BEAT_SCHEDULE["fabric-handle-finished"] = {
     "task": "apps.fabric.tasks.handle_finished_tasks",
     "schedule": 15.0,
 }
+# Background jobs recorded in the database (training, imports) are an outbox: the sweeper sends
+# again a job no worker picked up within ORCHCAP_JOB_PICKUP_SECONDS (e.g. the broker was down), and
+# a job queued, or claimed but silent, for ORCHCAP_JOB_STALE_SECONDS is stale: it no longer blocks
+# a new one, and a lost run is redone (up to ORCHCAP_JOB_MAX_LOST_RUNS times) or failed.
+ORCHCAP_JOB_SWEEP_SECONDS = env_int("ORCHCAP_JOB_SWEEP_SECONDS", 30, minimum=1, maximum=3600)
+ORCHCAP_JOB_PICKUP_SECONDS = env_int("ORCHCAP_JOB_PICKUP_SECONDS", 120, minimum=1, maximum=86400)
+ORCHCAP_JOB_STALE_SECONDS = env_int("ORCHCAP_JOB_STALE_SECONDS", 900, minimum=60, maximum=604800)
+ORCHCAP_JOB_MAX_LOST_RUNS = env_int("ORCHCAP_JOB_MAX_LOST_RUNS", 3, minimum=0, maximum=100)
+CELERY_BEAT_SCHEDULE["sweep-jobs"] = {
+    "task": "apps.core.tasks.sweep_jobs",
+    "schedule": float(ORCHCAP_JOB_SWEEP_SECONDS),
+}
 # Where classifier training and batch prediction may run: fabric requirements as JSON, e.g.
 # {"labels": {"site": "hq"}} to keep case data on that site's machines. Empty: any node.
 ORCHCAP_LEARNING_REQUIREMENTS = env_str("ORCHCAP_LEARNING_REQUIREMENTS", "")

@@ -19,3 +19,9 @@ class CasesConfig(AppConfig):
             HomeSection(template="cases/home_section.html", provider=home_context, order=10)
         )
         register_nav_item(NavItem(label="Processes", url_name="process_list", order=10))
+
+        # Background imports are sent again by the job sweeper when no worker picked them up.
+        from apps.cases.jobs import IMPORT_JOBS
+        from apps.core.outbox import register_job_kind
+
+        register_job_kind(IMPORT_JOBS)

@@ -4,7 +4,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Random
 from pgvector.django import HnswIndex, VectorField
 
-from apps.core.models import TimeStampedModel
+from apps.core.models import OutboxJob, TimeStampedModel
 from apps.people.models import Team
 
 EMBEDDING_DIMENSIONS = 256
@@ -349,8 +349,13 @@ class CaseEvent(models.Model):
         return f"{self.kind} on {self.case_id}"
 
 
-class ImportJob(models.Model):
-    """A CSV/JSONL upload processed in the background, with progress and row-level errors."""
+# Background imports' name in the job outbox (apps/core/outbox.py; registered in apps.py).
+IMPORT_KIND = "cases.import"
+
+
+class ImportJob(OutboxJob):
+    """A CSV/JSONL upload processed in the background, with progress and row-level errors (an
+    outbox job once its mapping is confirmed: sent again when no worker picked it up)."""
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"

@@ -23,3 +23,9 @@ class ClassifiersConfig(AppConfig):
         import apps.classifiers.fabric  # noqa: F401 (registers the completion handlers)
 
         register_case_panel(CasePanel(template=TEMPLATE, provider=suggestion_panel, order=50))
+
+        # Training jobs are sent again by the job sweeper when no worker picked them up.
+        from apps.classifiers.jobs import TRAINING_JOBS
+        from apps.core.outbox import register_job_kind
+
+        register_job_kind(TRAINING_JOBS)

@@ -20,6 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
+from django.utils import timezone
 
 from apps.cases.models import Case, CaseStatus, Process
 from apps.classifiers import learning, node_work, services
@@ -82,6 +83,7 @@ def send_training_job(job_id: int) -> TrainingJob:
         return services.fail_training_job(job, f"could not send the training to the fabric: {exc}")
     TrainingJob.objects.filter(pk=job.pk).update(
         fabric_task=task,
+        heartbeat_at=timezone.now(),
         progress=10,
         stage=f"sent {len(data.ids):,} decided cases to the compute fabric",
     )

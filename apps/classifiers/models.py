@@ -3,7 +3,10 @@ from django.db import models
 from django.db.models import Q
 
 from apps.cases.models import Process, ProcessSchemaVersion
+from apps.core.models import OutboxJob
 
+# The training jobs' name in the job outbox (apps/core/outbox.py; registered in apps.py).
+TRAINING_KIND = "classifiers.training"
 ALGORITHM_LABELS = {
     "logistic_regression": "Logistic regression",
     "hist_gradient_boosting": "Histogram gradient boosting",
@@ -106,8 +109,9 @@ class ModelVersion(models.Model):
         return ALGORITHM_LABELS.get(self.algorithm, self.algorithm)
 
 
-class TrainingJob(models.Model):
-    """A training run in the background, with its progress for the UI and API."""
+class TrainingJob(OutboxJob):
+    """A training run in the background, with its progress for the UI and API (an outbox job:
+    sent again when no worker picked it up, see apps/core/outbox.py)."""
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -24,12 +24,14 @@ from apps.classifiers import learning
 from apps.classifiers.features import CaseInput
 from apps.classifiers.learning import Contribution, Prediction, TrainingRefused
 from apps.classifiers.models import (
+    TRAINING_KIND,
     LearningSettings,
     ModelArtifact,
     ModelVersion,
     RegistryEvent,
     TrainingJob,
 )
+from apps.core import outbox
 
 log = logging.getLogger(__name__)
 MAX_PREDICT_BATCH = 10_000
@@ -121,11 +123,14 @@ def start_training(
                 stage="queued",
                 decided_before=decided_before,
             )
+            # Sent after commit; with the broker down the job stays queued for the sweeper.
+            outbox.enqueue(kind=TRAINING_KIND, job_id=job.pk)
     except IntegrityError:
         active = TrainingJob.objects.filter(
             process=process, state__in=[TrainingJob.State.QUEUED, TrainingJob.State.RUNNING]
         ).first()
-        if active is None:  # finished in between: try once more
+        # A job no worker took, or whose worker died, must not block the process for ever.
+        if active is None or outbox.release_stale(kind=TRAINING_KIND, job_id=active.pk):
             return start_training(
                 process=process,
                 requested_by=requested_by,
@@ -133,14 +138,14 @@ def start_training(
                 decided_before=decided_before,
             )
         raise TrainingInProgress(active) from None
-    from apps.classifiers.tasks import train_model
-
-    transaction.on_commit(lambda: train_model.delay(job.pk), robust=True)
+    job.refresh_from_db()
     return job
 
 
 def _report(job_id: int, percent: int, stage: str) -> None:
-    TrainingJob.objects.filter(pk=job_id).update(progress=percent, stage=stage[:200])
+    TrainingJob.objects.filter(pk=job_id).update(
+        progress=percent, stage=stage[:200], heartbeat_at=timezone.now()
+    )
 
 
 def snapshot_hash(ids: list[int], labels: list[str]) -> str:
@@ -159,9 +164,11 @@ class TrainingData:
 
 
 def claim_training_job(job_id: int) -> TrainingJob | None:
-    """Move a queued job to running; None when it was claimed before (a redelivered message)."""
+    """Move a queued job to running; None when it was claimed before (a message sent again by the
+    sweeper, or redelivered): the conditional update runs a job once however many arrive."""
+    now = timezone.now()
     claimed = TrainingJob.objects.filter(pk=job_id, state=TrainingJob.State.QUEUED).update(
-        state=TrainingJob.State.RUNNING, started_at=timezone.now(), stage="reading decisions"
+        state=TrainingJob.State.RUNNING, started_at=now, heartbeat_at=now, stage="reading decisions"
     )
     return TrainingJob.objects.select_related("process__schema").get(pk=job_id) if claimed else None
 

@@ -12,7 +12,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from apps.cases.errors import CaseConflict
-from apps.cases.models import ImportJob, Process
+from apps.cases.models import IMPORT_KIND, ImportJob, Process
 from apps.cases.services.intake import BatchInvalid, create_cases
 from apps.cases.services.upload.mapping import (
     _check_rows,
@@ -31,6 +31,7 @@ from apps.cases.services.upload.reading import (
     inspect_job,
     resolve_format,
 )
+from apps.core import outbox
 
 # --- storing and importing ----------------------------------------------------------------------
 
@@ -108,12 +109,14 @@ def start_import(*, job: ImportJob, mapping: dict[str, str]) -> ImportJob:
         locked.errors = []
         locked.total_rows = locked.processed_rows = locked.created_cases = 0
         locked.finished_at = None
+        # Recorded as sent now, so the job sweeper leaves an inline import to this request.
+        locked.enqueued_at = timezone.now()
         locked.save()
         if not _is_inline(locked):
-            from apps.cases.tasks import run_import_job
-
-            # robust: with the broker down the job stays pending (shown so) instead of a 500.
-            transaction.on_commit(lambda: run_import_job.delay(locked.pk), robust=True)
+            # Published after commit; with the broker down the job stays pending (shown so) and
+            # the job sweeper sends it again (apps/core/outbox.py).
+            outbox.enqueue(kind=IMPORT_KIND, job_id=locked.pk)
+            locked.refresh_from_db()
             return locked
     return run_import(job=locked)
 
@@ -132,11 +135,13 @@ class _Progress:
         # An import done within PROGRESS_EVERY_SECONDS never reports (nor opens a connection).
         self._last = time.monotonic()
 
-    def set(self, *, force: bool = False, **values: int) -> None:
+    def set(self, *, force: bool = False, **values: object) -> None:
         now = time.monotonic()
         if not force and now - self._last < PROGRESS_EVERY_SECONDS:
             return
         self._last = now
+        # Progress is also the worker's heartbeat: a job silent too long lost its worker.
+        values = {**values, "heartbeat_at": timezone.now()}
         if not transaction.get_connection().in_atomic_block:
             ImportJob.objects.filter(pk=self.job_id).update(**values)
             return
@@ -223,7 +228,11 @@ def _write(job: ImportJob, total: int, progress: _Progress) -> None:
             written += len(chunk)
             created += result.created_count
             progress.set(processed_rows=written, created_cases=created)
-        finished = ImportJob.objects.filter(pk=job.pk, state=ImportJob.State.RUNNING).update(
+        # Conditional on the claim's attempt: a run the sweeper took over (its worker was
+        # thought lost) rolls back instead of importing twice.
+        finished = ImportJob.objects.filter(
+            pk=job.pk, state=ImportJob.State.RUNNING, dispatch_attempts=job.dispatch_attempts
+        ).update(
             state=ImportJob.State.DONE,
             total_rows=total,
             processed_rows=written,
@@ -242,7 +251,9 @@ class _WriteRejected(Exception):
 
 
 def _fail(job: ImportJob, *, total: int, errors: list[dict]) -> None:
-    ImportJob.objects.filter(pk=job.pk, state=ImportJob.State.RUNNING).update(
+    ImportJob.objects.filter(
+        pk=job.pk, state=ImportJob.State.RUNNING, dispatch_attempts=job.dispatch_attempts
+    ).update(
         state=ImportJob.State.FAILED,
         total_rows=total,
         processed_rows=0,
@@ -255,17 +266,19 @@ def _fail(job: ImportJob, *, total: int, errors: list[dict]) -> None:
 def run_import(*, job: ImportJob) -> ImportJob:
     """Validate every row of the job's file with its mapping, then write all the cases, or none.
 
-    Precondition: the mapping is confirmed (start_import). A job found running again (its worker
-    was lost) is redone: its writes commit together with state "done", so it wrote nothing.
+    Precondition: the mapping is confirmed (start_import). Only a pending job is claimed, so a
+    message that arrives twice imports once; a run lost with its worker is made pending again by
+    the job sweeper (its writes commit together with state "done", so it wrote nothing).
     While checking, processed_rows counts rows checked with total_rows 0; while writing,
     processed_rows/total_rows is the share written. Returns the job, done or failed.
     """
     State = ImportJob.State
     claimed = (
-        ImportJob.objects.filter(pk=job.pk, state__in=[State.PENDING, State.RUNNING])
+        ImportJob.objects.filter(pk=job.pk, state=State.PENDING)
         .exclude(mapping={})
         .update(
             state=State.RUNNING,
+            heartbeat_at=timezone.now(),
             total_rows=0,
             processed_rows=0,
             created_cases=0,
