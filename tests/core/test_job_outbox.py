@@ -222,3 +222,48 @@ def test_an_import_whose_worker_died_is_sent_again_and_a_late_message_does_nothi
     job.refresh_from_db()
     assert (job.state, job.created_cases) == ("done", 3)
     assert Case.objects.filter(process=process).count() == 3
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_an_import_whose_worker_is_killed_runs_again_and_imports_each_row_once(manager, process):
+    import signal
+
+    rows = 40_000
+    content = b"external_id,vendor,amount,po_status,due_date\n" + b"".join(
+        b"INV-%d,Acme GmbH,%d.50,matched,2024-03-01\n" % (i, i) for i in range(rows)
+    )
+    client = client_for(manager)
+    with override_settings(ORCHCAP_UPLOAD_INLINE_BYTES=10):
+        job = uploaded_job(client, process, content)
+    worker = start_worker(DATABASE_URL=child_database_url())
+    try:
+        with override_settings(ORCHCAP_UPLOAD_INLINE_BYTES=10):
+            assert confirm(client, process, job).status_code == 302
+        job = _wait_for(
+            lambda: ImportJob.objects.get(pk=job.pk),
+            lambda j: j.state != "pending",
+            timeout=60,
+            worker=worker,
+        )
+        assert job.state == "running"
+    finally:
+        stop_process(worker, signal.SIGKILL)
+    assert Case.objects.filter(process=process).count() == 0
+
+    with override_settings(ORCHCAP_JOB_STALE_SECONDS=0):
+        assert sweep_jobs.apply().get() == {"cases.import": 1}
+    job.refresh_from_db()
+    assert (job.state, job.lost_runs) == ("pending", 1)
+    worker = start_worker(DATABASE_URL=child_database_url())
+    try:
+        job = _wait_for(
+            lambda: ImportJob.objects.get(pk=job.pk),
+            lambda j: j.state in ("done", "failed"),
+            timeout=300,
+            worker=worker,
+        )
+    finally:
+        output = stop_process(worker)
+    assert (job.state, job.created_cases) == ("done", rows), (job.errors, output[-2000:])
+    assert Case.objects.filter(process=process).count() == rows
