@@ -148,7 +148,12 @@ function toast(text, kind) {
     if (!(loginRequired || staleToken) || !dialog()) { return; }
     event.detail.shouldSwap = false;
     const config = event.detail.requestConfig;
-    if (config && !waiting.some((queued) => queued.elt === config.elt)) { waiting.push(config); }
+    if (config) {
+      // The latest attempt from an element replaces an earlier one (it holds the latest values).
+      const earlier = waiting.findIndex((queued) => queued.elt === config.elt);
+      if (earlier >= 0) { waiting.splice(earlier, 1); }
+      waiting.push(config);
+    }
     recover();
   });
 
