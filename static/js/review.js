@@ -95,8 +95,10 @@
       return;
     }
     if (event.ctrlKey || typing(target)) { return; }
+    // Shift+digit by the physical key; on layouts whose digits need Shift (AZERTY), key is the
+    // digit itself and it chooses a decision as usual.
     const digit = /^Digit([1-9])$/.exec(event.code || "");
-    if (digit && event.shiftKey) {
+    if (digit && event.shiftKey && !/^[0-9]$/.test(event.key)) {
       if (onTheCase(target) && chooseReason(digit[1])) { event.preventDefault(); }
       return;
     }
