@@ -22,7 +22,8 @@ def finish(task: FabricTask, node: ComputeNode, **fields: object) -> results.Res
     return results.record_results(node=node, results=[item])[0]
 
 
-def test_a_task_goes_to_the_best_node_with_its_reason_an_attempt_and_a_lease(ready_node):
+def test_a_task_goes_to_the_best_node_with_its_reason_an_attempt_and_a_lease(ready_node, settings):
+    settings.ORCHCAP_HEARTBEAT_SECONDS = 30  # a deployment that chose 30 s heartbeats
     _server, _ = ready_node("server-1")
     edge, _ = ready_node("edge-1", node_class="edge")
     before = timezone.now()

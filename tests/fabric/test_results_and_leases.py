@@ -237,6 +237,7 @@ def test_a_node_that_heartbeats_but_does_not_consume_is_found_by_a_probe(
     ready_node, settings, django_capture_on_commit_callbacks
 ):
     settings.ORCHCAP_FABRIC_PROBE_SECONDS = 60
+    settings.ORCHCAP_HEARTBEAT_SECONDS = 30  # a deployment that chose 30 s heartbeats
     stuck, credential = ready_node("stuck")
     ComputeNode.objects.filter(pk=stuck.pk).update(created_at=timezone.now() - timedelta(hours=1))
     now = timezone.now()

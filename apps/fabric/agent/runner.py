@@ -23,6 +23,9 @@ from apps.fabric.agent.probe import IdleTracker, detect_capabilities
 
 log = logging.getLogger("orchcap-agent")
 PROBE_EVERY_SECONDS = 600  # capabilities (free disk, GPUs) are re-sent this often
+# Until the server's first reply says otherwise (its ORCHCAP_HEARTBEAT_SECONDS): the server's
+# default, so that an agent that can't reach it yet retries as often as it would beat.
+DEFAULT_INTERVAL_SECONDS = 5.0
 
 
 class Worker(Protocol):
@@ -56,7 +59,7 @@ class Agent:
         self._last_probe = 0.0
         self._last_state: str | None = None
         self._unreachable_since: float | None = None
-        self._current_interval = 30.0
+        self._current_interval = DEFAULT_INTERVAL_SECONDS
         self._nudge = threading.Event()  # report now rather than at the next interval
 
     def request_stop(self, signum: int = 0, frame: object = None) -> None:
@@ -138,7 +141,7 @@ class Agent:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         log.info("agent %s for node %s at %s", __version__, self.config.node_id, self.config.server)
-        self._current_interval = self.interval or 30.0
+        self._current_interval = self.interval or DEFAULT_INTERVAL_SECONDS
         reply = None
         while not self.stopping.is_set():
             reply = self._beat_once()

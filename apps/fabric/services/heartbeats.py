@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.fabric import protocol, selectors
@@ -128,6 +128,12 @@ def renew_leases(
     return current
 
 
+_HEARTBEAT_FIELDS = [
+    "last_heartbeat_at", "heartbeat_count", "cpu_percent", "memory_percent", "load_average",
+    "running_tasks", "worker_ready", "idle_seconds", "software_version", "state", "updated_at",
+]  # fmt: skip
+
+
 def _bounded(value: float | None, low: float, high: float) -> float | None:
     return None if value is None else max(low, min(high, float(value)))
 
@@ -156,6 +162,26 @@ def record_heartbeat(
     if worker is not None and worker not in WorkerStatus.ALL:
         raise ValidationError(f"worker must be one of {', '.join(WorkerStatus.ALL)}")
     now = now or timezone.now()
+    figures = {
+        "cpu_percent": _bounded(cpu_percent, 0, 100),
+        "memory_percent": _bounded(memory_percent, 0, 100),
+        "load_average": _bounded(load_average, 0, 10_000),
+        "running_tasks": max(0, min(int(len(tasks) if tasks is not None else running_tasks),
+                                    32_767)),
+        "idle_seconds": None if idle_seconds is None
+        else max(0, min(int(idle_seconds), 2**31 - 1)),
+    }  # fmt: skip
+    steady = (
+        status == AgentStatus.RUNNING
+        and worker in (None, WorkerStatus.READY)
+        and not tasks
+        and not detected
+        and node.state == NodeState.ONLINE
+        and node.worker_ready
+    )
+    if steady and _record_steady_beat(node=node, figures=figures, version=software_version,
+                                      now=now):  # fmt: skip
+        return node_reply(node=node, now=now)
     # Lock: an admin's approve/drain/retire and this heartbeat must not overwrite each other.
     node = ComputeNode.objects.select_for_update().get(pk=node.pk)
     if node.revoked_at is not None:
@@ -165,18 +191,13 @@ def record_heartbeat(
 
     node.last_heartbeat_at = now
     node.heartbeat_count += 1
-    node.cpu_percent = _bounded(cpu_percent, 0, 100)
-    node.memory_percent = _bounded(memory_percent, 0, 100)
-    node.load_average = _bounded(load_average, 0, 10_000)
-    if tasks is not None:
-        running_tasks = len(tasks)
-    node.running_tasks = max(0, min(int(running_tasks), 32_767))
+    for name, value in figures.items():
+        setattr(node, name, value)
     was_ready = node.worker_ready
     if worker is not None:
         node.worker_ready = worker == WorkerStatus.READY
     if status != AgentStatus.RUNNING:
         node.worker_ready = False  # stopping: takes nothing new
-    node.idle_seconds = None if idle_seconds is None else max(0, min(int(idle_seconds), 2**31 - 1))
     if detected:
         node.detected = clean_json_object(detected, "detected capabilities")
     if software_version:
@@ -190,7 +211,9 @@ def record_heartbeat(
             node.state = NodeState.DRAINING
         else:
             node.state = NodeState.ONLINE
-    node.save()
+    # Only what a heartbeat changes: a full-row save would rewrite (and re-serialise) every
+    # column of the node, 200 times a second for 1,000 nodes at the default interval.
+    node.save(update_fields=_HEARTBEAT_FIELDS + (["detected"] if detected else []))
     if node.state != before:
         messages = {
             NodeState.PLANNED_OFFLINE: "the agent stopped (planned)",
@@ -219,6 +242,39 @@ def record_heartbeat(
         # It can take work now: pending tasks needn't wait for the periodic scheduler.
         transaction.on_commit(lambda: dispatch.place_pending(now=now))
     return node_reply(node=node, now=now)
+
+
+def _record_steady_beat(
+    *, node: ComputeNode, figures: dict[str, object], version: str | None, now: datetime
+) -> bool:
+    """Most heartbeats only bring new load figures from an online node whose worker consumes:
+    one UPDATE stores them, its WHERE re-checking (under the row lock the UPDATE takes) that
+    nothing an admin or the sweeper decides changed meanwhile. False when something did, or
+    the node is not in that state: the caller takes the full path. Updates `node` in place.
+
+    Why: at the default 5 s interval 1,000 nodes send 200 heartbeats/s, and reading the whole
+    node row under a lock, then saving it, costs several times this statement's CPU."""
+    table = ComputeNode._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_heartbeat_at = %(now)s, updated_at = %(now)s, "  # noqa: S608 (our table)
+            "heartbeat_count = heartbeat_count + 1, cpu_percent = %(cpu_percent)s, "
+            "memory_percent = %(memory_percent)s, load_average = %(load_average)s, "
+            "running_tasks = %(running_tasks)s, idle_seconds = %(idle_seconds)s, "
+            "software_version = COALESCE(NULLIF(%(version)s, ''), software_version) "
+            "WHERE id = %(id)s AND state = %(online)s AND worker_ready AND revoked_at IS NULL "
+            "AND NOT drain_requested RETURNING heartbeat_count, software_version",
+            {**figures, "now": now, "id": node.pk, "online": str(NodeState.ONLINE),
+             "version": (version or "")[:40]},
+        )  # fmt: skip
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    node.heartbeat_count, node.software_version = row
+    node.last_heartbeat_at = node.updated_at = now
+    for name, value in figures.items():
+        setattr(node, name, value)
+    return True
 
 
 def node_reply(*, node: ComputeNode, now: datetime | None = None) -> HeartbeatReply:
