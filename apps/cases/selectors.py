@@ -1,5 +1,5 @@
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from apps.cases.models import Case, CaseEvent, CaseStatus, Decision, DecisionSource, Process
@@ -68,16 +68,56 @@ def active_decisions(*, case: Case) -> QuerySet[Decision]:
     return case.decisions.filter(retracted_at__isnull=True).select_related("expert")
 
 
+def sees_every_label(*, user: AnyUser, process: Process) -> bool:
+    """Managers, admins and the process's adjudicators see every label, open cases included."""
+    return can_manage_process(user=user, process=process) or can_adjudicate(
+        user=user, process=process
+    )
+
+
+def _labels_visible(*, user: AnyUser, case_prefix: str) -> Q:
+    """The blind rule as a filter on cases (`case_prefix` "") or on rows that point at a case
+    ("case__"): a case's labels show once it is no longer open, or once `user` labelled it."""
+    labelled = Decision.objects.filter(expert_id=user.pk, retracted_at__isnull=True).values(
+        "case_id"
+    )
+    return ~Q(**{f"{case_prefix}status": CaseStatus.OPEN}) | Q(**{f"{case_prefix}id__in": labelled})
+
+
+def cases_with_visible_labels(*, user: AnyUser, process: Process) -> QuerySet[Case]:
+    """The cases of `process` whose experts' labels, reason codes and rationales `user` may see.
+
+    The blind rule: while a case is open, an expert who hasn't labelled it sees nobody's label on
+    it (nor staff, who never label). Everyone sees them once the case is no longer open (decided
+    or awaiting adjudication); managers, admins and the process's adjudicators always do.
+    """
+    cases = Case.objects.filter(process=process)
+    if not user.is_authenticated:
+        return cases.none()
+    if sees_every_label(user=user, process=process):
+        return cases
+    return cases.filter(_labels_visible(user=user, case_prefix=""))
+
+
+def visible_decisions(
+    *, user: AnyUser, process: Process, decisions: QuerySet[Decision] | None = None
+) -> QuerySet[Decision]:
+    """`decisions` (by default every decision of `process`) narrowed to those `user` may see under
+    the blind rule (see cases_with_visible_labels); their own decisions always show. Every page
+    and endpoint that shows, counts or learns from experts' labels or rationales reads them
+    through here."""
+    if decisions is None:
+        decisions = Decision.objects.filter(case__process=process)
+    if not user.is_authenticated:
+        return decisions.none()
+    if sees_every_label(user=user, process=process):
+        return decisions
+    return decisions.filter(_labels_visible(user=user, case_prefix="case__") | Q(expert_id=user.pk))
+
+
 def may_see_labels(*, user: AnyUser, case: Case) -> bool:
-    """Blind review: an expert sees others' labels only once the case is settled or they labelled it
-    themselves; managers and adjudicators always may."""
-    if case.status != CaseStatus.OPEN:
-        return True
-    if can_manage_process(user=user, process=case.process) or can_adjudicate(
-        user=user, process=case.process
-    ):
-        return True
-    return Decision.objects.filter(case=case, expert=user, retracted_at__isnull=True).exists()
+    """Whether `user` may see the other experts' labels on `case` (the blind rule)."""
+    return cases_with_visible_labels(user=user, process=case.process).filter(pk=case.pk).exists()
 
 
 def case_timeline(*, case: Case) -> QuerySet[CaseEvent]:

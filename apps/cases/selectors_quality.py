@@ -95,8 +95,14 @@ def _measure(method: str, units: Sequence[Sequence[object]]) -> float | None:
     return agreement.krippendorffs_alpha(units)
 
 
-def process_agreement(*, process: Process) -> ProcessAgreement:
+def process_agreement(
+    *, process: Process, labels: QuerySet[Decision] | None = None
+) -> ProcessAgreement:
     """Agreement among the experts of `process`, from their active labels (adjudications excluded).
+
+    `labels` narrows those labels (by default all of them): a page passes the ones its viewer may
+    see (selectors.visible_decisions), so a blind expert's figures never count another expert's
+    label on an open case they haven't labelled.
 
     Three queries whatever the size: the labels of cases with two or more labels (grouped in
     Python), the label total, and each expert's labels against final decisions (SQL aggregates).
@@ -105,7 +111,8 @@ def process_agreement(*, process: Process) -> ProcessAgreement:
     None when undefined (no compared cases, or a single label used throughout): show "not enough
     variation".
     """
-    labels = review_decisions(process=process)
+    if labels is None:
+        labels = review_decisions(process=process)
     # Only cases with two or more labels are compared: on a large overlap-1 process that is a small
     # share of the labels, so the Python side stays small; totals come from SQL aggregates.
     rows = (

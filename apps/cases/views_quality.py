@@ -38,7 +38,10 @@ def strength_of(value: float | None) -> str:
 @login_required
 def process_quality(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     process = selectors.process_for_member(user=request.user, slug=slug)
-    stats = selectors_quality.process_agreement(process=process)
+    labels = selectors.visible_decisions(
+        user=request.user, process=process, decisions=selectors.review_decisions(process=process)
+    )
+    stats = selectors_quality.process_agreement(process=process, labels=labels)
     context = {
         "process": process,
         "stats": stats,

@@ -1,7 +1,5 @@
 """Case intake from CSV/JSONL files: upload → column mapping with a preview → import → job page."""
 
-import csv
-
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -15,6 +13,7 @@ from apps.cases.errors import CaseConflict
 from apps.cases.models import ImportJob, Process
 from apps.cases.selectors import process_for_member
 from apps.cases.services import upload
+from apps.core import csv
 from apps.core.http import HtmxHttpRequest
 from apps.people.models import Role
 from apps.people.selectors import roles_of
@@ -219,12 +218,6 @@ def import_job(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResponse
     return render(request, template, context)
 
 
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # Spreadsheets run cells starting like a formula; the messages quote uploaded values.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
-
-
 @require_GET
 @login_required
 def import_job_errors(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResponse:
@@ -232,8 +225,8 @@ def import_job_errors(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpR
     job = _job(process, job_id)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
-    writer = csv.writer(response)
+    writer = csv.writer(response)  # cells quote uploaded values: kept from running as formulas
     writer.writerow(["line", "column", "field", "message"])
     for error in job.errors:
-        writer.writerow([_cell(error.get(key)) for key in ("line", "column", "field", "message")])
+        writer.writerow([error.get(key) for key in ("line", "column", "field", "message")])
     return response

@@ -2,7 +2,8 @@
 
 Registered as a case panel (apps.core.registry) from ClassifiersConfig.ready(), so cases shows it
 without importing classifiers or rules. It never shows experts' labels: only the promoted model's
-suggestion, the fields that drove it, and the enabled rules that fire on the case.
+suggestion (withheld on an open case whose earlier label the model learnt, for whoever may not
+see that label), the fields that drove it, and the enabled rules that fire on the case.
 """
 
 import logging
@@ -11,7 +12,8 @@ from collections.abc import Callable
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count
 
-from apps.cases.models import Case, Process
+from apps.cases.models import Case, CaseStatus, Process
+from apps.cases.selectors import may_see_labels
 from apps.classifiers import services
 from apps.classifiers.features import EXCEPTION_REASON
 from apps.classifiers.models import ModelVersion
@@ -126,6 +128,22 @@ def set_suggestion_gate(gate: Callable[[Process], bool]) -> None:
     _suggestions_shown = gate
 
 
+WITHHELD = (
+    "No model suggestion: the model learnt from this case's earlier label, so its suggestion "
+    "would give away a label you may not see yet."
+)
+
+
+def _learnt_a_hidden_label(case: Case, version: ModelVersion, user: AbstractBaseUser) -> bool:
+    """Whether `version` was trained on a label of this open case that `user` may not see (a case
+    reopened for a second look keeps its first label): its suggestion would echo that label."""
+    if case.status != CaseStatus.OPEN or not case.label_count:
+        return False
+    if may_see_labels(user=user, case=case):
+        return False
+    return case.pk in services.snapshot_ids(version)
+
+
 def suggestion_panel(case: Case, user: AbstractBaseUser) -> dict[str, object] | None:
     """The panel's context: the promoted model's suggestion (or why there is none) and the rules
     that fire; None when the process has neither a promoted model nor a rule firing."""
@@ -142,6 +160,8 @@ def suggestion_panel(case: Case, user: AbstractBaseUser) -> dict[str, object] | 
         "rules_error": rules_error,
         "suggestions_gated": gated,
     }
-    if version is not None:
+    if version is not None and _learnt_a_hidden_label(case, version, user):
+        context["model_withheld"] = WITHHELD
+    elif version is not None:
         context.update(_suggestion(case, version))
     return context

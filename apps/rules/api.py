@@ -168,7 +168,9 @@ def reject_candidate(request: HttpRequest, slug: str, payload: RejectionIn) -> S
 def draft_rule(request: HttpRequest, slug: str, payload: DraftIn) -> DraftOut:
     process = _process(request, slug, author=True)
     try:
-        draft = drafting.draft_rule(process=process, label=payload.label, case_ids=payload.cases)
+        draft = drafting.draft_rule(
+            process=process, label=payload.label, case_ids=payload.cases, viewer=request.user
+        )
     except drafting.DraftingOff as exc:
         raise HttpError(409, str(exc)) from None
     except drafting.DraftFailed as exc:

@@ -212,7 +212,7 @@ def candidate_reject(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 def rationale_summary(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """The common reasons experts give for each decision (every team member may read them)."""
     process = case_selectors.process_for_member(user=request.user, slug=slug)
-    groups = rationales.rationale_groups(process=process)
+    groups = rationales.rationale_groups(process=process, viewer=request.user)
     context = {
         "process": process,
         "groups": groups,

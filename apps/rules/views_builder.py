@@ -213,7 +213,9 @@ def rule_draft(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     case_ids = [int(x) for x in request.POST.getlist("cases") if x.isdigit()][:50]
     terms = [t[:60] for t in request.POST.getlist("terms")][:10]
     try:
-        draft = drafting.draft_rule(process=process, label=label, case_ids=case_ids, terms=terms)
+        draft = drafting.draft_rule(
+            process=process, label=label, case_ids=case_ids, viewer=request.user, terms=terms
+        )
     except drafting.DraftingOff as exc:
         return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
     except ValidationError as exc:

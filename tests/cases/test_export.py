@@ -180,3 +180,42 @@ def test_export_page_needs_a_login(process):
     response = Client().get(url)
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
+
+
+def test_csv_export_neutralises_formulas_and_keeps_numbers_on_page_and_api(team, expert):
+    numbers = make_process(
+        team,
+        slug="invoices",
+        fields=[*INVOICE_FIELDS, {"name": "days", "type": "number"}],
+    )
+    create_cases(
+        process=numbers,
+        rows=[
+            {"external_id": "@SUM(1+1)",
+             "fields": {"vendor": "=cmd|' /C calc'!A0", "amount": -5, "days": -5,
+                        "note": "-2+3 \r=1+1"},
+             "exception": {"reason": "+HYPERLINK(\"http://x\")", "fields": []}},
+            {"external_id": "\tTAB", "fields": {"vendor": "Acme", "amount": "1,250.50", "days": 3,
+                                                "note": "\r=CR"}},
+        ],
+        embed=False,
+    )  # fmt: skip
+    for response in (
+        token_client(expert).get(f"{API_URL}?format=csv"),
+        client_for(expert).get(reverse("process_export", args=["invoices"])),
+    ):
+        assert response.status_code == 200
+        first, second = csv.DictReader(io.StringIO(body_of(response)))
+        assert first["external_id"] == "'@SUM(1+1)"
+        assert first["vendor"] == "'=cmd|' /C calc'!A0"
+        assert first["note"] == "'-2+3 \r=1+1"
+        assert first["exception_reason"] == '\'+HYPERLINK("http://x")'
+        # Numbers stay numbers: a spreadsheet reads -5 and runs nothing.
+        assert float(first["amount"]) == -5
+        assert first["days"] == "-5"
+        assert second["external_id"] == "'\tTAB"
+        assert second["note"] == "'\r=CR"
+        assert second["amount"] == "1250.5"
+    # JSONL is not read by spreadsheets: values stay exactly as stored.
+    jsonl = json.loads(body_of(token_client(expert).get(f"{API_URL}?format=jsonl")).splitlines()[0])
+    assert jsonl["fields"]["vendor"] == "=cmd|' /C calc'!A0"

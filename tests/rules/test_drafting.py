@@ -113,7 +113,7 @@ def test_a_draft_opens_in_the_builder_with_its_provenance_and_is_not_saved(
     assert "drafted by chat model tests.rules.fake_chat:model" in listing
 
 
-def test_the_model_reads_the_groups_rationales_and_the_schema(process, rationales, chat):
+def test_the_model_reads_the_groups_rationales_and_the_schema(process, rationales, chat, expert):
     chat(json.dumps(GOOD_RULE))
     seen = []
 
@@ -126,6 +126,7 @@ def test_the_model_reads_the_groups_rationales_and_the_schema(process, rationale
         process=process,
         label="reject",
         case_ids=[c.pk for c in rationales],
+        viewer=expert,
         model=Recording(responses=[json.dumps(GOOD_RULE)]),
     )
     system, question = seen[0]

@@ -16,7 +16,7 @@ def test_rationales_of_a_decision_fall_into_their_reasons(process, expert):
         record_decision(
             case=case, expert=expert, label="reject", reason_code=code, rationale=f"{text} #{index}"
         )
-    groups = rationale_groups(process=process, max_groups=2)["reject"]
+    groups = rationale_groups(process=process, viewer=expert, max_groups=2)["reject"]
     assert sorted(group.size for group in groups) == [6, 6]
     for group in groups:
         texts = {text.split(" #")[0] for _, text in group.examples}

@@ -8,11 +8,11 @@ decoding every JSON document in Python and encoding it again would halve the thr
 CSV: one column per schema field (the union over all schema versions, in order of first
 appearance); a field whose name is also a case column (`status`, `id`, …) is headed `fields.<name>`.
 Booleans are `true`/`false`, empty cells are missing values, `exception_fields` is `;`-separated.
+Text that a spreadsheet would run as a formula gets a leading `'` (apps.core.csv).
 JSONL: one object per line with the same columns, the field values nested under `fields` with
 their JSON types (the intake API takes `external_id`, `fields` and `exception` from such a line).
 """
 
-import csv
 import io
 import json
 from collections.abc import Iterator
@@ -24,6 +24,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from apps.cases.models import Case, Process, ProcessSchemaVersion
+from apps.core import csv
 
 FORMATS = {
     "csv": "text/csv; charset=utf-8",
@@ -98,7 +99,7 @@ def _stream_csv(process: Process) -> Iterator[str]:
         .iterator(chunk_size=DB_CHUNK)
     )
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer)
     writer.writerow(export_columns(field_names=field_names))
     width = len(field_names)
     batch: list[list[object]] = []

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from apps.cases.models import Decision, Process
+from apps.cases.selectors import AnyUser, visible_decisions
 from apps.rules.language import EXCEPTION_FIELDS, EXCEPTION_REASON, OPS_BY_TYPE
 from apps.rules.services.authoring import check_rule
 
@@ -107,15 +108,18 @@ labels and reason codes listed below.
 """
 
 
-def _rationales(process: Process, label: str, case_ids: list[int]) -> list[str]:
+def _rationales(process: Process, label: str, case_ids: list[int], viewer: AnyUser) -> list[str]:
     if label not in process.schema.labels:
         raise ValidationError(
             f"label: unknown decision {label!r}; use one of {', '.join(process.schema.labels)}"
         )
+    chosen = Decision.objects.filter(
+        case__process=process, case_id__in=case_ids, label=label, retracted_at__isnull=True
+    )
+    # Blind rule: neither the model's input nor the "no rationale" answer may tell the viewer
+    # what another expert put on an open case they haven't labelled.
     texts = list(
-        Decision.objects.filter(
-            case__process=process, case_id__in=case_ids, label=label, retracted_at__isnull=True
-        )
+        visible_decisions(user=viewer, process=process, decisions=chosen)
         .exclude(rationale="")
         .order_by("case_id", "decided_at")
         .values_list("rationale", flat=True)[:MAX_RATIONALES]
@@ -170,18 +174,19 @@ def draft_rule(
     process: Process,
     label: str,
     case_ids: list[int],
+    viewer: AnyUser,
     terms: list[str] | None = None,
     model: object = None,
 ) -> Draft:
     """Ask the chat model (`model`, else the configured one) for a rule deciding `label`, from
-    those cases' rationales for it. Raises DraftingOff without a model, ValidationError for bad
+    those cases' rationales for it that `viewer` may see (the blind rule). Raises DraftingOff without a model, ValidationError for bad
     input, DraftFailed when the model fails or its reply is not a valid rule. Nothing is saved."""
     model = model if model is not None else chat_model()
     if model is None:
         raise DraftingOff
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    texts = _rationales(process, label, case_ids)
+    texts = _rationales(process, label, case_ids, viewer)
     question = (
         f"Experts decided {label!r} on these cases, giving these reasons:\n"
         + "\n".join(f"- {text}" for text in texts)

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from apps.cases.models import Decision, DecisionSource, Process
+from apps.cases.selectors import AnyUser, visible_decisions
 
 MAX_RATIONALES = 2000  # the most recent per decision label
 DRAFT_RATIONALES = 20  # how many of a group's typical rationales a chat model reads for a draft
@@ -16,16 +17,22 @@ class RationaleGroup:
     case_ids: list[int]  # the cases of the group's most typical rationales (for a rule draft)
 
 
-def rationale_groups(*, process: Process, max_groups: int = 5) -> dict[str, list[RationaleGroup]]:
-    """For each decision label of `process`, its experts' rationales in up to `max_groups` groups,
+def rationale_groups(
+    *, process: Process, viewer: AnyUser, max_groups: int = 5
+) -> dict[str, list[RationaleGroup]]:
+    """For each decision label of `process`, its experts' rationales that `viewer` may see (the
+    blind rule: none from an open case they haven't labelled) in up to `max_groups` groups,
     largest first. Labels with fewer than 4 rationales come back as a single group."""
     from sklearn.cluster import KMeans
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     result: dict[str, list[RationaleGroup]] = {}
     for label in process.schema.labels:
+        labelled = Decision.objects.filter(
+            case__process=process, label=label, retracted_at__isnull=True
+        )
         rows = list(
-            Decision.objects.filter(case__process=process, label=label, retracted_at__isnull=True)
+            visible_decisions(user=viewer, process=process, decisions=labelled)
             .exclude(rationale="")
             .exclude(source=DecisionSource.ADJUDICATION)
             .order_by("-decided_at")
