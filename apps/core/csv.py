@@ -27,17 +27,16 @@ class _Writable(Protocol):
 def safe_cell(value: object) -> object:
     """`value` as a spreadsheet can open it: text starting like a formula gets a leading `'`;
     numbers, plain numeric text, None and everything else are returned unchanged."""
-    if (
-        value.__class__ is str
-        and value
-        and value[0] in FORMULA_STARTS  # type: ignore[index]
-        and not _NUMBER.fullmatch(value)  # type: ignore[arg-type]
-    ):
-        return "'" + value  # type: ignore[operator]
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS and not _NUMBER.fullmatch(value):
+        return "'" + value
     return value
 
 
-def safe_row(row: Iterable[object]) -> list[object]:
+def safe_row(row: Sequence[object]) -> Sequence[object]:
+    """`row` with every cell through safe_cell; the row itself when no text cell starts like a
+    formula (one pass over first characters: exports write millions of cells)."""
+    if FORMULA_STARTS.isdisjoint([value[:1] for value in row if isinstance(value, str)]):
+        return row
     return [safe_cell(value) for value in row]
 
 
@@ -47,7 +46,7 @@ class SafeWriter:
     def __init__(self, file: _Writable) -> None:
         self._writer = csv.writer(file, lineterminator="\r\n")
 
-    def writerow(self, row: Iterable[object]) -> Any:
+    def writerow(self, row: Sequence[object]) -> Any:
         return self._writer.writerow(safe_row(row))
 
     def writerows(self, rows: Iterable[Sequence[object]]) -> None:

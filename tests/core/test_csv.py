@@ -5,6 +5,7 @@ import csv
 import io
 
 import pytest
+from django.utils.safestring import mark_safe
 
 from apps.core.csv import safe_cell, writer
 
@@ -15,6 +16,10 @@ from apps.core.csv import safe_cell, writer
 )
 def test_text_starting_like_a_formula_gets_a_leading_quote(text):
     assert safe_cell(text) == "'" + text
+
+
+def test_text_of_a_str_subclass_is_neutralised_too():
+    assert safe_cell(mark_safe("=1+1")) == "'=1+1"
 
 
 @pytest.mark.parametrize("value", [-5, -5.5, 3, 0, "-5", "+2.5", "-1e3", "-.5", "12", ""])
