@@ -52,7 +52,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 CSRF_FAILURE_VIEW = "apps.core.session.csrf_failure"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "apps.people.admin_site.OrgAdminConfig",  # django.contrib.admin, for superusers only
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -346,5 +346,4 @@ AUTHENTICATION_BACKENDS = [
     # First: refuses a throttled login before any password is checked.
     "apps.people.backends.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
-    "apps.people.backends.AdminRoleBackend",
 ]

@@ -53,7 +53,7 @@ def test_review_shows_the_models_suggestion_confidence_and_the_fields_that_drove
 def test_the_help_lists_the_accept_key(trained_process, expert):
     make_cases(trained_process, 1)
     html = _review(expert, trained_process).content.decode()
-    assert "<td><kbd>a</kbd></td><td>choose the model's suggested decision" in html
+    assert "<td><kbd>a</kbd></td><td>choose the suggested decision and its reason code" in html
 
 
 def test_htmx_pane_carries_the_panel(trained_process, expert):
