@@ -1,4 +1,5 @@
-"""Personas: one user per role in team `ap`, plus a second expert and an outsider in another team."""
+"""Personas: one user per role in team `ap` (`admin` is also the organisation admin, `team_admin` is
+not), plus a second expert and an outsider in another team."""
 
 import pytest
 from django.test import Client
@@ -39,7 +40,17 @@ def staff(team):
 
 @pytest.fixture
 def admin(team):
-    return make_member(team, Role.ADMIN, "ada")
+    """The organisation admin (a superuser), also holding the admin role in `ap`."""
+    user = make_member(team, Role.ADMIN, "ada")
+    user.is_superuser = user.is_staff = True
+    user.save(update_fields=["is_superuser", "is_staff"])
+    return user
+
+
+@pytest.fixture
+def team_admin(team):
+    """An admin of team `ap` only: not an organisation admin."""
+    return make_member(team, Role.ADMIN, "tara")
 
 
 @pytest.fixture

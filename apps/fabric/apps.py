@@ -15,18 +15,18 @@ class FabricConfig(AppConfig):
         )
         from apps.fabric.home import home_context
         from apps.fabric.ownership import shows_my_machines
-        from apps.people.selectors import is_org_admin
+        from apps.fabric.selectors import can_see_fleet
 
         register_home_section(
             HomeSection(template="fabric/home_section.html", provider=home_context, order=80)
         )
-        # Admins only: everyone else would follow a link that answers 403.
+        # Admins only (a team's admin sees its nodes): everyone else would get a 403.
         register_nav_item(
             NavItem(
                 label="Fabric",
                 url_name="fabric_fleet",
                 order=80,
-                visible=lambda user: is_org_admin(user=user),
+                visible=lambda user: can_see_fleet(user=user),
             )
         )
         # Owners who aren't admins (admins have "Fabric"): their own machines only.

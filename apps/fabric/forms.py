@@ -35,6 +35,15 @@ class EnrollmentTokenForm(forms.Form):
         required=False, help_text="Skip the approval queue: the node may take work at once."
     )
 
+    def __init__(self, *args: object, scope: frozenset[int] | None = None, **kwargs: object):
+        super().__init__(*args, **kwargs)
+        if scope is not None:
+            # A team admin enrols machines for their own teams only (scope: see fleet_scope).
+            team = self.fields["team"]
+            team.queryset = Team.objects.filter(pk__in=scope).order_by("name")
+            team.required = True
+            team.empty_label = None
+
     def clean_labels(self) -> dict[str, str]:
         text = self.cleaned_data["labels"]
         pairs = [p.strip() for p in text.split(",") if p.strip()]
@@ -148,14 +157,22 @@ class NodeSettingsForm(forms.Form):
         min_value=1, max_value=256, label="Max concurrent tasks"
     )
 
+    def __init__(self, *args: object, scope: frozenset[int] | None = None, **kwargs: object):
+        super().__init__(*args, **kwargs)
+        if scope is not None:
+            # A team admin hands their teams' machines to their teams' members only.
+            owner = self.fields["owner"]
+            owner.queryset = owner.queryset.filter(memberships__team__in=scope).distinct()
+
     @classmethod
-    def for_node(cls, node: ComputeNode) -> "NodeSettingsForm":
+    def for_node(cls, node: ComputeNode, scope: frozenset[int] | None = None) -> "NodeSettingsForm":
         return cls(
+            scope=scope,
             initial={
                 "name": node.name,
                 "owner": node.owner_id,
                 "purpose": node.purpose,
                 "node_class": node.node_class,
                 "max_concurrent_tasks": node.max_concurrent_tasks,
-            }
+            },
         )

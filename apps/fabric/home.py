@@ -7,9 +7,10 @@ from apps.fabric.models import NodeState
 
 
 def home_context(user: AbstractBaseUser) -> dict[str, object] | None:
-    if not selectors.can_manage_fabric(user=user):
+    scope = selectors.fleet_scope(user=user)
+    if scope == frozenset():
         return None
-    counts = selectors.fleet_counts()
+    counts = selectors.fleet_counts(scope=scope)
     return {
         "online": counts[NodeState.ONLINE],
         "offline": counts[NodeState.OFFLINE],

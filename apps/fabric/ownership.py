@@ -7,7 +7,7 @@ so every query here starts from `owner=user`.
 from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.http import Http404
 
 from apps.fabric.models import (
@@ -17,7 +17,6 @@ from apps.fabric.models import (
     NodeState,
     TaskAttempt,
 )
-from apps.people.models import Membership, Role
 
 
 def owned_nodes(*, user: AbstractBaseUser | AnonymousUser) -> list[ComputeNode]:
@@ -49,17 +48,11 @@ def owned_node(*, user: AbstractBaseUser | AnonymousUser, node_id: int) -> Compu
 
 def shows_my_machines(*, user: AbstractBaseUser | AnonymousUser) -> bool:
     """Whether the navigation offers "My machines": the user owns a non-retired node and isn't
-    an organisation admin (admins have the whole fleet). One query on every page, so one EXISTS:
-    the admin test is apps.people.selectors.is_org_admin's rule, folded into it."""
+    an organisation admin (superuser: they have the whole fleet, see
+    apps.people.selectors.is_org_admin). A team's admin who lends a machine sees both."""
     if not user.is_authenticated or not user.is_active or user.is_superuser:
         return False
-    admin_role = Membership.objects.filter(user=OuterRef("owner"), role=Role.ADMIN)
-    return (
-        ComputeNode.objects.filter(owner=user)
-        .exclude(state=NodeState.RETIRED)
-        .filter(~Exists(admin_role))
-        .exists()
-    )
+    return ComputeNode.objects.filter(owner=user).exclude(state=NodeState.RETIRED).exists()
 
 
 def open_tasks_by_node(*, nodes: list[ComputeNode]) -> dict[int, list[FabricTask]]:

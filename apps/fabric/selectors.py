@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.db.models import Count, Exists, QuerySet
+from django.http import Http404
 from django.utils import timezone
 
 from apps.fabric import availability, scheduler
@@ -22,42 +23,85 @@ from apps.people import selectors as people_selectors
 
 
 def can_manage_fabric(*, user: AbstractBaseUser | AnonymousUser) -> bool:
-    """The fleet is organisation infrastructure: organisation admins manage it."""
+    """The whole fleet (every node, the task pages, the fleet API) is organisation
+    infrastructure: organisation admins manage it."""
     return people_selectors.is_org_admin(user=user)
 
 
-def fleet(*, include_retired: bool = False) -> QuerySet[ComputeNode]:
-    """Nodes for the fleet page and API, by name; retired ones only when asked."""
-    nodes = ComputeNode.objects.select_related("owner", "team", "approved_by")
+# The teams whose nodes a person manages: None for all of them (an organisation admin).
+Scope = frozenset[int] | None
+
+
+def fleet_scope(*, user: AbstractBaseUser | AnonymousUser) -> Scope:
+    """None for an organisation admin (every node); else the ids of the teams `user` is an admin
+    of: a team admin manages the nodes enrolled for their teams (`ComputeNode.team`) and those
+    teams' enrolment tokens, nothing else. Empty for everyone else."""
+    if can_manage_fabric(user=user):
+        return None
+    return frozenset(people_selectors.administered_teams(user=user).values_list("pk", flat=True))
+
+
+def can_see_fleet(*, user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Organisation admins and admins of at least one team (who see their teams' nodes)."""
+    return fleet_scope(user=user) != frozenset()
+
+
+def _scoped(queryset: QuerySet, scope: Scope) -> QuerySet:
+    return queryset if scope is None else queryset.filter(team_id__in=scope)
+
+
+def fleet(*, include_retired: bool = False, scope: Scope = None) -> QuerySet[ComputeNode]:
+    """Nodes for the fleet page and API, by name; retired ones only when asked; only the
+    `scope` teams' when given."""
+    nodes = _scoped(ComputeNode.objects.select_related("owner", "team", "approved_by"), scope)
     if not include_retired:
         nodes = nodes.exclude(state=NodeState.RETIRED)
     return nodes.order_by("name", "pk")
 
 
-def approval_queue() -> QuerySet[ComputeNode]:
+def managed_node(*, user: AbstractBaseUser | AnonymousUser, node_id: int) -> ComputeNode:
+    """Node `node_id` if `user` manages it (see fleet_scope); Http404 otherwise, the same answer
+    as for a node that doesn't exist."""
+    node = _scoped(ComputeNode.objects.filter(pk=node_id), fleet_scope(user=user)).first()
+    if node is None:
+        raise Http404("No such node")
+    return node
+
+
+def approval_queue(*, scope: Scope = None) -> QuerySet[ComputeNode]:
     """Nodes waiting for an admin, oldest first."""
-    return (
+    return _scoped(
         ComputeNode.objects.filter(state=NodeState.PENDING, revoked_at__isnull=True)
         .select_related("owner", "team", "enrollment_token")
-        .order_by("created_at", "pk")
+        .order_by("created_at", "pk"),
+        scope,
     )
 
 
-def open_enrollment_tokens(*, now: datetime | None = None) -> QuerySet[EnrollmentToken]:
+def open_enrollment_tokens(
+    *, now: datetime | None = None, scope: Scope = None
+) -> QuerySet[EnrollmentToken]:
     now = now or timezone.now()
-    return EnrollmentToken.objects.filter(
-        used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
-    ).select_related("team", "created_by")
+    return _scoped(
+        EnrollmentToken.objects.filter(
+            used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
+        ).select_related("team", "created_by"),
+        scope,
+    )
 
 
 def node_history(*, node: ComputeNode, limit: int = 100) -> QuerySet[NodeEvent]:
     return node.events.select_related("actor")[:limit]
 
 
-def fleet_counts() -> dict[str, int]:
-    """{state: number of nodes} over all states (zeros included)."""
+def fleet_counts(*, scope: Scope = None) -> dict[str, int]:
+    """{state: number of nodes} over all states (zeros included), of the `scope` teams' nodes
+    when given."""
     counts = dict(
-        ComputeNode.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n")
+        _scoped(ComputeNode.objects.all(), scope)
+        .values_list("state")
+        .annotate(n=Count("pk"))
+        .values_list("state", "n")
     )
     return {state: counts.get(state, 0) for state in NodeState.values}
 
@@ -105,8 +149,8 @@ def heartbeat_overdue(*, node: ComputeNode, now: datetime | None = None) -> bool
     return now - node.last_heartbeat_at > late
 
 
-def pending_count() -> int:
-    return approval_queue().count()
+def pending_count(*, scope: Scope = None) -> int:
+    return approval_queue(scope=scope).count()
 
 
 def _gigabytes(megabytes: object) -> str:

@@ -22,7 +22,7 @@ from apps.fabric import metrics as fabric_metrics
 from apps.fabric import ownership, selectors
 from apps.fabric.errors import NodeConflict
 from apps.fabric.forms import AvailabilityForm, EnrollmentTokenForm, NodeSettingsForm
-from apps.fabric.models import ComputeNode, EnrollmentToken, FabricTask, FabricTaskState
+from apps.fabric.models import ComputeNode, FabricTask, FabricTaskState
 from apps.fabric.services import dispatch, enrollment, nodes
 
 
@@ -31,7 +31,16 @@ def _require_admin(request: HtmxHttpRequest) -> None:
         raise PermissionDenied("Only organisation admins manage the compute fabric.")
 
 
-def _node_rows() -> list[dict[str, object]]:
+def _require_fleet(request: HtmxHttpRequest) -> selectors.Scope:
+    """The teams whose nodes the user manages (None: all, an organisation admin); 403 for
+    someone who is neither an organisation admin nor a team's admin."""
+    scope = selectors.fleet_scope(user=request.user)
+    if scope == frozenset():
+        raise PermissionDenied("Only admins manage compute nodes.")
+    return scope
+
+
+def _node_rows(scope: selectors.Scope) -> list[dict[str, object]]:
     now = timezone.now()
     return [
         {
@@ -40,31 +49,37 @@ def _node_rows() -> list[dict[str, object]]:
             "decision": selectors.work_decision(node=node, now=now),
             "overdue": selectors.heartbeat_overdue(node=node, now=now),
         }
-        for node in selectors.fleet()
+        for node in selectors.fleet(scope=scope)
     ]
 
 
 def _fleet_page(
     request: HtmxHttpRequest,
+    scope: selectors.Scope,
     *,
     token_form: EnrollmentTokenForm | None = None,
     new_token: str | None = None,
     status: int = 200,
 ) -> HttpResponse:
+    whole_fleet = scope is None
     context = {
-        "rows": _node_rows(),
+        "rows": _node_rows(scope),
         "pending": [
             {"node": node, "capabilities": selectors.capability_rows(node=node)}
-            for node in selectors.approval_queue()
+            for node in selectors.approval_queue(scope=scope)
         ],
-        "tokens": selectors.open_enrollment_tokens(),
-        "token_form": token_form or EnrollmentTokenForm(),
+        "tokens": selectors.open_enrollment_tokens(scope=scope),
+        "token_form": token_form or EnrollmentTokenForm(scope=scope),
         "new_token": new_token,
         "server_url": request.build_absolute_uri("/").rstrip("/"),
-        "counts": selectors.fleet_counts(),
-        "task_counts": selectors.task_counts(),
-        "pending_tasks": selectors.task_list(state=FabricTaskState.PENDING, limit=10),
-        "hours": _node_hours(),
+        "counts": selectors.fleet_counts(scope=scope),
+        # Tasks and node-hours are the organisation's: for organisation admins only.
+        "whole_fleet": whole_fleet,
+        "task_counts": selectors.task_counts() if whole_fleet else {},
+        "pending_tasks": selectors.task_list(state=FabricTaskState.PENDING, limit=10)
+        if whole_fleet
+        else [],
+        "hours": _node_hours() if whole_fleet else [],
     }
     return render(request, "fabric/fleet.html", context, status=status)
 
@@ -87,20 +102,20 @@ def _node_hours() -> list[dict[str, object]]:
 @require_GET
 @login_required
 def fleet(request: HtmxHttpRequest) -> HttpResponse:
-    _require_admin(request)
+    scope = _require_fleet(request)
     if request.htmx:
         # The node table refreshes itself; only its rows come back.
-        return render(request, "fabric/fleet.html#node-rows", {"rows": _node_rows()})
-    return _fleet_page(request)
+        return render(request, "fabric/fleet.html#node-rows", {"rows": _node_rows(scope)})
+    return _fleet_page(request, scope)
 
 
 @require_POST
 @login_required
 def token_create(request: HtmxHttpRequest) -> HttpResponse:
-    _require_admin(request)
-    form = EnrollmentTokenForm(request.POST)
+    scope = _require_fleet(request)
+    form = EnrollmentTokenForm(request.POST, scope=scope)
     if not form.is_valid():
-        return _fleet_page(request, token_form=form, status=422)
+        return _fleet_page(request, scope, token_form=form, status=422)
     data = form.cleaned_data
     try:
         _, raw = enrollment.create_enrollment_token(
@@ -113,16 +128,16 @@ def token_create(request: HtmxHttpRequest) -> HttpResponse:
         )
     except ValidationError as exc:
         form.add_error(None, exc)
-        return _fleet_page(request, token_form=form, status=422)
+        return _fleet_page(request, scope, token_form=form, status=422)
     # Shown once, on this response only: no redirect, the secret must not sit in a URL or session.
-    return _fleet_page(request, new_token=raw)
+    return _fleet_page(request, scope, new_token=raw)
 
 
 @require_POST
 @login_required
 def token_revoke(request: HtmxHttpRequest, token_id: int) -> HttpResponse:
-    _require_admin(request)
-    token = get_object_or_404(EnrollmentToken, pk=token_id)
+    scope = _require_fleet(request)
+    token = get_object_or_404(selectors.open_enrollment_tokens(scope=scope), pk=token_id)
     enrollment.revoke_enrollment_token(token=token)
     messages.success(request, f"Enrolment token {token.prefix}… revoked.")
     return redirect("fabric_fleet")
@@ -137,6 +152,7 @@ def _node_page(
     conflict: str | None = None,
     status: int = 200,
 ) -> HttpResponse:
+    scope = selectors.fleet_scope(user=request.user)
     context = {
         "node": node,
         "capabilities": selectors.capability_rows(node=node),
@@ -148,7 +164,8 @@ def _node_page(
         "open_tasks": selectors.node_open_tasks(node=node),
         "recent_tasks": selectors.node_recent_tasks(node=node),
         "availability_form": availability_form or AvailabilityForm.for_node(node),
-        "settings_form": settings_form or NodeSettingsForm.for_node(node),
+        "settings_form": settings_form or NodeSettingsForm.for_node(node, scope=scope),
+        "whole_fleet": scope is None,
         "conflict": conflict,
     }
     return render(request, "fabric/node.html", context, status=status)
@@ -157,8 +174,8 @@ def _node_page(
 @require_GET
 @login_required
 def node_detail(request: HtmxHttpRequest, node_id: int) -> HttpResponse:
-    _require_admin(request)
-    return _node_page(request, get_object_or_404(ComputeNode, pk=node_id))
+    _require_fleet(request)
+    return _node_page(request, selectors.managed_node(user=request.user, node_id=node_id))
 
 
 _ACTIONS: dict[str, tuple[Callable[..., ComputeNode], str]] = {
@@ -176,10 +193,10 @@ _ACTIONS: dict[str, tuple[Callable[..., ComputeNode], str]] = {
 @require_POST
 @login_required
 def node_action(request: HtmxHttpRequest, node_id: int, action: str) -> HttpResponse:
-    _require_admin(request)
+    _require_fleet(request)
     if action not in _ACTIONS:
         raise Http404("No such action")
-    node = get_object_or_404(ComputeNode, pk=node_id)
+    node = selectors.managed_node(user=request.user, node_id=node_id)
     service, done = _ACTIONS[action]
     try:
         node = service(node=node, actor=request.user)
@@ -196,8 +213,8 @@ def node_action(request: HtmxHttpRequest, node_id: int, action: str) -> HttpResp
 @require_POST
 @login_required
 def node_availability(request: HtmxHttpRequest, node_id: int) -> HttpResponse:
-    _require_admin(request)
-    node = get_object_or_404(ComputeNode, pk=node_id)
+    _require_fleet(request)
+    node = selectors.managed_node(user=request.user, node_id=node_id)
     form = AvailabilityForm(request.POST)
     if form.is_valid():
         try:
@@ -221,9 +238,9 @@ def node_availability(request: HtmxHttpRequest, node_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def node_settings(request: HtmxHttpRequest, node_id: int) -> HttpResponse:
-    _require_admin(request)
-    node = get_object_or_404(ComputeNode, pk=node_id)
-    form = NodeSettingsForm(request.POST)
+    scope = _require_fleet(request)
+    node = selectors.managed_node(user=request.user, node_id=node_id)
+    form = NodeSettingsForm(request.POST, scope=scope)
     if form.is_valid():
         try:
             node = nodes.update_node_settings(node=node, actor=request.user, **form.cleaned_data)

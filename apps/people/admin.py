@@ -1,7 +1,6 @@
 from django.contrib import admin
 
 from apps.people.models import ApiToken, Invitation, Membership, Team
-from apps.people.services import sync_admin_flags
 
 
 class MembershipInline(admin.TabularInline):
@@ -17,13 +16,6 @@ class TeamAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
-    def save_formset(self, request, form, formset, change):  # type: ignore[no-untyped-def]
-        # Memberships edited here must keep is_staff in step with the admin role, as services do.
-        users = {f.instance.user for f in formset.forms if f.instance.user_id}
-        super().save_formset(request, form, formset, change)
-        for user in users:
-            sync_admin_flags(user)
-
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
@@ -31,20 +23,6 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role", "team"]
     search_fields = ["user__username", "team__name"]
     autocomplete_fields = ["user"]
-
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
-        super().save_model(request, obj, form, change)
-        sync_admin_flags(obj.user)
-
-    def delete_model(self, request, obj):  # type: ignore[no-untyped-def]
-        super().delete_model(request, obj)
-        sync_admin_flags(obj.user)
-
-    def delete_queryset(self, request, queryset):  # type: ignore[no-untyped-def]
-        users = {membership.user for membership in queryset.select_related("user")}
-        super().delete_queryset(request, queryset)
-        for user in users:
-            sync_admin_flags(user)
 
 
 @admin.register(ApiToken)

@@ -56,9 +56,9 @@ def seed_demo_organisation() -> SeedResult:
                 username=username, password=password, first_name=first, last_name=last,
                 email=f"{username}@demo.orchcap.invalid",
             )  # fmt: skip
-            if role == "admin":
-                user.is_superuser = True
-                user.save(update_fields=["is_superuser"])
+            if role == "admin":  # the organisation admin (see docs/people.md)
+                user.is_superuser = user.is_staff = True
+                user.save(update_fields=["is_superuser", "is_staff"])
             new_logins.append(f"{role} {username} {password}")
         for slug, roles in memberships.items():
             for member_role in roles:

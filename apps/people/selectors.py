@@ -35,8 +35,10 @@ def roles_of(*, user: AnyUser, team: Team | None = None) -> set[str]:
 
 
 def team_for_member(*, user: AnyUser, slug: str) -> Team:
-    """The team `slug` if `user` belongs to it; 404 otherwise, so outsiders learn nothing."""
-    team = teams_for(user=user).filter(slug=slug).first()
+    """The team `slug` if `user` belongs to it or administers the organisation; 404 otherwise,
+    so outsiders learn nothing."""
+    teams = Team.objects.all() if is_org_admin(user=user) else teams_for(user=user)
+    team = teams.filter(slug=slug).first()
     if team is None:
         raise Http404("No such team")
     return team
@@ -58,14 +60,30 @@ def team_member(*, team: Team, user_id: int) -> AbstractBaseUser:
 
 
 def can_manage_team(*, user: AnyUser, team: Team) -> bool:
-    return bool(roles_of(user=user, team=team) & TEAM_MANAGER_ROLES)
+    """Managers and admins of `team` manage its members, and so do organisation admins."""
+    return is_org_admin(user=user) or bool(roles_of(user=user, team=team) & TEAM_MANAGER_ROLES)
+
+
+def can_grant_admin_role(*, user: AnyUser, team: Team) -> bool:
+    """Who may make someone an admin of `team` (or take that role away): its admins and
+    organisation admins, never a manager."""
+    return is_org_admin(user=user) or Role.ADMIN in roles_of(user=user, team=team)
 
 
 def is_org_admin(*, user: AnyUser) -> bool:
-    """Superusers and anyone holding the admin role in some team administer the organisation."""
+    """Organisation administrators are Django superusers (nothing else): they see every team and
+    the whole compute fabric, and only they open the Django admin. A team's admin role grants
+    nothing outside that team."""
+    return bool(user.is_authenticated and user.is_active and user.is_superuser)
+
+
+def administered_teams(*, user: AnyUser) -> QuerySet[Team]:
+    """The teams where `user` holds the admin role, by name (none for anonymous users)."""
     if not user.is_authenticated or not user.is_active:
-        return False
-    return bool(user.is_superuser or Membership.objects.filter(user=user, role=Role.ADMIN).exists())
+        return Team.objects.none()
+    return Team.objects.filter(
+        pk__in=Membership.objects.filter(user=user, role=Role.ADMIN).values("team_id")
+    ).order_by("name")
 
 
 def team_members(*, team: Team) -> list[dict[str, object]]:

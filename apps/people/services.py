@@ -27,27 +27,16 @@ def create_team(*, slug: str, name: str, description: str = "") -> Team:
     return team
 
 
-def sync_admin_flags(user: AbstractUser) -> None:
-    """Keep `is_staff` equal to "superuser or holds the admin role somewhere".
-
-    The admin role is organisation-wide: it opens the Django admin (see AdminRoleBackend).
-    """
-    should_be_staff = (
-        user.is_superuser or Membership.objects.filter(user=user, role=Role.ADMIN).exists()
-    )
-    if user.is_staff != should_be_staff:
-        user.is_staff = should_be_staff
-        user.save(update_fields=["is_staff"])
-
-
 def ensure_may_change_admin_role(
-    *, actor: AbstractUser | None, before: set[str], after: set[str]
+    *, team: Team, actor: AbstractUser | None, before: set[str], after: set[str]
 ) -> None:
-    """Granting or taking away the admin role is for admins: a manager can't make anyone (or
-    themself) an organisation admin. `actor` None is the system itself (seed, migrations)."""
+    """Granting or taking away a team's admin role is for that team's admins and organisation
+    admins: a manager can't make anyone (or themself) an admin. `actor` None is the system
+    itself (seed, migrations). The role is the team's only: it opens neither other teams nor the
+    Django admin (organisation admins are superusers, see selectors.is_org_admin)."""
     if actor is None or Role.ADMIN not in (before ^ after):
         return
-    if not selectors.is_org_admin(user=actor):
+    if not selectors.can_grant_admin_role(user=actor, team=team):
         raise ValidationError("Only an admin can grant or take away the admin role.")
 
 
@@ -57,9 +46,8 @@ def add_member(
     """Give `user` `role` in `team` (idempotent); returns the membership."""
     if role not in Role.values:
         raise ValidationError(f"Unknown role {role!r}; expected one of {', '.join(Role.values)}.")
-    ensure_may_change_admin_role(actor=actor, before=set(), after={role})
+    ensure_may_change_admin_role(team=team, actor=actor, before=set(), after={role})
     membership, _ = Membership.objects.get_or_create(team=team, user=user, role=role)
-    sync_admin_flags(user)
     return membership
 
 
@@ -86,22 +74,20 @@ def set_member_roles(
     # Lock the team's memberships so two managers can't each demote the other at once.
     list(Membership.objects.select_for_update().filter(team=team))
     current = set(Membership.objects.filter(team=team, user=user).values_list("role", flat=True))
-    ensure_may_change_admin_role(actor=actor, before=current, after=roles)
+    ensure_may_change_admin_role(team=team, actor=actor, before=current, after=roles)
     _ensure_team_keeps_a_manager(team=team, user=user, new_roles=roles)
     Membership.objects.filter(team=team, user=user).exclude(role__in=roles).delete()
     for role in roles:
         Membership.objects.get_or_create(team=team, user=user, role=role)
-    sync_admin_flags(user)
 
 
 @transaction.atomic
 def remove_member(*, team: Team, user: AbstractUser, actor: AbstractUser | None = None) -> None:
     list(Membership.objects.select_for_update().filter(team=team))
     current = set(Membership.objects.filter(team=team, user=user).values_list("role", flat=True))
-    ensure_may_change_admin_role(actor=actor, before=current, after=set())
+    ensure_may_change_admin_role(team=team, actor=actor, before=current, after=set())
     _ensure_team_keeps_a_manager(team=team, user=user, new_roles=set())
     Membership.objects.filter(team=team, user=user).delete()
-    sync_admin_flags(user)
 
 
 def create_api_token(*, user: AbstractUser, name: str) -> tuple[ApiToken, str]:
@@ -144,7 +130,7 @@ def create_invitation(
     """An invitation link token (returned raw, stored hashed) valid for `days` days."""
     if role not in Role.values:
         raise ValidationError(f"Unknown role {role!r}.")
-    ensure_may_change_admin_role(actor=created_by, before=set(), after={role})
+    ensure_may_change_admin_role(team=team, actor=created_by, before=set(), after={role})
     raw = secrets.token_urlsafe(24)
     invitation = Invitation.objects.create(
         team=team,

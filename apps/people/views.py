@@ -31,6 +31,7 @@ User = get_user_model()
 def home(request: HtmxHttpRequest) -> HttpResponse:
     roles_by_team = selectors.roles_by_team(user=request.user)
     all_roles = sorted(set().union(*roles_by_team.values())) if roles_by_team else []
+    is_org_admin = selectors.is_org_admin(user=request.user)
     teams = list(selectors.teams_with_members(user=request.user))
     for team in teams:
         team.my_roles = sorted(roles_by_team.get(team.slug, set()))
@@ -41,7 +42,9 @@ def home(request: HtmxHttpRequest) -> HttpResponse:
         {
             "teams": teams,
             "all_roles": all_roles,
-            "is_org_admin": selectors.is_org_admin(user=request.user),
+            "is_org_admin": is_org_admin,
+            # Organisation admins reach every team's page, member or not.
+            "all_teams": Team.objects.order_by("name") if is_org_admin else [],
             "managed_teams": [t for t in teams if set(t.my_roles) & {Role.MANAGER, Role.ADMIN}],
             "token_count": selectors.active_api_tokens(user=request.user).count(),
             # Work from other apps (review queues, adjudication, …), registered by those apps.
@@ -65,7 +68,7 @@ def _team_page(
         "members": selectors.team_members(team=team),
         "my_roles": sorted(selectors.roles_of(user=request.user, team=team)),
         "can_manage": can_manage,
-        "can_grant_admin": selectors.is_org_admin(user=request.user),
+        "can_grant_admin": selectors.can_grant_admin_role(user=request.user, team=team),
         "roles": Role.choices,
         "add_form": add_form or AddMemberForm(),
         "invite_form": invite_form or InviteForm(),
@@ -130,7 +133,7 @@ def team_member_roles(request: HtmxHttpRequest, slug: str, user_id: int) -> Http
             "team": team,
             "row": row,
             "can_manage": True,
-            "can_grant_admin": selectors.is_org_admin(user=request.user),
+            "can_grant_admin": selectors.can_grant_admin_role(user=request.user, team=team),
             "roles": Role.choices,
             "row_error": error,
         }
