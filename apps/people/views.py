@@ -128,7 +128,10 @@ def team_member_roles(request: HtmxHttpRequest, slug: str, user_id: int) -> Http
     else:
         error = "Choose valid roles."
     if request.htmx:
-        row = next(row for row in selectors.team_members(team=team) if row["user"].pk == member.pk)
+        rows = selectors.team_members(team=team)
+        row = next((row for row in rows if row["user"].pk == member.pk), None)
+        if row is None:  # removed from the team meanwhile
+            raise Http404("No such member")
         context = {
             "team": team,
             "row": row,
