@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from apps.fabric.models import AttemptState, ComputeNode, TaskAttempt
@@ -101,3 +102,11 @@ def test_a_drain_requested_meanwhile_still_moves_a_steady_node_to_draining(ready
     node_services.drain_node(node=node, actor=admin)
     reply = client.post(HEARTBEAT, body, content_type="application/json").json()
     assert (reply["state"], reply["accept_work"]) == ("draining", False)
+
+
+def test_a_node_id_beyond_bigint_is_401_like_any_unknown_node(online_node):
+    _, credential = online_node
+    for node_id in ("0", str(2**63), "9" * 30):
+        reply = Client().post(HEARTBEAT, {}, content_type="application/json",
+                              HTTP_AUTHORIZATION=f"Node {node_id}:{credential}")  # fmt: skip
+        assert reply.status_code == 401, (node_id, reply.content)
