@@ -84,7 +84,8 @@ def log_in(context: BrowserContext, user: object, base_url: str) -> None:
 @pytest.fixture
 def logged_in(new_context, live_server) -> Callable[..., Page]:
     """`logged_in(expert, path, viewport="phone")`: a page of a fresh context logged in as the
-    persona, at `path`, with page errors collected in `page.errors`."""
+    persona, at `path`; uncaught script errors are collected in `page.errors` and console errors
+    (e.g. a Content-Security-Policy refusal) in `page.console_errors`."""
 
     def open_page(user: object, path: str = "/", viewport: str = "desktop") -> Page:
         context = new_context(viewport)
@@ -92,6 +93,15 @@ def logged_in(new_context, live_server) -> Callable[..., Page]:
         page = context.new_page()
         page.errors = []  # type: ignore[attr-defined]
         page.on("pageerror", lambda error: page.errors.append(str(error)))  # type: ignore[attr-defined]
+        page.console_errors = []  # type: ignore[attr-defined]
+        page.on(
+            "console",
+            lambda message: (
+                page.console_errors.append(message.text)  # type: ignore[attr-defined]
+                if message.type == "error"
+                else None
+            ),
+        )
         page.goto(path)
         return page
 

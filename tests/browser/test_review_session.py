@@ -59,6 +59,7 @@ def test_a_decision_submitted_after_the_session_ended_is_sent_once_the_expert_lo
     expect(dialog).to_be_hidden()
     _assert_recorded(page)
     assert page.errors == []
+    assert not [e for e in page.console_errors if "Content Security Policy" in e]
 
 
 def test_a_decision_sent_with_a_stale_csrf_token_is_sent_again_with_a_fresh_one(
