@@ -214,3 +214,25 @@ def test_adjudication_is_for_adjudicators_and_labels_show_once_the_case_awaits_i
     # No longer open: everyone in the team sees the competing labels (docs/cases.md).
     detail = client_for(second_expert).get(f"/api/v1/cases/{pending.pk}").json()
     assert detail["labels_hidden"] is False
+
+
+def test_rule_induction_counts_no_pending_label(double_process, expert, second_expert, manager):
+    def induce(user):
+        response = client_for(user).post(
+            f"/api/v1/processes/{double_process.slug}/rules/induce",
+            content_type="application/json",
+        )
+        assert response.status_code == 200, response.content
+        return [(c["sentence"], c["support"], c["correct"]) for c in response.json()["candidates"]]
+
+    for status, label, code in (("missing", "request_info", ""), ("matched", "approve", "ok")):
+        for case in make_cases(double_process, 12, po_status=status):
+            for who in (expert, second_expert):
+                record_decision(case=case, expert=who, label=label, reason_code=code)
+    before = induce(second_expert)
+    assert before
+    # erin's pending labels on open cases that match the candidates change nothing eli sees.
+    for case in make_cases(double_process, 5, po_status="missing"):
+        record_decision(case=case, expert=expert, label="reject", reason_code="fraud")
+    assert induce(second_expert) == before
+    assert induce(manager) == before  # candidates come from decided cases only, for everyone
