@@ -76,7 +76,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "apps.core.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # JSON errors under /api/; NUL characters and oversized bodies refused on pages
+    "apps.core.middleware.ApiErrorsMiddleware",
+    "apps.core.middleware.FormGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -339,7 +343,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # An ordinary 403/404 is logged as a WARNING line, without a traceback.
+    "filters": {"no_4xx_traceback": {"()": "apps.core.logs.NoTracebackUnder500"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "django.request": {"filters": ["no_4xx_traceback"]},
+    },
 }
 
 AUTHENTICATION_BACKENDS = [

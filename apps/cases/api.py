@@ -5,7 +5,6 @@ role → 403; another team's process or case → 404, so outsiders learn nothing
 import base64
 import binascii
 import functools
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -43,7 +42,7 @@ from apps.cases.services import processes as process_services
 from apps.cases.services import queue as queue_services
 from apps.cases.services.export import FORMATS
 from apps.cases.views_export import export_response
-from apps.core.api import reason_of
+from apps.core.api import load_json, reason_of
 from apps.people.selectors import team_for_member
 
 router = Router(tags=["cases"])
@@ -78,10 +77,8 @@ def _require_manager(request: HttpRequest, process: Process) -> None:
 
 
 def _json_body(request: HttpRequest) -> object:
-    try:
-        return json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"the body is not valid JSON: {exc}") from None
+    # The same checks as typed bodies: 400 when not JSON or nested too deeply, 422 for a NUL.
+    return load_json(request.body)
 
 
 # --- processes ----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ owner at the machine reclaim it (node credential); admins list nodes, send tasks
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -11,7 +12,7 @@ from ninja import Router, Status
 from ninja.errors import HttpError
 from ninja.security.base import AuthBase
 
-from apps.core.api import validation_errors
+from apps.core.api import read_raw_body, validation_errors
 from apps.fabric import payloads, selectors
 from apps.fabric.errors import EnrollmentRefused, NodeConflict, NodeRefused
 from apps.fabric.models import ComputeNode, FabricTask
@@ -393,15 +394,35 @@ def post_results(request: HttpRequest, body: ResultsIn) -> ResultsOut:
 # --- artefacts --------------------------------------------------------------------------------
 
 
+_RAW_BODY = {
+    "required": True,
+    "description": "The bytes, up to ORCHCAP_FABRIC_ARTIFACT_MAX_BYTES (413 beyond).",
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+}
+
+
+def _artifact_body(request: HttpRequest) -> bytes:
+    # Artefacts (trained models) may be far larger than the JSON bodies DATA_UPLOAD_MAX_MEMORY_SIZE
+    # is meant for: their own limit applies.
+    return read_raw_body(
+        request,
+        limit=settings.ORCHCAP_FABRIC_ARTIFACT_MAX_BYTES,
+        setting="ORCHCAP_FABRIC_ARTIFACT_MAX_BYTES",
+    )
+
+
 @router.post(
     "/fabric/artifacts",
     response={201: ArtifactOut, **_ERRORS},
     summary="Store an artefact (admins): the raw request body; answers its SHA-256",
+    openapi_extra={"requestBody": _RAW_BODY},
 )
 @validation_errors
 def upload_artifact(request: HttpRequest, name: str = "") -> Status:
     _require_admin(request)
-    artifact = artifacts.store_artifact(content=request.body, name=name, created_by=request.user)
+    artifact = artifacts.store_artifact(
+        content=_artifact_body(request), name=name, created_by=request.user
+    )
     return Status(201, ArtifactOut(sha256=artifact.sha256, size=artifact.size, name=artifact.name))
 
 
@@ -410,6 +431,7 @@ def upload_artifact(request: HttpRequest, name: str = "") -> Status:
     auth=node_auth,
     response={201: ArtifactOut, **_ERRORS, 409: ErrorOut},
     summary="A node stores bytes its current attempt produced (raw body); answers the SHA-256",
+    openapi_extra={"requestBody": _RAW_BODY},
 )
 @validation_errors
 def upload_task_output(
@@ -418,7 +440,7 @@ def upload_task_output(
     try:
         artifact = artifacts.store_task_output(
             node=request.auth, task_id=task_id, attempt=attempt, token=token,
-            content=request.body, name=name,
+            content=_artifact_body(request), name=name,
         )  # fmt: skip
     except NodeConflict as exc:
         raise HttpError(409, str(exc)) from None

@@ -168,3 +168,22 @@ function toast(text, kind) {
     if (event.target.id === "session-dialog") { recovering = false; }
   }, true);
 })();
+
+// Behaviour that would otherwise be inline (the Content-Security-Policy allows no inline scripts):
+// data-select-on-click selects a field's text, data-confirm asks before a form is sent,
+// data-close-dialog closes the dialog it is in.
+document.addEventListener("click", (event) => {
+  const target = event.target instanceof Element ? event.target : null;
+  if (!target) return;
+  if (target.matches("[data-select-on-click]")) target.select();
+  const closer = target.closest("[data-close-dialog]");
+  if (closer) closer.closest("dialog")?.close();
+});
+
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+    event.preventDefault();
+    event.stopImmediatePropagation();
+  }
+}, true);

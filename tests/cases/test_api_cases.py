@@ -110,7 +110,7 @@ def test_more_than_ten_thousand_rows_are_refused(expert, process):
 
 def test_a_body_that_is_not_json_is_refused(expert, process):
     response = client_for(expert).post(CASES_URL, "{not json", content_type="application/json")
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "not valid JSON" in response.json()["detail"]
 
 

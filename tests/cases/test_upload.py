@@ -472,3 +472,15 @@ def test_an_external_id_repeated_in_a_later_chunk_is_still_caught(manager, proce
 )
 def test_file_sizes_read_as_people_write_them(size, shown):
     assert upload_services.file_size(size) == shown
+
+
+def test_a_csv_whose_header_row_is_over_128_kb_is_a_form_error(manager, process):
+    content = b"vendor," + b"a" * 200_000 + b"\nAcme,1\n"
+
+    response = upload(client_for(manager), process, content)
+
+    assert response.status_code == 422
+    assert "Line 1: the header row can&#x27;t be read as CSV (field larger than field limit" in (
+        response.content.decode()
+    )
+    assert ImportJob.objects.count() == 0

@@ -217,7 +217,11 @@ def validate_decision_rows(
     cases = {
         c.external_id: c for c in Case.objects.filter(process=process, external_id__in=external_ids)
     }
-    usernames = {row.get("expert") for row in rows if isinstance(row, dict)}
+    usernames = {
+        row.get("expert")
+        for row in rows
+        if isinstance(row, dict) and isinstance(row.get("expert"), str)
+    }
     team_members = set(
         Membership.objects.filter(team=process.team, user__username__in=usernames).values_list(
             "user__username", flat=True
@@ -245,9 +249,12 @@ def validate_decision_rows(
         reason_code = row.get("reason_code") or ""
         if reason_code and label in schema.labels and reason_code not in schema.reason_codes(label):
             row_errors["reason_code"] = f"unknown reason code {reason_code!r} for {label!r}"
-        expert = users.get(row.get("expert"))
-        if expert is None:
-            row_errors["expert"] = f"no member of {process.team.name} named {row.get('expert')!r}"
+        expert_name = row.get("expert")
+        expert = users.get(expert_name) if isinstance(expert_name, str) else None
+        if not isinstance(expert_name, str):
+            row_errors["expert"] = "must be a username (text)"
+        elif expert is None:
+            row_errors["expert"] = f"no member of {process.team.name} named {expert_name!r}"
         decided_at = row.get("decided_at")
         try:
             when = datetime.fromisoformat(str(decided_at).replace("Z", "+00:00"))

@@ -110,7 +110,10 @@ def _sniff_delimiter(sample: str) -> str:
     """csv.Sniffer's pick among DELIMITERS; when it can't tell (a ragged row confuses it), the one
     that splits the header into most columns; comma for a single column."""
     header = sample.splitlines()[0] if sample else ""
-    widths = {d: len(next(csv.reader([header], delimiter=d), [])) for d in DELIMITERS}
+    try:
+        widths = {d: len(next(csv.reader([header], delimiter=d), [])) for d in DELIMITERS}
+    except csv.Error as exc:  # e.g. a header cell over csv.field_size_limit()
+        raise FileProblem(1, f"the header row can't be read as CSV ({exc})") from None
     widest = max(DELIMITERS, key=lambda d: widths[d])
     if widths[widest] <= 1:
         return ","
