@@ -21,7 +21,9 @@ def _start_embedded_broker(sender: Celery, **kwargs: object) -> None:
     """With CELERY_BROKER_URL unset, the first use of Celery in a process starts the embedded broker."""
     from django.conf import settings
 
-    if settings.EMBEDDED_BROKER_ENABLED:
+    from orchcap.runtime.supervisor import under_supervisor
+
+    if settings.EMBEDDED_BROKER_ENABLED and not under_supervisor():  # under `up`, `up` restarts it
         from orchcap.runtime.broker import EmbeddedBroker
 
         EmbeddedBroker(settings.DATA_DIR).ensure_running()

@@ -1,9 +1,16 @@
-"""Health of what orchcap depends on: the database, pgvector, the broker and at least one worker."""
+"""Health of what orchcap depends on: the database, pgvector, the broker and at least one worker,
+plus what `up`'s supervisor says about the processes it restarted."""
 
+import hmac
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.http import HttpRequest
+
+from orchcap.runtime.supervisor import read_state
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,37 @@ def run_checks() -> list[Check]:
     broker = check_broker()
     worker = check_worker() if broker.ok else Check("worker", False, "broker is down")
     return [database, pgvector, broker, worker]
+
+
+@dataclass(frozen=True)
+class Supervision:
+    degraded: list[str]  # children restarting, or restarted and not yet stable
+    children: dict[str, dict[str, Any]]
+
+
+def supervision() -> Supervision | None:
+    """What the `up` running on this data dir reports, or None when no `up` supervises it."""
+    state = read_state(settings.DATA_DIR)
+    if state is None:
+        return None
+    now = time.time()
+    children = state.get("children") or {}
+    degraded = sorted(
+        name
+        for name, child in children.items()
+        if child.get("state") != "running" or now < float(child.get("degraded_until") or 0)
+    )
+    return Supervision(degraded=degraded, children=children)
+
+
+def may_see_details(request: HttpRequest) -> bool:
+    """Staff, superusers and holders of the metrics token see what failed; others only a status."""
+    user = request.user
+    if user.is_authenticated and (user.is_staff or user.is_superuser):
+        return True
+    token = settings.ORCHCAP_METRICS_TOKEN
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -31,6 +31,10 @@ class EmbeddedBroker:
     def url(self) -> str:
         return broker_url(self.data)
 
+    def pid(self) -> int | None:
+        """The live server's pid, or None when it is not running."""
+        return self._pid()
+
     def _pid(self) -> int | None:
         try:
             pid = int(self.pidfile.read_text().strip())

@@ -6,6 +6,7 @@ it is up and safe to call from several processes at once (a file lock serialises
 """
 
 import fcntl
+import logging
 import os
 import pwd
 import stat
@@ -24,6 +25,10 @@ SUPERUSER = "postgres"
 DATABASE = "orchcap"
 # PostgreSQL refuses to run as root; when we are root it runs as this system user.
 SYSTEM_USER = "embedded_postgres"
+# How long server processes left behind by a killed postmaster get to notice and exit by themselves.
+ORPHAN_GRACE_SECONDS = 2.0
+
+logger = logging.getLogger(__name__)
 
 
 def _import_quietly(module: str):  # type: ignore[no-untyped-def]
@@ -39,6 +44,23 @@ def _import_quietly(module: str):  # type: ignore[no-untyped-def]
 
 def _bin(name: str) -> Path:
     return _import_quietly("embedded_postgres._commands").POSTGRES_BIN_PATH / name
+
+
+def _wait_gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until `processes` exit; returns those still running. A zombie counts as gone: it no
+    longer holds anything, and its parent (init, for an orphan) may be slow to reap it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = []
+        for proc in processes:
+            try:
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(proc)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
 
 
 class EmbeddedPostgres:
@@ -71,6 +93,10 @@ class EmbeddedPostgres:
             return pid
         return None
 
+    def pid(self) -> int | None:
+        """The live postmaster's pid, or None when the server is not running."""
+        return self._postmaster_pid()
+
     def is_running(self) -> bool:
         return (
             self._postmaster_pid() is not None and (self.socket_dir / f".s.PGSQL.{PORT}").exists()
@@ -102,6 +128,7 @@ class EmbeddedPostgres:
             self._prepare_dirs()
             if not (self.pgdata / "PG_VERSION").exists():
                 self._initdb()
+            self._end_orphans()
             self._clear_stale_files()
             self._start()
         self._ensure_database()
@@ -204,8 +231,63 @@ class EmbeddedPostgres:
             ]
         )
 
+    def _server_processes(self) -> list[psutil.Process]:
+        """Live PostgreSQL processes of this cluster: every one of them runs in pgdata."""
+        found = []
+        for proc in psutil.process_iter(["name"]):
+            try:
+                if "postgres" not in (proc.info["name"] or ""):
+                    continue
+                if proc.status() == psutil.STATUS_ZOMBIE or proc.cwd() != str(self.pgdata):
+                    continue
+            except psutil.Error:  # gone meanwhile, or not ours to inspect
+                continue
+            found.append(proc)
+        return found
+
+    def _end_orphans(self) -> None:
+        """End the backends a killed postmaster left behind, before starting a new one.
+
+        A postmaster killed with SIGKILL leaves its children running; most notice within
+        milliseconds, but one busy in a query keeps going and keeps the cluster's shared memory
+        block attached, and a new postmaster then refuses to start ("pre-existing shared memory
+        block ... is still in use"). Called under the start lock with no live postmaster on this
+        pgdata, so whatever still runs there is an orphan: it gets a short grace, then SIGKILL.
+        """
+        leftovers = self._server_processes()
+        if not leftovers:
+            return
+        for proc in leftovers:
+            cmdline = proc.cmdline() if proc.is_running() else []
+            if "-D" in cmdline and str(self.pgdata) in cmdline:
+                # A postmaster without its postmaster.pid: a server, not an orphan; never kill it.
+                raise EngineError(
+                    f"embedded PostgreSQL: a server (pid {proc.pid}) runs on {self.pgdata} without "
+                    "its postmaster.pid; stop it first"
+                )
+        alive = _wait_gone(leftovers, ORPHAN_GRACE_SECONDS)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        stuck = _wait_gone(alive, 10)
+        logger.warning(
+            "embedded PostgreSQL: ended %d server process(es) left behind by a killed postmaster",
+            len(leftovers),
+        )
+        if stuck:
+            raise EngineError(
+                f"embedded PostgreSQL: leftover server processes {[p.pid for p in stuck]} of a "
+                "killed postmaster would not exit; end them, then start again"
+            )
+
     def _clear_stale_files(self) -> None:
-        """After a crash, postmaster.pid and the socket lock may name a dead (or reused) pid."""
+        """After a crash, postmaster.pid and the socket lock may name a dead (or reused) pid.
+
+        Safe only once no process of the cluster runs (see `_end_orphans`): PostgreSQL itself
+        still finds and frees an unattached shared memory block of this pgdata without the file.
+        """
         for stale in (
             self.pgdata / "postmaster.pid",
             self.socket_dir / f".s.PGSQL.{PORT}.lock",

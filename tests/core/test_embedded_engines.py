@@ -2,6 +2,7 @@
 
 import os
 import signal
+import threading
 import time
 
 import psutil
@@ -39,6 +40,13 @@ def _kill_hard(pid: int) -> None:
     psutil.wait_procs([process, *children], timeout=15)
 
 
+def _runs_in(proc: psutil.Process, directory) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE and proc.cwd() == str(directory)
+    except psutil.Error:
+        return False
+
+
 def test_postgres_starts_once_creates_database_and_pgvector(postgres):
     pid = postgres._postmaster_pid()
     postgres.ensure_running()  # a second start is a no-op
@@ -58,6 +66,29 @@ def test_postgres_recovers_after_a_crash_with_its_data(postgres):
     postgres.ensure_running()
     with psycopg.connect(**postgres.connection_kwargs()) as conn:
         assert conn.execute("SELECT value FROM kept").fetchone() == ("still here",)
+
+
+def test_postgres_restarts_after_its_postmaster_is_killed_while_a_query_still_runs(postgres):
+    def long_query() -> None:
+        try:
+            with psycopg.connect(**postgres.connection_kwargs()) as conn:
+                conn.execute("SELECT count(*) FROM generate_series(1, 5000000000)")
+        except psycopg.Error:
+            pass  # its server process is ended below
+
+    query = threading.Thread(target=long_query, daemon=True)
+    query.start()
+    time.sleep(1)  # the backend is busy counting
+    os.kill(postgres._postmaster_pid(), signal.SIGKILL)  # only the postmaster, as a crash would
+    time.sleep(0.5)
+    # The busy backend outlives its postmaster and keeps the shared memory block attached.
+    assert any(_runs_in(proc, postgres.pgdata) for proc in psutil.process_iter())
+
+    postgres.ensure_running()
+    with psycopg.connect(**postgres.connection_kwargs()) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    query.join(10)
+    assert not query.is_alive()
 
 
 def test_broker_recovers_after_a_crash_with_its_queue(broker):

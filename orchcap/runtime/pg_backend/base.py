@@ -7,6 +7,7 @@ from django.db.backends.postgresql import base
 
 from orchcap.runtime.errors import PgvectorMissing
 from orchcap.runtime.postgres import EmbeddedPostgres
+from orchcap.runtime.supervisor import under_supervisor
 
 _checked_servers: set[tuple[str, str]] = set()
 
@@ -14,7 +15,7 @@ _checked_servers: set[tuple[str, str]] = set()
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_new_connection(self, conn_params):  # type: ignore[no-untyped-def]
         data_dir = self.settings_dict.get("EMBEDDED_DATA_DIR")
-        if data_dir:
+        if data_dir and not under_supervisor():  # under `up`, only `up` restarts it
             EmbeddedPostgres(Path(data_dir)).ensure_running()
         connection = super().get_new_connection(conn_params)
         server = (str(self.settings_dict.get("HOST")), str(self.settings_dict.get("PORT")))
