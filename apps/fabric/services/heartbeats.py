@@ -138,7 +138,6 @@ def _bounded(value: float | None, low: float, high: float) -> float | None:
     return None if value is None else max(low, min(high, float(value)))
 
 
-@transaction.atomic
 def record_heartbeat(
     *,
     node: ComputeNode,
@@ -179,69 +178,71 @@ def record_heartbeat(
         and node.state == NodeState.ONLINE
         and node.worker_ready
     )
+    # Outside a transaction: one statement, one round trip (no BEGIN and COMMIT around it).
     if steady and _record_steady_beat(node=node, figures=figures, version=software_version,
                                       now=now):  # fmt: skip
         return node_reply(node=node, now=now)
-    # Lock: an admin's approve/drain/retire and this heartbeat must not overwrite each other.
-    node = ComputeNode.objects.select_for_update().get(pk=node.pk)
-    if node.revoked_at is not None:
-        raise NodeRefused("this node's credential was revoked; enrol the machine again")
-    if node.state == NodeState.RETIRED:
-        raise NodeRefused("this node is retired")
+    with transaction.atomic():
+        # Lock: an admin's approve/drain/retire and this heartbeat must not overwrite each other.
+        node = ComputeNode.objects.select_for_update().get(pk=node.pk)
+        if node.revoked_at is not None:
+            raise NodeRefused("this node's credential was revoked; enrol the machine again")
+        if node.state == NodeState.RETIRED:
+            raise NodeRefused("this node is retired")
 
-    node.last_heartbeat_at = now
-    node.heartbeat_count += 1
-    for name, value in figures.items():
-        setattr(node, name, value)
-    was_ready = node.worker_ready
-    if worker is not None:
-        node.worker_ready = worker == WorkerStatus.READY
-    if status != AgentStatus.RUNNING:
-        node.worker_ready = False  # stopping: takes nothing new
-    if detected:
-        node.detected = clean_json_object(detected, "detected capabilities")
-    if software_version:
-        node.software_version = software_version[:40]
+        node.last_heartbeat_at = now
+        node.heartbeat_count += 1
+        for name, value in figures.items():
+            setattr(node, name, value)
+        was_ready = node.worker_ready
+        if worker is not None:
+            node.worker_ready = worker == WorkerStatus.READY
+        if status != AgentStatus.RUNNING:
+            node.worker_ready = False  # stopping: takes nothing new
+        if detected:
+            node.detected = clean_json_object(detected, "detected capabilities")
+        if software_version:
+            node.software_version = software_version[:40]
 
-    before = node.state
-    if before != NodeState.PENDING:
-        if status == AgentStatus.STOPPED:
-            node.state = NodeState.PLANNED_OFFLINE
-        elif status == AgentStatus.STOPPING or node.drain_requested:
-            node.state = NodeState.DRAINING
-        else:
-            node.state = NodeState.ONLINE
-    # Only what a heartbeat changes: a full-row save would rewrite (and re-serialise) every
-    # column of the node, 200 times a second for 1,000 nodes at the default interval.
-    node.save(update_fields=_HEARTBEAT_FIELDS + (["detected"] if detected else []))
-    if node.state != before:
-        messages = {
-            NodeState.PLANNED_OFFLINE: "the agent stopped (planned)",
-            NodeState.DRAINING: "the agent is stopping"
-            if status == AgentStatus.STOPPING
-            else "heartbeats resumed; drain still requested",
-            NodeState.ONLINE: "heartbeats resumed"
-            if before == NodeState.OFFLINE
-            else "the agent started",
-        }
-        record_event(
-            node=node,
-            kind=NodeEventKind.STATE,
-            from_state=before,
-            to_state=node.state,
-            message=messages.get(node.state, ""),
-            at=now,
-        )
-    if tasks:
-        renew_leases(node=node, held=tasks, now=now)
-    if (
-        node.state == NodeState.ONLINE
-        and node.worker_ready
-        and (before != NodeState.ONLINE or not was_ready)
-    ):
-        # It can take work now: pending tasks needn't wait for the periodic scheduler.
-        transaction.on_commit(lambda: dispatch.place_pending(now=now))
-    return node_reply(node=node, now=now)
+        before = node.state
+        if before != NodeState.PENDING:
+            if status == AgentStatus.STOPPED:
+                node.state = NodeState.PLANNED_OFFLINE
+            elif status == AgentStatus.STOPPING or node.drain_requested:
+                node.state = NodeState.DRAINING
+            else:
+                node.state = NodeState.ONLINE
+        # Only what a heartbeat changes: a full-row save would rewrite (and re-serialise) every
+        # column of the node, 200 times a second for 1,000 nodes at the default interval.
+        node.save(update_fields=_HEARTBEAT_FIELDS + (["detected"] if detected else []))
+        if node.state != before:
+            messages = {
+                NodeState.PLANNED_OFFLINE: "the agent stopped (planned)",
+                NodeState.DRAINING: "the agent is stopping"
+                if status == AgentStatus.STOPPING
+                else "heartbeats resumed; drain still requested",
+                NodeState.ONLINE: "heartbeats resumed"
+                if before == NodeState.OFFLINE
+                else "the agent started",
+            }
+            record_event(
+                node=node,
+                kind=NodeEventKind.STATE,
+                from_state=before,
+                to_state=node.state,
+                message=messages.get(node.state, ""),
+                at=now,
+            )
+        if tasks:
+            renew_leases(node=node, held=tasks, now=now)
+        if (
+            node.state == NodeState.ONLINE
+            and node.worker_ready
+            and (before != NodeState.ONLINE or not was_ready)
+        ):
+            # It can take work now: pending tasks needn't wait for the periodic scheduler.
+            transaction.on_commit(lambda: dispatch.place_pending(now=now))
+        return node_reply(node=node, now=now)
 
 
 def _record_steady_beat(
