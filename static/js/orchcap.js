@@ -170,14 +170,10 @@ function toast(text, kind) {
 })();
 
 // Behaviour that would otherwise be inline (the Content-Security-Policy allows no inline scripts):
-// data-select-on-click selects a field's text, data-confirm asks before a form is sent,
-// data-close-dialog closes the dialog it is in.
+// data-select-on-click selects a field's text, data-confirm asks before a form is sent.
 document.addEventListener("click", (event) => {
-  const target = event.target instanceof Element ? event.target : null;
-  if (!target) return;
-  if (target.matches("[data-select-on-click]")) target.select();
-  const closer = target.closest("[data-close-dialog]");
-  if (closer) closer.closest("dialog")?.close();
+  const target = event.target;
+  if (target instanceof HTMLInputElement && target.matches("[data-select-on-click]")) target.select();
 });
 
 document.addEventListener("submit", (event) => {
