@@ -1,13 +1,25 @@
-from celery import shared_task
+from celery import Task, shared_task
 
 EMBED_CHUNK = 500
 
 
-@shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
-def embed_cases(case_ids: list[int]) -> int:
+# Cases a foreground transaction holds are skipped (see services.similarity.embed_cases) and tried
+# again a little later, a few times; what is still left goes to the periodic catch-up below.
+BUSY_RETRY_SECONDS = 2
+
+
+@shared_task(
+    bind=True, acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5
+)
+def embed_cases(self: Task, case_ids: list[int]) -> int:
     from apps.cases.services.similarity import embed_cases as embed
 
-    return embed(case_ids=case_ids)
+    result = embed(case_ids=case_ids)
+    if result.busy and self.request.retries < self.max_retries:
+        raise self.retry(
+            args=[result.busy], countdown=BUSY_RETRY_SECONDS * (self.request.retries + 1)
+        )
+    return result.embedded
 
 
 def enqueue_embedding(case_ids: list[int]) -> None:

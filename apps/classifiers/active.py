@@ -31,10 +31,16 @@ LABEL_ERROR_SCAN = 20_000  # the most recently decided single-label cases checke
 # new index entries, the HNSW one included).
 _DIGITS = 4
 
+# The rows are locked in id order first (the lock order rule, apps/core/db.py): a plain UPDATE
+# locks them in whatever order its plan reads them and can deadlock with a decisions import.
 _UPDATE = """
-    UPDATE cases_case AS c SET uncertainty = t.u
-    FROM unnest(%(ids)b::bigint[], %(u)b::float8[]) AS t(id, u)
-    WHERE c.id = t.id AND c.status = 'open' AND c.uncertainty IS DISTINCT FROM t.u
+    WITH locked AS MATERIALIZED (
+        SELECT c.id, t.u FROM cases_case AS c
+        JOIN unnest(%(ids)b::bigint[], %(u)b::float8[]) AS t(id, u) ON c.id = t.id
+        WHERE c.status = 'open' AND c.uncertainty IS DISTINCT FROM t.u
+        ORDER BY c.id FOR NO KEY UPDATE OF c
+    )
+    UPDATE cases_case AS c SET uncertainty = locked.u FROM locked WHERE c.id = locked.id
 """
 
 

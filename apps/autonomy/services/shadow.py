@@ -23,6 +23,7 @@ from apps.cases.services.automation import decide_automatically
 from apps.classifiers import services as classifiers
 from apps.classifiers.learning import Prediction
 from apps.classifiers.models import ModelVersion
+from apps.core.db import lock_in_order
 from apps.rules.language import Predicate, compile_predicate
 from apps.rules.models import Rule
 
@@ -221,9 +222,10 @@ def _handle_batch(
         # Lock, then re-check: a case an expert decided while the model was predicting is not
         # "decided afterwards" and gets nothing.
         still_open = set(
-            Case.objects.select_for_update(of=("self",))
-            .filter(pk__in=[case.pk for case in cases], status=CaseStatus.OPEN)
-            .values_list("pk", flat=True)
+            lock_in_order(
+                Case.objects.filter(pk__in=[case.pk for case in cases], status=CaseStatus.OPEN),
+                no_key=False,
+            )
         )
         now = timezone.now()
         shadows, routes, audits, to_decide = [], [], [], []
@@ -378,9 +380,10 @@ def _store_predictions(
     with transaction.atomic():
         if not backfilled:
             still_open = set(
-                Case.objects.select_for_update(of=("self",))
-                .filter(pk__in=[case.pk for case in cases], status=CaseStatus.OPEN)
-                .values_list("pk", flat=True)
+                lock_in_order(
+                    Case.objects.filter(pk__in=[case.pk for case in cases], status=CaseStatus.OPEN),
+                    no_key=False,
+                )
             )
             rows = [row for row in rows if row.case_id in still_open]
         ShadowPrediction.objects.bulk_create(rows, ignore_conflicts=True)

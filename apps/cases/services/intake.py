@@ -13,6 +13,7 @@ from django.utils import timezone
 from apps.cases.models import Case, CaseEvent, CaseStatus, Decision, DecisionSource, Process
 from apps.cases.schema import priority_of, validate_case_fields
 from apps.cases.signals import cases_created
+from apps.core.db import lock_in_order, retry_on_conflict
 from apps.people.models import Membership
 
 MAX_BATCH = 10_000
@@ -123,32 +124,36 @@ def create_cases(*, process: Process, rows: list[object], embed: bool = True) ->
     cases, errors = validate_case_rows(process=process, rows=rows)
     if errors:
         raise BatchInvalid(errors)
-    with transaction.atomic():
-        inserted = _insert_cases(cases)
-        conflicted = [c.external_id for c in cases if c.pk not in inserted]
-        existing = {
-            case.external_id: case
-            for case in Case.objects.filter(process=process, external_id__in=conflicted)
-        }
-        result = IntakeResult(cases=[])
-        for case in cases:
-            created = case.pk in inserted
-            result.cases.append(case if created else existing[case.external_id])
-            result.created.append(created)
-        new_ids = [
-            case.pk for case, created in zip(result.cases, result.created, strict=True) if created
-        ]
-        if embed and new_ids:
-            from apps.cases.tasks import enqueue_embedding
+    return _save_cases(process=process, cases=cases, embed=embed)
 
-            # robust: the cases are saved either way; a broker outage must not turn that into a 500.
-            transaction.on_commit(lambda: enqueue_embedding(new_ids), robust=True)
-        if new_ids:
-            transaction.on_commit(
-                lambda: cases_created.send_robust(
-                    sender=Process, process_id=process.pk, case_ids=new_ids
-                )
+
+@retry_on_conflict()
+def _save_cases(*, process: Process, cases: list[Case], embed: bool) -> IntakeResult:
+    inserted = _insert_cases(cases)
+    conflicted = [c.external_id for c in cases if c.pk not in inserted]
+    existing = {
+        case.external_id: case
+        for case in Case.objects.filter(process=process, external_id__in=conflicted)
+    }
+    result = IntakeResult(cases=[])
+    for case in cases:
+        created = case.pk in inserted
+        result.cases.append(case if created else existing[case.external_id])
+        result.created.append(created)
+    new_ids = [
+        case.pk for case, created in zip(result.cases, result.created, strict=True) if created
+    ]
+    if embed and new_ids:
+        from apps.cases.tasks import enqueue_embedding
+
+        # robust: the cases are saved either way; a broker outage must not turn that into a 500.
+        transaction.on_commit(lambda: enqueue_embedding(new_ids), robust=True)
+    if new_ids:
+        transaction.on_commit(
+            lambda: cases_created.send_robust(
+                sender=Process, process_id=process.pk, case_ids=new_ids
             )
+        )
     return result
 
 
@@ -161,6 +166,7 @@ _INSERT_CASES = """
     FROM unnest(%(ids)b::bigint[], %(external_ids)b::text[], %(fields)b::text[], %(reasons)b::text[],
                 %(at_fault)b::text[], %(priorities)b::float8[])
          AS t(id, external_id, fields, reason, at_fault, priority)
+    ORDER BY t.external_id
     ON CONFLICT (process_id, external_id) WHERE external_id IS NOT NULL DO NOTHING
     RETURNING id
 """
@@ -172,6 +178,8 @@ def _insert_cases(cases: list[Case]) -> set[int]:
     Ids come from the table's sequence first, so every case object knows its row; one statement
     over arrays avoids per-row SQL (bulk_create's parameter lists dominate at 10,000 rows). A row
     whose external_id exists, even one inserted by a concurrent request, is skipped (ON CONFLICT).
+    Rows go in by external_id: an insert waits for a concurrent one of the same key, so two
+    batches that share keys take them in the same order and don't deadlock.
     """
     now = timezone.now()
     connection.ensure_connection()
@@ -288,8 +296,6 @@ def import_decisions(*, process: Process, rows: list[object]) -> int:
 
     A case whose imported labels agree becomes decided; disagreeing labels send it to adjudication.
     """
-    from apps.cases.services.decisions import settle_case
-
     if not isinstance(rows, list) or not rows:
         raise ValidationError("send a non-empty list of decisions")
     if len(rows) > MAX_BATCH:
@@ -297,38 +303,47 @@ def import_decisions(*, process: Process, rows: list[object]) -> int:
     clean_rows, errors = validate_decision_rows(process=process, rows=rows)
     if errors:
         raise BatchInvalid(errors)
-    with transaction.atomic():
-        case_ids = sorted({row["case"].pk for row in clean_rows})
-        locked = {c.pk: c for c in Case.objects.select_for_update().filter(pk__in=case_ids)}
-        existing = set(
-            Decision.objects.filter(case_id__in=case_ids, retracted_at__isnull=True).values_list(
-                "case_id", "expert_id"
-            )
+    return _save_decisions(clean_rows)
+
+
+@retry_on_conflict()
+def _save_decisions(clean_rows: list[dict]) -> int:
+    from apps.cases.services.decisions import settle_case
+
+    # In id order, like every writer of cases (apps/core/db.py), so this import and the
+    # embedding task or another import wait for each other instead of deadlocking.
+    case_ids = lock_in_order(Case.objects.filter(pk__in={row["case"].pk for row in clean_rows}))
+    locked = Case.objects.in_bulk(case_ids)
+    existing = set(
+        Decision.objects.filter(case_id__in=case_ids, retracted_at__isnull=True).values_list(
+            "case_id", "expert_id"
         )
-        conflicts = [
-            {"row": i, "errors": {"expert": "already has a decision on this case"}}
-            for i, row in enumerate(clean_rows)
-            if (row["case"].pk, row["expert"].pk) in existing
-        ]
-        if conflicts:
-            raise BatchInvalid(conflicts)
-        decisions = [
-            Decision(
-                case_id=row["case"].pk, expert=row["expert"], label=row["label"], reason_code=row["reason_code"],
-                rationale=row["rationale"], decided_at=row["decided_at"], source=DecisionSource.IMPORT,
-            )
-            for row in clean_rows
-        ]  # fmt: skip
-        Decision.objects.bulk_create(decisions, batch_size=2000)
-        CaseEvent.objects.bulk_create(
-            [
-                CaseEvent(case_id=d.case_id, actor=d.expert, kind="decision_imported", at=timezone.now(),
-                          data={"label": d.label, "reason_code": d.reason_code, "decided_at": d.decided_at.isoformat()})
-                for d in decisions
-            ],
-            batch_size=2000,
-        )  # fmt: skip
-        for case in locked.values():
-            if case.status != CaseStatus.DECIDED:
-                settle_case(case=case, history=True)
+    )
+    conflicts = [
+        {"row": i, "errors": {"expert": "already has a decision on this case"}}
+        for i, row in enumerate(clean_rows)
+        if (row["case"].pk, row["expert"].pk) in existing
+    ]
+    if conflicts:
+        raise BatchInvalid(conflicts)
+    decisions = [
+        Decision(
+            case_id=row["case"].pk, expert=row["expert"], label=row["label"], reason_code=row["reason_code"],
+            rationale=row["rationale"], decided_at=row["decided_at"], source=DecisionSource.IMPORT,
+        )
+        for row in clean_rows
+    ]  # fmt: skip
+    Decision.objects.bulk_create(decisions, batch_size=2000)
+    CaseEvent.objects.bulk_create(
+        [
+            CaseEvent(case_id=d.case_id, actor=d.expert, kind="decision_imported", at=timezone.now(),
+                      data={"label": d.label, "reason_code": d.reason_code, "decided_at": d.decided_at.isoformat()})
+            for d in decisions
+        ],
+        batch_size=2000,
+    )  # fmt: skip
+    for case_id in case_ids:
+        case = locked[case_id]
+        if case.status != CaseStatus.DECIDED:
+            settle_case(case=case, history=True)
     return len(decisions)

@@ -6,6 +6,7 @@ from django.utils.text import slugify
 
 from apps.cases.models import Case, CaseStatus, Process, ProcessSchemaVersion
 from apps.cases.schema import clean_decision_options, clean_field_specs, priority_of
+from apps.core.db import lock_in_order
 from apps.people.models import Team
 
 
@@ -135,16 +136,17 @@ def settle_open_cases(*, process: Process) -> int:
     (decided or to adjudication) instead of waiting for labels the queue will never ask for."""
     from apps.cases.services.decisions import settle_case
 
-    ready = Case.objects.select_for_update(of=("self",)).filter(
+    ready = Case.objects.filter(
         process=process,
         status=CaseStatus.OPEN,
         label_count__gte=F("extra_labels") + process.overlap,
     )
-    settled = 0
-    for case in ready.select_related("process"):
-        settle_case(case=case)
-        settled += 1
-    return settled
+    # Locked in id order first, like every writer of several cases (apps/core/db.py).
+    ids = lock_in_order(ready, no_key=False)
+    cases = Case.objects.select_related("process").in_bulk(ids)
+    for pk in ids:
+        settle_case(case=cases[pk])
+    return len(ids)
 
 
 def recompute_priorities(*, process: Process) -> int:
@@ -162,11 +164,19 @@ def recompute_priorities(*, process: Process) -> int:
         )
         batch.append(case)
         if len(batch) >= 2000:
-            updated += Case.objects.bulk_update(batch, ["priority"])
+            updated += _save_priorities(batch)
             batch = []
     if batch:
-        updated += Case.objects.bulk_update(batch, ["priority"])
+        updated += _save_priorities(batch)
     return updated
+
+
+@transaction.atomic
+def _save_priorities(batch: list[Case]) -> int:
+    # bulk_update's UPDATE locks rows in whatever order its plan reads them: lock them in id
+    # order first, so it waits for a decisions import instead of deadlocking with it.
+    lock_in_order(Case.objects.filter(pk__in=[case.pk for case in batch]))
+    return Case.objects.bulk_update(batch, ["priority"])
 
 
 def set_process_people(
