@@ -163,3 +163,24 @@ def test_two_batches_sharing_external_ids_in_opposite_orders_both_go_through(pro
     assert Case.objects.filter(process=process).count() == 1000
     # Same key order on both sides: one waited for the other, nobody deadlocked and ran again.
     assert "running the transaction again" not in caplog.text
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_embeds_a_held_case_once_it_is_released(process):
+    from apps.cases.tasks import embed_cases
+
+    held, free = make_cases(process, 2)
+    worker = start_worker(DATABASE_URL=child_database_url())
+    try:
+        with psycopg.connect(child_database_url()) as other:
+            other.execute("SELECT 1 FROM cases_case WHERE id = %s FOR UPDATE", [held.pk])
+            embed_cases.delay([held.pk, free.pk])
+            # The free case doesn't wait for the held one.
+            assert _wait_until_embedded(process, worker, 1, timeout=60) == 1, worker.poll()
+            assert Case.objects.get(pk=held.pk).embedding is None
+        # Released: the task's retry (2 s later) embeds it.
+        assert _wait_until_embedded(process, worker, 2, timeout=30) == 2
+    finally:
+        output = stop_process(worker)
+    assert not re.search(r"raised|deadlock", output, re.IGNORECASE), output[-3000:]
