@@ -1,8 +1,10 @@
 """orchcap benchmarks: `make bench` prints a table and writes bench/results.json.
 
-Each result: {"name", "value", "unit", "target", "better": "lower"|"higher", "meets"}.
-Everything runs in a throwaway data dir on this machine; nothing here is asserted in tests.
-The knowledge-capture benchmarks (a process with a million cases) live in bench/cases.py.
+Every figure is the median of at least 3 runs (bench/measure.py), with min and max beside it and,
+where a bare-library equivalent exists, that baseline measured in the same run and the ratio to
+it; the load average is printed at the start and the end. How to read it: bench/README.md.
+Everything runs in throwaway data dirs on this machine; nothing here is asserted in tests.
+`bench/run.py fabric cases` runs only those parts (and leaves bench/results.json alone).
 """
 
 import json
@@ -25,68 +27,47 @@ sys.path.insert(0, str(ROOT))
 from cases import bench_cases  # noqa: E402 (bench/cases.py, beside this file)
 from classifiers import bench_classifiers  # noqa: E402
 from fabric import bench_fabric  # noqa: E402
+from measure import REPEATS, figure, timed  # noqa: E402
 
 from orchcap.runtime.broker import EmbeddedBroker  # noqa: E402
 from orchcap.runtime.postgres import EmbeddedPostgres  # noqa: E402
 
 
-def result(name: str, value: float, unit: str, target: float, better: str) -> dict[str, object]:
-    meets = value <= target if better == "lower" else value >= target
-    return {
-        "name": name,
-        "value": round(value, 3),
-        "unit": unit,
-        "target": target,
-        "better": better,
-        "meets": meets,
-    }
-
-
-def timed(action) -> float:  # type: ignore[no-untyped-def]
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
-
-
 def bench_engines(data: Path) -> list[dict[str, object]]:
-    postgres = EmbeddedPostgres(data)
-    first = timed(postgres.ensure_running)  # initdb + start + database + pgvector
-    postgres.stop()
-    restart = timed(postgres.ensure_running)
-    warm_check = statistics.median(timed(postgres.ensure_running) for _ in range(50)) * 1000
-
     import psycopg
 
-    with psycopg.connect(**postgres.connection_kwargs()) as conn:
-        socket_query_us = _select1_p50_us(conn)
-    postgres.stop()
-    peer = []
-    try:  # the machine's own PostgreSQL, when there is one, as a peer baseline
-        with psycopg.connect(SYSTEM_PG, connect_timeout=2) as conn:
-            system_query_us = _select1_p50_us(conn)
-        peer = [
-            result("system_postgres_select1_over_tcp_p50", system_query_us, "us", 500.0, "lower"),
-            result(
-                "embedded_vs_system_select1_ratio",
-                socket_query_us / system_query_us,
-                "x",
-                1.5,
-                "lower",
-            ),
-        ]
-    except psycopg.OperationalError:
-        pass
-
-    broker = EmbeddedBroker(data)
-    broker_start = timed(broker.ensure_running)
-    broker.stop()
+    firsts, restarts, checks, socket_us, broker_starts, system_us = [], [], [], [], [], []
+    for run in range(REPEATS):
+        postgres = EmbeddedPostgres(data / f"pg{run}")
+        firsts.append(timed(postgres.ensure_running))  # initdb + start + database + pgvector
+        postgres.stop()
+        restarts.append(timed(postgres.ensure_running))
+        checks.append(statistics.median(timed(postgres.ensure_running) for _ in range(50)) * 1000)
+        with psycopg.connect(**postgres.connection_kwargs()) as conn:
+            socket_us.append(_select1_p50_us(conn))
+        postgres.stop()
+        try:  # the machine's own PostgreSQL, when there is one: the bare-server baseline
+            with psycopg.connect(SYSTEM_PG, connect_timeout=2) as conn:
+                system_us.append(_select1_p50_us(conn))
+        except psycopg.OperationalError:
+            pass
+        broker = EmbeddedBroker(data / f"broker{run}")
+        broker_starts.append(timed(broker.ensure_running))
+        broker.stop()
+    system = ("system_postgres_select1_over_tcp_p50", system_us) if system_us else None
     return [
-        result("embedded_postgres_first_start", first, "s", 10.0, "lower"),
-        result("embedded_postgres_restart", restart, "s", 3.0, "lower"),
-        result("embedded_postgres_already_running_check", warm_check, "ms", 5.0, "lower"),
-        result("embedded_postgres_select1_over_socket_p50", socket_query_us, "us", 500.0, "lower"),
-        result("embedded_broker_start", broker_start, "s", 2.0, "lower"),
-        *peer,
+        figure("embedded_postgres_first_start", firsts, "s", 10.0, "lower"),
+        figure("embedded_postgres_restart", restarts, "s", 3.0, "lower"),
+        figure("embedded_postgres_already_running_check", checks, "ms", 5.0, "lower"),
+        figure(
+            "embedded_postgres_select1_over_socket_p50",
+            socket_us,
+            "us",
+            500.0,
+            "lower",
+            baseline=system,
+        ),
+        figure("embedded_broker_start", broker_starts, "s", 2.0, "lower"),
     ]
 
 
@@ -118,71 +99,135 @@ def _wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 180) 
     raise RuntimeError(f"{url} did not answer in {timeout}s")
 
 
+def _start_up(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int, float]:
+    port = _free_port()
+    start = time.perf_counter()
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, str(ROOT / "manage.py"), "up", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/login/", process)
+    except BaseException:
+        _stop_up(process)
+        raise
+    return process, port, time.perf_counter() - start
+
+
+def _stop_up(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    process.wait(90)
+
+
 def bench_up(data: Path) -> list[dict[str, object]]:
-    env = {**os.environ, "ORCHCAP_DATA_DIR": str(data)}
-    env.pop("DATABASE_URL", None)
-    env.pop("CELERY_BROKER_URL", None)
-    times = []
-    latencies: list[float] = []
-    for run in range(2):  # first start (migrate + demo), then a restart on the same data
-        port = _free_port()
-        start = time.perf_counter()
-        process = subprocess.Popen(  # noqa: S603
-            [sys.executable, str(ROOT / "manage.py"), "up", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+    firsts, restarts, pages = [], [], []
+    for run in range(REPEATS):
+        # A fresh data dir each time: the first start migrates and loads the demo.
+        env = {**os.environ, "ORCHCAP_DATA_DIR": str(data / f"up{run}")}
+        env.pop("DATABASE_URL", None)
+        env.pop("CELERY_BROKER_URL", None)
+        process, _, took = _start_up(env)
+        firsts.append(took)
+        _stop_up(process)
+        process, port, took = _start_up(env)  # a restart on the same data
+        restarts.append(took)
         try:
-            _wait_for(f"http://127.0.0.1:{port}/login/", process)
-            times.append(time.perf_counter() - start)
-            if run == 1:
-                for _ in range(200):
-                    begin = time.perf_counter()
-                    with urllib.request.urlopen(
-                        f"http://127.0.0.1:{port}/login/", timeout=5
-                    ) as response:
-                        response.read()
-                    latencies.append(time.perf_counter() - begin)
+            latencies = []
+            for _ in range(200):
+                begin = time.perf_counter()
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/login/", timeout=5
+                ) as response:
+                    response.read()
+                latencies.append(time.perf_counter() - begin)
+            pages.append(statistics.median(latencies) * 1000)
         finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(90)
+            _stop_up(process)
     return [
-        result("up_first_start_to_login_page", times[0], "s", 60.0, "lower"),
-        result("up_restart_to_login_page", times[1], "s", 20.0, "lower"),
-        result(
-            "login_page_p50_via_gunicorn", statistics.median(latencies) * 1000, "ms", 50.0, "lower"
-        ),
+        figure("up_first_start_to_login_page", firsts, "s", 60.0, "lower"),
+        figure("up_restart_to_login_page", restarts, "s", 20.0, "lower"),
+        figure("login_page_p50_via_gunicorn", pages, "ms", 50.0, "lower"),
     ]
 
 
-def main() -> None:
-    results: list[dict[str, object]] = []
-    work = Path(tempfile.mkdtemp(prefix="orchcap-bench-"))
-    try:
-        print("engines…", flush=True)
-        results += bench_engines(work / "engines")
-        print("up…", flush=True)
-        results += bench_up(work / "up")
-        print("knowledge capture (a process with a million cases; about 5 minutes)…", flush=True)
-        results += bench_cases(work / "cases")
-        print("rules and classifiers (100,000 decisions; about 5 minutes)…", flush=True)
-        results += bench_classifiers(work / "classifiers")
-        print("compute fabric (1,000 nodes, two real agents)…", flush=True)
-        results += bench_fabric(work / "fabric")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    out = ROOT / "bench" / "results.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    width = max(len(str(r["name"])) for r in results)
-    print(f"{'benchmark':<{width}}  {'value':>10}  {'unit':<7}  {'target':>8}  meets")
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min, {os.cpu_count()} CPUs)"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 100_000 else f"{value:g}"
+    return "" if value is None else str(value)
+
+
+def print_table(results: list[dict[str, object]]) -> None:
+    """One line per figure: median, min..max over the runs, target, and the bare baseline with
+    the ratio to it where there is one."""
+    rows = [("benchmark", "median", "min..max", "unit", "target", "meets", "baseline", "ratio")]
     for r in results:
         sign = "<=" if r["better"] == "lower" else ">="
-        print(
-            f"{r['name']:<{width}}  {r['value']:>10}  {r['unit']:<7}  {sign}{r['target']:>6}  {'yes' if r['meets'] else 'NO'}"
+        base = ""
+        if "baseline_name" in r:
+            base = f"{r['baseline_name']} {_cell(r['baseline_value'])}"
+        rows.append(
+            (
+                str(r["name"]),
+                _cell(r["value"]),
+                f"{_cell(r['min'])}..{_cell(r['max'])}",
+                str(r["unit"]),
+                f"{sign} {_cell(r['target'])}",
+                "yes" if r["meets"] else "NO",
+                base,
+                f"{r['ratio']}x" if "ratio" in r else "",
+            )
         )
-    print(f"\nwritten to {out}")
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    right = {1, 2, 4, 7}
+    for row in rows:
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+
+
+def main() -> None:
+    only = set(sys.argv[1:])  # e.g. `bench/run.py fabric` while working on one part
+    parts = [
+        ("engines", "engines…", bench_engines),
+        ("up", "up (first start and restart, each 3 times)…", bench_up),
+        ("cases", "knowledge capture (a process with a million cases; about 8 minutes)…", bench_cases),
+        ("classifiers", "rules and classifiers (100,000 decisions; about 8 minutes)…", bench_classifiers),
+        ("fabric", "compute fabric (1,000 nodes, real agents, failover at default settings)…", bench_fabric),
+    ]  # fmt: skip
+    results: list[dict[str, object]] = []
+    load_start = _load()
+    print(
+        f"load average at start: {load_start}; every figure is the median of {REPEATS} runs",
+        flush=True,
+    )
+    work = Path(tempfile.mkdtemp(prefix="orchcap-bench-"))
+    try:
+        for key, title, bench in parts:
+            if only and key not in only:
+                continue
+            print(title, flush=True)
+            results += bench(work / key)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    load_end = _load()
+    out = ROOT / "bench" / "results.json"
+    if not only:  # a partial run doesn't overwrite the full results
+        out.write_text(json.dumps(results, indent=2) + "\n")
+    print()
+    print_table(results)
+    print(f"\nload average at start: {load_start}")
+    print(f"load average at end:   {load_end}")
+    print(f"written to {out}" if not only else "(a partial run: bench/results.json left as it was)")
 
 
 if __name__ == "__main__":
