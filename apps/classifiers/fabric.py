@@ -50,12 +50,13 @@ def learning_requirements() -> dict[str, Any]:
 # --- training ----------------------------------------------------------------------------------
 
 
-def send_training_job(job_id: int) -> TrainingJob:
+def send_training_job(job_id: int) -> TrainingJob | None:
     """The training task's body: claim the job, send its data to the fabric. The job stays
-    running until the fabric task's result is filed (or fails)."""
+    running until the fabric task's result is filed (or fails). None when the job is gone (its
+    process was deleted, or the request that made it rolled back after the message left)."""
     job = services.claim_training_job(job_id)
-    if job is None:  # claimed before: a redelivered message
-        return TrainingJob.objects.get(pk=job_id)
+    if job is None:  # claimed before (a redelivered message), or gone
+        return TrainingJob.objects.filter(pk=job_id).first()
     try:
         data = services.training_data(job)
         content = node_work.encode_dataset(

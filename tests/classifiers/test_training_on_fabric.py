@@ -123,3 +123,12 @@ def test_a_scoring_refresh_is_not_sent_twice_while_one_is_out(trained_process):
     assert (
         FabricTask.objects.filter(on_done=fabric.UNCERTAINTY).count() == first[trained_process.slug]
     )
+
+
+def test_a_training_message_for_a_job_that_no_longer_exists_does_nothing(db):
+    # A message can outlive its job: the request that made it rolled back, or the process went.
+    from apps.classifiers.tasks import train_model
+
+    assert train_model.apply(args=[987654321]).successful()
+    assert fabric.send_training_job(987654321) is None
+    assert not FabricTask.objects.exists()
