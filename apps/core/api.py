@@ -264,14 +264,18 @@ def document_errors(schema: dict[str, Any]) -> None:
                     responses[code] = _error_response(code, ref)
 
 
+def declared_length(request: HttpRequest) -> int:
+    """The body size the client announced (0 when absent or unreadable)."""
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
 def read_raw_body(request: HttpRequest, *, limit: int, setting: str) -> bytes:
     """A raw (non-JSON) body of up to `limit` bytes, read from the stream so that the smaller
     DATA_UPLOAD_MAX_MEMORY_SIZE meant for parsed bodies doesn't apply; HttpError 413 beyond it."""
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
+    if declared_length(request) > limit:
         raise HttpError(413, too_large(limit, setting))
     content = request.read(limit + 1)
     if len(content) > limit:

@@ -9,7 +9,7 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooMany
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.html import escape
 
-from apps.core.api import NOT_FOUND, NUL, internal_error, too_large
+from apps.core.api import NOT_FOUND, NUL, declared_length, internal_error, too_large
 
 API_PREFIX = "/api/"
 # The UI loads its scripts and styles from static files only (htmx needs no eval; its indicator
@@ -41,7 +41,7 @@ def _plain_page(status: int, title: str, message: str) -> HttpResponse:
     return HttpResponse(body, status=status, content_type="text/html; charset=utf-8")
 
 
-def _is_api(request: HttpRequest) -> bool:
+def is_api(request: HttpRequest) -> bool:
     return request.path_info.startswith(API_PREFIX)
 
 
@@ -54,7 +54,7 @@ class ApiErrorsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not _is_api(request):
+        if not is_api(request):
             return self.get_response(request)
         if NUL in request.path_info:
             return JsonResponse({"detail": NOT_FOUND}, status=404)
@@ -76,7 +76,7 @@ class ApiErrorsMiddleware:
         return json_response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if _is_api(request):
+        if is_api(request):
             return internal_error(request, exception)
         return None
 
@@ -90,7 +90,7 @@ class FormGuardMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if _is_api(request):
+        if is_api(request):
             return self.get_response(request)
         refusal = self._refusal(request)
         return refusal or self.get_response(request)
@@ -98,10 +98,7 @@ class FormGuardMiddleware:
     def _refusal(self, request: HttpRequest) -> HttpResponse | None:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         content_type = request.content_type or ""
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
+        length = declared_length(request)
         # Multipart bodies carry files, which don't count against the limit (Django's rule).
         if limit is not None and length > limit and content_type != "multipart/form-data":
             return self._too_large()
@@ -131,7 +128,7 @@ class FormGuardMiddleware:
         return _plain_page(413, "Too large", f"The request was refused: {limit}.")
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if isinstance(exception, RequestDataTooBig) and not _is_api(request):
+        if isinstance(exception, RequestDataTooBig) and not is_api(request):
             return self._too_large()
         return None
 

@@ -18,12 +18,14 @@ from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from apps.core.middleware import is_api
+
 LOGIN_REQUIRED_HEADER = "HX-Login-Required"
 CSRF_FAILED_HEADER = "HX-CSRF-Failed"
 
 
 def _is_page_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true" and not request.path.startswith("/api/")
+    return request.headers.get("HX-Request") == "true" and not is_api(request)
 
 
 class HtmxLoginRequiredMiddleware:

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.db import lock_in_order
 from apps.people import selectors
 from apps.people.models import TEAM_MANAGER_ROLES, ApiToken, Invitation, Membership, Role, Team
 
@@ -71,8 +72,9 @@ def set_member_roles(
         raise ValidationError(f"Unknown role(s): {', '.join(sorted(unknown))}.")
     if not roles:
         raise ValidationError("Choose at least one role (or remove the member).")
-    # Lock the team's memberships so two managers can't each demote the other at once.
-    list(Membership.objects.select_for_update().filter(team=team))
+    # Lock the team's memberships so two managers can't each demote the other at once (in id
+    # order, and the memberships only: the model's ordering joins teams and users).
+    lock_in_order(Membership.objects.filter(team=team))
     current = set(Membership.objects.filter(team=team, user=user).values_list("role", flat=True))
     ensure_may_change_admin_role(team=team, actor=actor, before=current, after=roles)
     _ensure_team_keeps_a_manager(team=team, user=user, new_roles=roles)
@@ -83,7 +85,7 @@ def set_member_roles(
 
 @transaction.atomic
 def remove_member(*, team: Team, user: AbstractUser, actor: AbstractUser | None = None) -> None:
-    list(Membership.objects.select_for_update().filter(team=team))
+    lock_in_order(Membership.objects.filter(team=team))
     current = set(Membership.objects.filter(team=team, user=user).values_list("role", flat=True))
     ensure_may_change_admin_role(team=team, actor=actor, before=current, after=set())
     _ensure_team_keeps_a_manager(team=team, user=user, new_roles=set())
