@@ -1,10 +1,13 @@
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.fabric.services import enrollment
 from apps.people.models import Team
+from apps.people.selectors import administered_teams, is_org_admin
 
 
 class _OneLineParser(CommandParser):
@@ -45,6 +48,12 @@ class Command(BaseCommand):
             help="A label every node enrolled with this token gets, e.g. site=branch-3.",
         )
         parser.add_argument("--note", default="", help="What the token is for (shown to admins).")
+        parser.add_argument(
+            "--owner",
+            metavar="USER",
+            help="Username of the admin who owns the nodes enrolled with this token (default: the "
+            "first organisation administrator). A team admin may own only their team's nodes.",
+        )
 
     def handle(self, *args: object, **options: Any) -> None:
         try:
@@ -57,8 +66,13 @@ class Command(BaseCommand):
             team = Team.objects.filter(slug=options["team"]).first()
             if team is None:
                 raise CommandError(f"no team with slug {options['team']!r}", returncode=2)
+        owner = self._owner(options["owner"], team)
+        if owner is None:
+            # Still a valid token; the node just has no owner (no *My machines* page) until an
+            # admin sets one on its page.
+            self.stderr.write("no organisation administrator exists: the node will have no owner")
         _, raw = enrollment.create_enrollment_token(
-            created_by=None,
+            created_by=owner,
             expires_in=expires_in,
             team=team,
             labels=labels,
@@ -66,3 +80,22 @@ class Command(BaseCommand):
             note=options["note"] or "created from the command line",
         )
         self.stdout.write(raw)
+
+    def _owner(self, username: str | None, team: Team | None) -> AbstractBaseUser | None:
+        """The token's creator, who becomes the owner of the nodes enrolled with it."""
+        users = get_user_model().objects.filter(is_active=True)
+        if username is None:
+            return users.filter(is_superuser=True).order_by("pk").first()
+        owner = users.filter(**{get_user_model().USERNAME_FIELD: username}).first()
+        if owner is None:
+            raise CommandError(f"no active user {username!r}", returncode=2)
+        if is_org_admin(user=owner):
+            return owner
+        if team is None:
+            raise CommandError(
+                f"{username!r} is not an organisation administrator: pass the --team they administer",
+                returncode=2,
+            )
+        if not administered_teams(user=owner).filter(pk=team.pk).exists():
+            raise CommandError(f"{username!r} is not an admin of team {team.slug!r}", returncode=2)
+        return owner
