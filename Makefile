@@ -21,6 +21,9 @@ chromium:
 	  || { echo "make test needs chromium at $(CHROMIUM) for the browser tests: run 'sudo apt-get install chromium'" >&2; exit 1; }
 	@test -x $(CHROMIUM) || { echo "make test needs chromium at $(CHROMIUM) for the browser tests: run 'sudo apt-get install chromium'" >&2; exit 1; }
 
+# Test workers: each starts its own embedded PostgreSQL and broker; a module's tests stay together.
+TEST_WORKERS ?= 2
+
 venv: $(STAMP)
 
 run: $(STAMP)
@@ -32,7 +35,7 @@ test: $(STAMP) chromium
 	@# makemigrations checks the history against a database: a throwaway embedded one.
 	@tmp=$$(mktemp -d); ORCHCAP_DATA_DIR=$$tmp $(PY) manage.py makemigrations --check --dry-run; rc=$$?; \
 	  ORCHCAP_DATA_DIR=$$tmp $(PY) manage.py engines stop >/dev/null; rm -rf "$$tmp"; exit $$rc
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadscope
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
