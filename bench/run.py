@@ -196,7 +196,10 @@ def print_table(results: list[dict[str, object]]) -> None:
 
 
 def main() -> None:
-    only = set(sys.argv[1:])  # e.g. `bench/run.py fabric` while working on one part
+    args = sys.argv[1:]
+    # `--merge`: a partial run replaces its parts' figures in bench/results.json, keeping the rest.
+    merge = "--merge" in args
+    only = set(args) - {"--merge"}  # e.g. `bench/run.py fabric` while working on one part
     parts = [
         ("engines", "engines…", bench_engines),
         ("up", "up (first start and restart, each 3 times)…", bench_up),
@@ -216,18 +219,24 @@ def main() -> None:
             if only and key not in only:
                 continue
             print(title, flush=True)
-            results += bench(work / key)
+            figures = bench(work / key)
+            stamp = {"part": key, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            results += [{**item, **stamp} for item in figures]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load_end = _load()
     out = ROOT / "bench" / "results.json"
-    if not only:  # a partial run doesn't overwrite the full results
+    if only and merge and out.exists():
+        kept = [item for item in json.loads(out.read_text()) if item.get("part") not in only]
+        results = kept + results
+    if not only or merge:  # a plain partial run doesn't overwrite the full results
         out.write_text(json.dumps(results, indent=2) + "\n")
     print()
     print_table(results)
     print(f"\nload average at start: {load_start}")
     print(f"load average at end:   {load_end}")
-    print(f"written to {out}" if not only else "(a partial run: bench/results.json left as it was)")
+    written = not only or merge
+    print(f"written to {out}" if written else "(a partial run: bench/results.json left as it was)")
 
 
 if __name__ == "__main__":
