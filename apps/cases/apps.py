@@ -8,6 +8,7 @@ class CasesConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.cases.home import home_context
+        from apps.cases.selectors_my_decisions import has_decisions_page
         from apps.core.registry import (
             HomeSection,
             NavItem,
@@ -19,6 +20,11 @@ class CasesConfig(AppConfig):
             HomeSection(template="cases/home_section.html", provider=home_context, order=10)
         )
         register_nav_item(NavItem(label="Processes", url_name="process_list", order=10))
+        register_nav_item(
+            NavItem(
+                label="My decisions", url_name="my_decisions", order=11, visible=has_decisions_page
+            )
+        )
 
         # Background imports are sent again by the job sweeper when no worker picked them up.
         from apps.cases.jobs import IMPORT_JOBS

@@ -22,4 +22,5 @@ urlpatterns = [
     path("", include("apps.cases.urls_quality")),
     path("", include("apps.cases.urls_upload")),
     path("", include("apps.cases.urls_export")),
+    path("", include("apps.cases.urls_my_decisions")),
 ]

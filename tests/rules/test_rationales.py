@@ -36,3 +36,43 @@ def test_rationale_page_is_for_team_members_and_escapes_text(process, expert, st
         client_for(outsider).get(reverse("rationale_summary", args=[process.slug])).status_code
         == 404
     )
+
+
+def test_rationale_page_queries_do_not_grow_with_decisions(
+    process, expert, second_expert, django_assert_max_num_queries
+):
+    """One query per decision label, whatever the number of rationales (no query per row)."""
+    cases = make_cases(process, 40)
+    for index, case in enumerate(cases):
+        who = expert if index % 2 else second_expert
+        label, code = (("approve", "ok"), ("reject", "fraud"), ("request_info", ""))[index % 3]
+        record_decision(
+            case=case,
+            expert=who,
+            label=label,
+            reason_code=code,
+            rationale=f"{DUPLICATE} {FRAUD[: index + 5]}",
+        )
+    client = client_for(expert)
+    url = reverse("rationale_summary", args=[process.slug])
+    with django_assert_max_num_queries(16):
+        page = client.get(url)
+    assert page.status_code == 200
+    assert page.content.count(b"<article") >= 3
+
+
+def test_rationale_groups_are_recomputed_when_a_rationale_is_added(process, expert):
+    """Groups are cached by the rationales they are made of: a new one is never missed."""
+    cases = make_cases(process, 9)
+    for case in cases[:8]:
+        record_decision(
+            case=case, expert=expert, label="reject", reason_code="duplicate", rationale=DUPLICATE
+        )
+    before = rationale_groups(process=process, viewer=expert)["reject"]
+    assert sum(group.size for group in before) == 8
+    record_decision(
+        case=cases[8], expert=expert, label="reject", reason_code="fraud", rationale=FRAUD
+    )
+    after = rationale_groups(process=process, viewer=expert)["reject"]
+    assert sum(group.size for group in after) == 9
+    assert any(FRAUD in text for group in after for _, text in group.examples)
