@@ -108,7 +108,10 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "apps.people.context_processors.navigation",
             ],
-            "builtins": ["template_partials.templatetags.partials"],
+            "builtins": [
+                "template_partials.templatetags.partials",
+                "apps.core.templatetags.orchcap_display",
+            ],
             "loaders": [
                 (
                     "template_partials.loader.Loader",

@@ -2,6 +2,7 @@ from django.db.models import QuerySet
 
 from apps.autonomy.models import AutonomyChange, CaseRoute, Level, ProcessAutonomy
 from apps.cases.models import Case, Process
+from apps.classifiers.gates import HeldBack
 from apps.people.models import Membership, Role
 from apps.people.selectors import AnyUser, roles_of
 
@@ -43,9 +44,18 @@ def level_of(*, process: Process) -> int:
     return level if level is not None else Level.MANUAL
 
 
-def shows_suggestions(*, process: Process) -> bool:
-    """From level 2 the review pane shows the model's suggestion."""
-    return level_of(process=process) >= Level.SUGGEST
+def suggestions_held_back(*, process: Process) -> HeldBack | None:
+    """Below level 2 (suggest) the review pane holds the model's suggestion back: the level it
+    is at and the one it needs; None from level 2 on."""
+    level = level_of(process=process)
+    if level >= Level.SUGGEST:
+        return None
+    return HeldBack(
+        level=level,
+        level_name=Level(level).label,
+        required=Level.SUGGEST,
+        required_name=Level.SUGGEST.label,
+    )
 
 
 def next_level(*, autonomy: ProcessAutonomy) -> int | None:

@@ -48,6 +48,7 @@ def process_quality(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         "strength": strength_of(stats.overall),
         "queue_size": selectors_quality.adjudication_size(process=process),
         "can_adjudicate": selectors.can_adjudicate(user=request.user, process=process),
+        "can_manage": selectors.can_manage_process(user=request.user, process=process),
     }
     return render(request, "cases/quality.html", context)
 

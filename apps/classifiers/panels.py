@@ -7,14 +7,14 @@ see that label), the fields that drove it, and the enabled rules that fire on th
 """
 
 import logging
-from collections.abc import Callable
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count
+from django.urls import reverse
 
-from apps.cases.models import Case, CaseStatus, Process
+from apps.cases.models import Case, CaseStatus
 from apps.cases.selectors import may_see_labels
-from apps.classifiers import services
+from apps.classifiers import gates, selectors, services
 from apps.classifiers.features import EXCEPTION_REASON
 from apps.classifiers.models import ModelVersion
 from apps.classifiers.services import ArtifactTampered
@@ -82,8 +82,11 @@ def _suggestion(case: Case, version: ModelVersion) -> dict[str, object]:
             "model_error": f"The model (version {version.version}) could not be loaded, so there "
             "is no suggestion for this case."
         }
-    if suggestion is None:  # demoted meanwhile
-        return {}
+    if suggestion is None:  # demoted between the two reads
+        return {
+            "no_suggestion": "No suggestion for this case: the promoted model was withdrawn "
+            "while the page loaded. Reload to see the current state."
+        }
     prediction = suggestion.prediction
     options = [option["label"] for option in case.process.schema.decisions]
     labels = _field_labels(case)
@@ -114,20 +117,6 @@ def _suggestion(case: Case, version: ModelVersion) -> dict[str, object]:
     }
 
 
-def _always(process: Process) -> bool:
-    return True
-
-
-# Whether a process's experts see its model's suggestions. The autonomy app sets this (level 2,
-# "suggest", and up) from its ready(); classifiers cannot import autonomy, which depends on it.
-_suggestions_shown: Callable[[Process], bool] = _always
-
-
-def set_suggestion_gate(gate: Callable[[Process], bool]) -> None:
-    global _suggestions_shown
-    _suggestions_shown = gate
-
-
 WITHHELD = (
     "No model suggestion: the model learnt from this case's earlier label, so its suggestion "
     "would give away a label you may not see yet."
@@ -147,21 +136,35 @@ def _learnt_a_hidden_label(case: Case, version: ModelVersion, user: AbstractBase
 def suggestion_panel(case: Case, user: AbstractBaseUser) -> dict[str, object] | None:
     """The panel's context: the promoted model's suggestion (or why there is none) and the rules
     that fire; None when the process has neither a promoted model nor a rule firing."""
-    version = services.promoted_version(process=case.process)
-    gated = version is not None and not _suggestions_shown(case.process)
-    if gated:
-        version = None
+    process = case.process
+    version = services.promoted_version(process=process)
     rules, rules_error = _rules(case)
-    if version is None and not gated and not rules and not rules_error:
+    if version is None and not rules and not rules_error:
         return None
     context: dict[str, object] = {
         "version": version,
         "rules": rules,
         "rules_error": rules_error,
-        "suggestions_gated": gated,
+        "held_back": None,
     }
-    if version is not None and _learnt_a_hidden_label(case, version, user):
+    if version is None:
+        # Say where models are made, to those who may open that page.
+        context["models_url"] = (
+            reverse("model_list", args=[process.slug])
+            if selectors.can_train(user=user, process=process)
+            else ""
+        )
+        return context
+    held_back = gates.suggestions_held_back(process=process)
+    if held_back is not None:
+        context["held_back"] = held_back
+        context["autonomy_url"] = (
+            reverse("autonomy_process", args=[process.slug])
+            if gates.may_view_autonomy(user=user, process=process)
+            else ""
+        )
+    elif _learnt_a_hidden_label(case, version, user):
         context["model_withheld"] = WITHHELD
-    elif version is not None:
+    else:
         context.update(_suggestion(case, version))
     return context

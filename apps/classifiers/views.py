@@ -6,7 +6,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.cases import selectors as case_selectors
-from apps.classifiers import selectors, services
+from apps.cases.services.second_look import can_request_second_look
+from apps.classifiers import gates, selectors, services
 from apps.classifiers.forms import LearningSettingsForm
 from apps.classifiers.learning import TrainingRefused
 from apps.classifiers.models import TrainingJob
@@ -40,6 +41,9 @@ def model_list(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         "active_job": next((job for job in jobs if job.is_active), None),
         "can_train": selectors.can_train(user=request.user, process=process),
         "can_promote": can_promote,
+        # Links are shown only to those the linked page lets in.
+        "can_see_label_errors": can_request_second_look(user=request.user, process=process),
+        "can_see_autonomy": gates.may_view_autonomy(user=request.user, process=process),
         "refusal": refusal,
         "form": form,
         "since_training": services.decisions_since_training(process=process),

@@ -90,7 +90,8 @@ def test_rules_that_fire_are_listed_with_the_first_match_marked(process, expert,
         ("Small amounts", False),
     ]
     html = response.content.decode()
-    assert "No model is promoted for this process yet." in html
+    assert "No model is promoted for this process yet, so there is no suggestion" in html
+    assert f'href="/processes/{process.slug}/models/">train and promote one</a>' in html
     assert "first match</span> <strong>No PO</strong>" in html
     assert "decide approve (reason code: ok)" in html
     assert "Big amounts" not in html
@@ -166,5 +167,26 @@ def test_below_autonomy_level_2_the_model_stays_silent_in_the_pane(trained_proce
     html = response.content.decode()
     assert "data-suggested-label" not in html
     assert 'id="suggestions-gated"' in html
-    [(_, panel)] = response.context["panels"]
-    assert panel["version"] is None
+    # Why there is no suggestion, precisely: a model is promoted, the level holds it back.
+    assert "No model is promoted" not in html
+    assert (
+        "is promoted, but its suggestions are held back until this process reaches autonomy "
+        "level 2 (suggest)" in html
+    )
+    assert "it is at level 1 (route)" in html
+    assert (
+        f'<a href="/processes/{trained_process.slug}/autonomy/">Autonomy of this process</a>'
+        in html
+    )
+
+
+def test_the_held_back_note_links_to_autonomy_only_for_those_who_may_open_it(
+    trained_process, staff
+):
+    from apps.autonomy.models import Level, ProcessAutonomy
+
+    ProcessAutonomy.objects.filter(process=trained_process).update(level=Level.MANUAL)
+    decided = trained_process.cases.filter(status="decided").first()
+    html = client_for(staff).get(reverse("case_detail", args=[decided.pk])).content.decode()
+    assert "it is at level 0 (manual)" in html
+    assert "/autonomy/" not in html

@@ -186,13 +186,40 @@ def test_quality_page_shows_measures_counts_and_explanations(scenario, manager):
     assert "0.333" in html  # erin & tom
     assert "eli &amp; erin" in html
     assert "corrected for chance" in html
-    assert "5 of 7 (71%)" in html  # erin against final decisions
+    # erin against final decisions, on the cases others labelled too (her single-label case
+    # is counted, not compared: its final decision is her own label).
+    assert "4 of 6 (67%)" in html
+    assert "5 of 7" not in html
     assert "<strong>6</strong> cases with two or more labels" in html
 
 
-def test_quality_page_shows_not_enough_variation_for_undefined_measures(process, expert):
-    response = client_for(expert).get(reverse("process_quality", args=[process.slug]))
+def test_quality_page_shows_not_enough_variation_for_undefined_measures(double_process, expert):
+    (case,) = make_cases(double_process, 1)
+    label(case, expert, "approve")
+    label(case, make_member(double_process.team, Role.EXPERT, "tom"), "approve")
+    response = client_for(expert).get(reverse("process_quality", args=[double_process.slug]))
     assert "not enough variation" in response.content.decode()
+
+
+def test_with_one_label_per_case_agreement_is_not_measured_and_says_how_to_turn_it_on(
+    process, expert, manager
+):
+    cases = make_cases(process, 5)
+    for case in cases:
+        label(case, expert, "approve")
+    url = reverse("process_quality", args=[process.slug])
+    as_manager = client_for(manager).get(url).content.decode()
+    # No trivial "5 of 5 (100%)": each expert's label is the final decision.
+    assert "(100%)" not in as_manager
+    assert 'id="overall"' not in as_manager
+    assert "Agreement is not measured" in as_manager
+    assert "Each case of this process gets one label (overlap 1)" in as_manager
+    edit_url = reverse("process_edit", args=[process.slug])
+    assert f'<a href="{edit_url}">raise the overlap</a>' in as_manager
+    as_expert = client_for(expert).get(url).content.decode()
+    assert "Agreement is not measured" in as_expert
+    assert edit_url not in as_expert
+    assert "ask a manager to raise the overlap" in as_expert
 
 
 def test_quality_page_links_adjudicators_to_the_queue_with_its_size(
