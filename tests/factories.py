@@ -136,3 +136,13 @@ def make_decided_cases(process, expert, count: int = 120, *, seed: int = 0, nois
         )  # fmt: skip
     import_decisions(process=process, rows=decisions)
     return cases
+
+
+def schema_form_data(fields: list[dict], decisions: list[dict]) -> dict[str, object]:
+    """A schema as the process form's editor posts it: one row of inputs per field and decision."""
+    from apps.cases.schema_editor import bound_data, decision_row, field_row
+
+    return {
+        **bound_data("fields", [field_row(spec) for spec in fields]),
+        **bound_data("decisions", [decision_row(option) for option in decisions]),
+    }

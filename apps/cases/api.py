@@ -19,6 +19,7 @@ from ninja.errors import HttpError
 from apps.cases import selectors
 from apps.cases.errors import CaseConflict
 from apps.cases.models import Case, Decision, DecisionSource, Process
+from apps.cases.schema import SchemaInvalid
 from apps.cases.schemas import (
     CASES_BODY,
     DECISIONS_BODY,
@@ -34,6 +35,7 @@ from apps.cases.schemas import (
     IntakeOut,
     ProcessIn,
     ProcessOut,
+    SchemaErrorOut,
     SchemaIn,
 )
 from apps.cases.services import decisions as decision_services
@@ -48,6 +50,7 @@ from apps.people.selectors import team_for_member
 router = Router(tags=["cases"])
 
 _ERRORS = {403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
+_SCHEMA_ERRORS = {**_ERRORS, 422: SchemaErrorOut}
 _BATCH_ERRORS = {403: ErrorOut, 404: ErrorOut, 422: BatchErrorOut}
 # Keys of timeline event data that carry a label; hidden while review is blind for the caller.
 _LABEL_KEYS = frozenset({"label", "reason_code", "rationale", "settled_by"})
@@ -63,6 +66,10 @@ def _domain_errors(view: Callable[..., Any]) -> Callable[..., Any]:
             return view(request, *args, **kwargs)
         except intake_services.BatchInvalid as exc:
             return JsonResponse({"detail": exc.message, "rows": exc.rows}, status=422)
+        except SchemaInvalid as exc:
+            # Every problem at once, each with the path of the part it is about.
+            errors = [{"path": p.path, "message": p.message} for p in exc.problems]
+            return JsonResponse({"detail": reason_of(exc), "errors": errors}, status=422)
         except ValidationError as exc:
             return JsonResponse({"detail": reason_of(exc)}, status=422)
         except CaseConflict as exc:
@@ -108,7 +115,7 @@ def _process_out(process: Process) -> dict[str, Any]:
 
 @router.post(
     "/processes",
-    response={201: ProcessOut, **_ERRORS},
+    response={201: ProcessOut, **_SCHEMA_ERRORS},
     summary="Create a process with its case schema and decision options (managers, admins)",
 )
 @_domain_errors
@@ -156,7 +163,7 @@ def get_process(request: HttpRequest, slug: str) -> dict[str, Any]:
 
 @router.put(
     "/processes/{slug}/schema",
-    response={200: ProcessOut, **_ERRORS},
+    response={200: ProcessOut, **_SCHEMA_ERRORS},
     summary="Replace the case schema and decision options (a new version; stored cases keep "
     "theirs)",
 )

@@ -3,23 +3,6 @@ import json
 from django import forms
 
 from apps.cases.models import QueueOrder
-from apps.cases.schema import FIELD_TYPES
-
-FIELDS_EXAMPLE = json.dumps(
-    [
-        {"name": "vendor", "type": "text", "required": True},
-        {"name": "amount", "type": "money", "required": True, "currency": "EUR"},
-        {"name": "po_match", "type": "category", "choices": ["matched", "missing"]},
-    ],
-    indent=2,
-)
-DECISIONS_EXAMPLE = json.dumps(
-    [
-        {"label": "approve", "reason_codes": ["ok"]},
-        {"label": "reject", "reason_codes": ["duplicate", "fraud"]},
-    ],
-    indent=2,
-)
 
 
 class JSONListField(forms.CharField):
@@ -64,13 +47,6 @@ class ProcessForm(forms.Form):
     priority_descending = forms.BooleanField(
         required=False, initial=True, label="Higher values first"
     )
-    fields = JSONListField(
-        help_text=f"Case fields as JSON. Types: {', '.join(FIELD_TYPES)}. Example:\n{FIELDS_EXAMPLE}"
-    )
-    decisions = JSONListField(
-        help_text=f"Decision options (at most 9) with reason codes, as JSON. Example:\n{DECISIONS_EXAMPLE}"
-    )
-
     # Blank keeps the current value, so an edit form without them changes nothing.
     queue_order = forms.ChoiceField(
         choices=QueueOrder.choices,
@@ -98,6 +74,11 @@ class ProcessForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="Who settles disagreements; none ticked means the team's managers.",
     )
+
+    def typed_values(self) -> dict[str, object]:
+        """What was typed, as initial values: the page shows it again after a row edit without
+        judging it yet."""
+        return {name: self[name].value() for name in self.fields}
 
     def __init__(
         self,

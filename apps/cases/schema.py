@@ -7,6 +7,7 @@ that names the field and what was expected.
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
@@ -21,113 +22,189 @@ _TRUE = {"true", "yes", "y", "1", "t"}
 _FALSE = {"false", "no", "n", "0", "f"}
 
 
-def _bounded_text(item: dict, key: str, where: str, limit: int, default: str = "") -> str:
+@dataclass(frozen=True)
+class SchemaProblem:
+    """One thing wrong with a schema: `path` names the part ("fields[2].choices", "decisions",
+    "priority_field"), `message` says what is wrong, to be read after the path."""
+
+    path: str
+    message: str
+
+
+class SchemaInvalid(ValidationError):
+    """Every problem of a schema at once (not just the first), each with its path; as a
+    ValidationError its message_dict is {path: [messages]}, so reason_of() lists them all."""
+
+    def __init__(self, problems: list[SchemaProblem]) -> None:
+        self.problems = problems
+        by_path: dict[str, list[str]] = {}
+        for problem in problems:
+            by_path.setdefault(problem.path, []).append(problem.message)
+        super().__init__(by_path)
+
+
+_CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
+PRIORITY_TYPES = ("number", "money", "date", "datetime", "boolean")
+
+
+class _Problems(list[SchemaProblem]):
+    def add(self, path: str, message: str) -> None:
+        self.append(SchemaProblem(path, message))
+
+
+def _bounded_text(
+    item: dict, key: str, where: str, limit: int, problems: _Problems, default: str = ""
+) -> str:
     """An optional text setting, refused (not silently cut) when it is too long or not text."""
     value = item.get(key)
     if value is None or value == "":
         return default
     if not isinstance(value, str):
-        raise ValidationError(f"{where}.{key} must be text")
+        problems.add(f"{where}.{key}", "must be text")
+        return default
     if len(value) > limit:
-        raise ValidationError(
-            f"{where}.{key} is {len(value)} characters long; at most {limit} are allowed"
+        problems.add(
+            f"{where}.{key}", f"is {len(value)} characters long; at most {limit} are allowed"
         )
+        return default
     return value
 
 
-_CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
-
-
-def clean_field_specs(raw: object) -> list[dict]:
-    """Validate and normalise a list of field definitions; raises ValidationError naming the part."""
-    if not isinstance(raw, list) or not raw:
-        raise ValidationError("fields must be a non-empty list of field definitions")
-    specs: list[dict] = []
-    seen: set[str] = set()
-    for index, item in enumerate(raw):
-        where = f"fields[{index}]"
-        if not isinstance(item, dict):
-            raise ValidationError(f"{where} must be an object")
-        name = item.get("name")
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise ValidationError(
-                f"{where}.name must be lower_snake_case (letters, digits, _), got {name!r}"
-            )
-        if name in seen:
-            raise ValidationError(f"{where}.name {name!r} is used twice")
-        seen.add(name)
-        kind = item.get("type")
-        if kind not in FIELD_TYPES:
-            raise ValidationError(
-                f"{where}.type must be one of {', '.join(FIELD_TYPES)}, got {kind!r}"
-            )
-        spec = {
-            "name": name,
-            "type": kind,
-            "label": _bounded_text(
-                item, "label", where, 120, default=name.replace("_", " ").capitalize()
-            ),
-            "help_text": _bounded_text(item, "help_text", where, 500),
-            "required": bool(item.get("required", False)),
-        }
-        if kind == "category":
-            choices = item.get("choices")
-            if (
-                not isinstance(choices, list)
-                or not choices
-                or not all(isinstance(c, str) and c for c in choices)
-            ):
-                raise ValidationError(
-                    f"{where}.choices must be a non-empty list of strings for a category"
-                )
-            if len(set(choices)) != len(choices):
-                raise ValidationError(f"{where}.choices has duplicates")
+def _field_spec(item: object, where: str, seen: set[str], problems: _Problems) -> dict:
+    """One field definition normalised; its problems are added to `problems`."""
+    if not isinstance(item, dict):
+        problems.add(where, "must be an object")
+        return {}
+    name = item.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        problems.add(
+            f"{where}.name",
+            f"must be lower_snake_case (a letter, then letters, digits, _), got {name!r}",
+        )
+        name = ""
+    elif name in seen:
+        problems.add(f"{where}.name", f"{name!r} is used by another field")
+    seen.add(name)
+    kind = item.get("type")
+    if kind not in FIELD_TYPES:
+        problems.add(f"{where}.type", f"must be one of {', '.join(FIELD_TYPES)}, got {kind!r}")
+    spec = {
+        "name": name,
+        "type": kind,
+        "label": _bounded_text(
+            item, "label", where, 120, problems, default=name.replace("_", " ").capitalize()
+        ),
+        "help_text": _bounded_text(item, "help_text", where, 500, problems),
+        "required": bool(item.get("required", False)),
+    }
+    if kind == "category":
+        choices = item.get("choices")
+        if (
+            not isinstance(choices, list)
+            or not choices
+            or not all(isinstance(c, str) and c for c in choices)
+        ):
+            problems.add(f"{where}.choices", "a category needs a non-empty list of choices (text)")
+        elif len(set(choices)) != len(choices):
+            repeated = sorted({c for c in choices if choices.count(c) > 1})
+            problems.add(f"{where}.choices", f"has duplicates: {', '.join(repeated)}")
+        else:
             spec["choices"] = choices
-        if kind == "money":
-            currency = _bounded_text(item, "currency", where, 3)
-            if currency and not _CURRENCY_RE.match(currency):
-                raise ValidationError(
-                    f"{where}.currency must be a 3-letter code such as EUR, got {currency!r}"
-                )
-            spec["currency"] = currency.upper()
-        if group := _bounded_text(item, "group", where, 60):
-            spec["group"] = group
-        specs.append(spec)
-    return specs
+    if kind == "money":
+        currency = _bounded_text(item, "currency", where, 3, problems)
+        if currency and not _CURRENCY_RE.match(currency):
+            problems.add(
+                f"{where}.currency", f"must be a 3-letter code such as EUR, got {currency!r}"
+            )
+        spec["currency"] = currency.upper()
+    if group := _bounded_text(item, "group", where, 60, problems):
+        spec["group"] = group
+    return spec
 
 
-def clean_decision_options(raw: object) -> list[dict]:
+def _field_specs(raw: object, problems: _Problems) -> list[dict]:
     if not isinstance(raw, list) or not raw:
-        raise ValidationError("decisions must be a non-empty list of decision options")
+        problems.add("fields", "must be a non-empty list of field definitions")
+        return []
+    seen: set[str] = set()
+    return [_field_spec(item, f"fields[{index}]", seen, problems) for index, item in enumerate(raw)]
+
+
+def _decision_options(raw: object, problems: _Problems) -> list[dict]:
+    if not isinstance(raw, list) or not raw:
+        problems.add("decisions", "must be a non-empty list of decision options")
+        return []
     if len(raw) > 9:
-        raise ValidationError(
-            "at most 9 decision options (keys 1 to 9 choose them in the review queue)"
+        problems.add(
+            "decisions",
+            f"has {len(raw)} options; at most 9 are allowed (keys 1 to 9 choose them in the "
+            "review queue)",
         )
     options: list[dict] = []
     seen: set[str] = set()
     for index, item in enumerate(raw):
         where = f"decisions[{index}]"
         if not isinstance(item, dict):
-            raise ValidationError(f"{where} must be an object")
+            problems.add(where, "must be an object")
+            continue
         label = item.get("label")
         if not isinstance(label, str) or not label.strip() or len(label) > 100:
-            raise ValidationError(
-                f"{where}.label must be a non-empty string (at most 100 characters)"
-            )
-        if label in seen:
-            raise ValidationError(f"{where}.label {label!r} is used twice")
-        seen.add(label)
+            problems.add(f"{where}.label", "must be a non-empty text (at most 100 characters)")
+        elif label in seen:
+            problems.add(f"{where}.label", f"{label!r} is used by another decision")
+        seen.add(label if isinstance(label, str) else "")
         codes = item.get("reason_codes") or []
         if not isinstance(codes, list) or not all(isinstance(c, str) and c.strip() for c in codes):
-            raise ValidationError(f"{where}.reason_codes must be a list of strings")
+            problems.add(f"{where}.reason_codes", "must be a list of non-empty texts")
+            codes = []
+        elif len(set(codes)) != len(codes):
+            repeated = sorted({c for c in codes if codes.count(c) > 1})
+            problems.add(f"{where}.reason_codes", f"has duplicates: {', '.join(repeated)}")
         options.append(
             {
                 "label": label,
-                "description": _bounded_text(item, "description", where, 500),
+                "description": _bounded_text(item, "description", where, 500, problems),
                 "reason_codes": codes,
             }
         )
     return options
+
+
+def _check_priority_field(specs: list[dict], priority_field: str, problems: _Problems) -> None:
+    if not priority_field:
+        return
+    spec = next((s for s in specs if s.get("name") == priority_field), None)
+    if spec is None:
+        problems.add("priority_field", f"{priority_field!r} is not a field of the schema")
+    elif spec["type"] in FIELD_TYPES and spec["type"] not in PRIORITY_TYPES:
+        problems.add(
+            "priority_field",
+            f"{priority_field!r} is a {spec['type']} field; the priority must be a "
+            f"{', '.join(PRIORITY_TYPES[:-1])} or {PRIORITY_TYPES[-1]} field",
+        )
+
+
+def clean_schema(
+    *, fields: object, decisions: object, priority_field: str = ""
+) -> tuple[list[dict], list[dict]]:
+    """Validate and normalise a schema: (field specs, decision options).
+
+    Raises SchemaInvalid listing every problem with its path, not only the first."""
+    problems = _Problems()
+    specs = _field_specs(fields, problems)
+    options = _decision_options(decisions, problems)
+    _check_priority_field(specs, priority_field, problems)
+    if problems:
+        raise SchemaInvalid(problems)
+    return specs, options
+
+
+def clean_priority_field(*, specs: list[dict], priority_field: str) -> None:
+    """Check a priority field against clean field specs; raises SchemaInvalid if it can't be one."""
+    problems = _Problems()
+    _check_priority_field(specs, priority_field, problems)
+    if problems:
+        raise SchemaInvalid(problems)
 
 
 def _coerce(spec: dict, value: object) -> object:

@@ -18,6 +18,18 @@ class ErrorOut(Schema):
     detail: str = Field(description="Why the request was refused.")
 
 
+class SchemaProblemOut(Schema):
+    path: str = Field(description="The part at fault, e.g. fields[2].choices or priority_field.")
+    message: str = Field(description="What is wrong with it.")
+
+
+class SchemaErrorOut(Schema):
+    detail: str = Field(description="Every problem in one line: `path: message; …`.")
+    errors: list[SchemaProblemOut] = Field(
+        default_factory=list, description="Every problem of the schema, not only the first."
+    )
+
+
 class RowErrorOut(Schema):
     row: int = Field(description="Index of the row in the list sent (0-based).")
     errors: dict[str, str] = Field(description="{part of the row: what is wrong with it}")

@@ -14,6 +14,8 @@ from apps.cases import selectors
 from apps.cases.errors import CaseConflict
 from apps.cases.forms import DecisionForm, ProcessForm
 from apps.cases.models import Case, CaseClaim, CaseStatus, Process
+from apps.cases.schema import SchemaInvalid
+from apps.cases.schema_editor import SchemaEditor
 from apps.cases.services import decisions as decision_services
 from apps.cases.services import processes as process_services
 from apps.cases.services import queue as queue_services
@@ -72,9 +74,10 @@ def process_list(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _save_process(
-    request: HtmxHttpRequest, form: ProcessForm, process: Process | None
+    request: HtmxHttpRequest, form: ProcessForm, editor: SchemaEditor, process: Process | None
 ) -> Process | None:
-    """Apply a valid form; returns the process, or None after adding the service's error to the form."""
+    """Apply a valid form and schema; returns the process, or None after putting the service's
+    errors on the form (schema problems next to their rows)."""
     data = form.cleaned_data
     try:
         if process is None:
@@ -84,8 +87,8 @@ def _save_process(
                 name=data["name"],
                 slug=data["slug"],
                 description=data["description"],
-                fields=data["fields"],
-                decisions=data["decisions"],
+                fields=editor.fields,
+                decisions=editor.decisions,
                 minutes_per_case=data["minutes_per_case"],
                 overlap=data["overlap"],
                 priority_field=data["priority_field"],
@@ -94,19 +97,25 @@ def _save_process(
             )
         # Schema, settings and people change together or not at all.
         with transaction.atomic():
-            return _update_process(request, process, data)
+            return _update_process(request, process, data, editor)
+    except SchemaInvalid as exc:
+        editor.show_problems(exc.problems)
+        return None
     except ValidationError as exc:
         form.add_error(None, exc)
         return None
 
 
-def _update_process(request: HtmxHttpRequest, process: Process, data: dict) -> Process:
+def _update_process(
+    request: HtmxHttpRequest, process: Process, data: dict, editor: SchemaEditor
+) -> Process:
     """Apply an edit form's data; the caller holds the transaction."""
     process_services.update_process_schema(
         process=process,
-        fields=data["fields"],
-        decisions=data["decisions"],
+        fields=editor.fields,
+        decisions=editor.decisions,
         changed_by=request.user,
+        priority_field=data["priority_field"],
     )
     process.refresh_from_db()
     process = process_services.update_process_settings(
@@ -137,21 +146,81 @@ def _update_process(request: HtmxHttpRequest, process: Process, data: dict) -> P
     return process
 
 
+def _process_form_page(
+    request: HtmxHttpRequest,
+    *,
+    process: Process | None,
+    initial: dict,
+    form_options: dict,
+    schema: tuple[list[dict], list[dict]],
+) -> HttpResponse:
+    """The process form with its schema editor: a row edit shows the rows again (just the editor
+    for htmx), Download answers the rows as JSON, Save validates everything and reports every
+    problem at once."""
+    posted = request.method == "POST"
+    form = ProcessForm(request.POST if posted else None, initial=initial, **form_options)
+    editor = SchemaEditor(
+        request.POST if posted else None,
+        request.FILES if posted else None,
+        fields=schema[0],
+        decisions=schema[1],
+    )
+    context = {"form": form, "editor": editor, "process": process}
+    if posted and editor.action == "export":
+        response = HttpResponse(editor.export(), content_type="application/json; charset=utf-8")
+        name = process.slug if process else "new-process"
+        response["Content-Disposition"] = f'attachment; filename="{name}-schema.json"'
+        return response
+    if posted and editor.is_edit:
+        editor.apply_edit()
+        # Shown again as typed, without judging the rest of the form yet.
+        context["form"] = ProcessForm(initial=form.typed_values(), **form_options)
+        _mark_priority_field(context["form"], editor)
+        if request.htmx:
+            return render(request, "cases/process_form.html#schema-editor", context)
+        return render(request, "cases/process_form.html", context)
+    if posted:
+        form_valid = form.is_valid()
+        priority_field = (form.cleaned_data.get("priority_field") or "").strip()
+        schema_valid = editor.validate(priority_field=priority_field)
+        if form_valid and schema_valid:
+            saved = _save_process(request, form, editor, process)
+            if saved is not None:
+                saved.refresh_from_db()
+                verb = "saved" if process else "created"
+                messages.success(
+                    request, f"Process “{saved.name}” {verb} (schema v{saved.schema.version})."
+                )
+                return redirect("process_detail", slug=saved.slug)
+    _mark_priority_field(form, editor)
+    return render(request, "cases/process_form.html", context, status=422 if posted else 200)
+
+
+def _mark_priority_field(form: ProcessForm, editor: SchemaEditor) -> None:
+    """The priority field is checked with the schema (the editor holds its problems): mark its input
+    as Django marks a field with errors."""
+    if editor.priority_errors:
+        form.fields["priority_field"].widget.attrs.update(
+            {"aria-invalid": "true", "aria-describedby": "id_priority_field_error"}
+        )
+
+
+# A new process starts with one empty row of each, to fill in or to replace by an import.
+_BLANK_SCHEMA = ([{"type": "text"}], [{}])
+
+
 @require_http_methods(["GET", "POST"])
 @login_required
 def process_create(request: HtmxHttpRequest) -> HttpResponse:
     teams = _managed_teams(request.user)
     if not teams:
         raise PermissionDenied("Only managers and admins create processes.")
-    form = ProcessForm(request.POST or None, teams=[(str(t.pk), t.name) for t in teams])
-    if request.method == "POST" and form.is_valid():
-        process = _save_process(request, form, None)
-        if process is not None:
-            messages.success(request, f"Process “{process.name}” created.")
-            return redirect("process_detail", slug=process.slug)
-    status = 422 if request.method == "POST" else 200
-    return render(
-        request, "cases/process_form.html", {"form": form, "process": None}, status=status
+    return _process_form_page(
+        request,
+        process=None,
+        initial={},
+        form_options={"teams": [(str(t.pk), t.name) for t in teams]},
+        schema=_BLANK_SCHEMA,
     )
 
 
@@ -171,8 +240,6 @@ def process_edit(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         "priority_descending": process.priority_descending,
         "queue_order": process.queue_order,
         "random_share": process.random_share,
-        "fields": process.schema.fields,
-        "decisions": process.schema.decisions,
     }
     members = (
         Membership.objects.filter(team=process.team)
@@ -186,27 +253,17 @@ def process_edit(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     everyone = sorted({(str(m.user_id), m.user.username) for m in members}, key=lambda c: c[1])
     initial["reviewers"] = [str(pk) for pk in process.reviewers.values_list("pk", flat=True)]
     initial["adjudicators"] = [str(pk) for pk in process.adjudicators.values_list("pk", flat=True)]
-    form = ProcessForm(
-        request.POST or None,
+    return _process_form_page(
+        request,
+        process=process,
         initial=initial,
-        teams=[(str(process.team_id), process.team.name)],
-        editing=True,
-        experts=experts,
-        members=everyone,
-    )
-    if (
-        request.method == "POST"
-        and form.is_valid()
-        and _save_process(request, form, process) is not None
-    ):
-        process.refresh_from_db()
-        messages.success(
-            request, f"Process “{process.name}” saved (schema v{process.schema.version})."
-        )
-        return redirect("process_detail", slug=process.slug)
-    status = 422 if request.method == "POST" else 200
-    return render(
-        request, "cases/process_form.html", {"form": form, "process": process}, status=status
+        form_options={
+            "teams": [(str(process.team_id), process.team.name)],
+            "editing": True,
+            "experts": experts,
+            "members": everyone,
+        },
+        schema=(process.schema.fields, process.schema.decisions),
     )
 
 

@@ -161,6 +161,8 @@ def upload_mapping(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResp
                 return redirect("import_job", slug=process.slug, job_id=job.pk)
     elif request.method == "POST" and action == "import":
         form.add_error(None, "Choose a target from the list for every column.")
+    inline = job.file.size <= settings.ORCHCAP_UPLOAD_INLINE_BYTES
+    preview = upload.preview_rows(process=process, records=inspection.sample, mapping=form.chosen())
     context = {
         "process": process,
         "job": job,
@@ -168,10 +170,15 @@ def upload_mapping(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResp
         "inspection": inspection,
         "mapping_rows": form.rows(inspection.column_examples()),
         "headers": upload.preview_headers(process=process),
-        "preview": upload.preview_rows(
-            process=process, records=inspection.sample, mapping=form.chosen()
+        "preview": preview,
+        # The import is all or nothing: its button waits until no row needs fixing.
+        "check": upload.check_rows(
+            job=job,
+            mapping=form.chosen(),
+            preview=preview,
+            whole_file=inline and inspection.complete,
         ),
-        "inline": job.file.size <= settings.ORCHCAP_UPLOAD_INLINE_BYTES,
+        "inline": inline,
         "size": upload.file_size(job.file.size),
         "errors": errors[:SHOWN_ERRORS],
         "more_errors": max(len(errors) - SHOWN_ERRORS, 0),

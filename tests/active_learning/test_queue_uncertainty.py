@@ -1,7 +1,6 @@
 """Active learning in the review queue: most uncertain first, a share of random picks (recorded),
 both served by indexes; the settings on the edit page and in the API."""
 
-import json
 import random
 
 import pytest
@@ -12,7 +11,7 @@ from apps.cases.models import Case, CaseEvent, QueueOrder
 from apps.cases.services.queue import claim_next_case, release_claim
 from apps.classifiers.active import random_pick_case_ids
 from tests.conftest import client_for
-from tests.factories import INVOICE_DECISIONS, INVOICE_FIELDS, make_cases
+from tests.factories import INVOICE_DECISIONS, INVOICE_FIELDS, make_cases, schema_form_data
 
 
 def _uncertain(process, values):
@@ -135,8 +134,7 @@ def _form(process, **overrides):
         "overlap": "1",
         "priority_field": "amount",
         "priority_descending": "on",
-        "fields": json.dumps(INVOICE_FIELDS),
-        "decisions": json.dumps(INVOICE_DECISIONS),
+        **schema_form_data(INVOICE_FIELDS, INVOICE_DECISIONS),
     }
     return {**data, **overrides}
 

@@ -5,21 +5,9 @@ from django.db.models import F
 from django.utils.text import slugify
 
 from apps.cases.models import Case, CaseStatus, Process, ProcessSchemaVersion
-from apps.cases.schema import clean_decision_options, clean_field_specs, priority_of
+from apps.cases.schema import clean_priority_field, clean_schema, priority_of
 from apps.core.db import lock_in_order
 from apps.people.models import Team
-
-
-def _check_priority_field(fields: list[dict], priority_field: str) -> None:
-    if not priority_field:
-        return
-    spec = next((f for f in fields if f["name"] == priority_field), None)
-    if spec is None:
-        raise ValidationError(f"priority_field {priority_field!r} is not a field of the schema")
-    if spec["type"] not in ("number", "money", "date", "datetime", "boolean"):
-        raise ValidationError(
-            f"priority_field {priority_field!r} must be a number, money, date, datetime or boolean field"
-        )
 
 
 @transaction.atomic
@@ -38,10 +26,9 @@ def create_process(
     created_by: AbstractUser | None = None,
     is_synthetic: bool = False,
 ) -> Process:
-    """Create a process with its first schema version. Raises ValidationError naming the bad part."""
-    specs = clean_field_specs(fields)
-    options = clean_decision_options(decisions)
-    _check_priority_field(specs, priority_field)
+    """Create a process with its first schema version. Raises SchemaInvalid listing every problem
+    of the schema, or ValidationError naming the bad setting."""
+    specs, options = clean_schema(fields=fields, decisions=decisions, priority_field=priority_field)
     slug = slug or slugify(name)[:60]
     if not (1 <= int(overlap) <= 10):
         raise ValidationError("overlap must be between 1 and 10")
@@ -73,12 +60,23 @@ def create_process(
 
 @transaction.atomic
 def update_process_schema(
-    *, process: Process, fields: object, decisions: object, changed_by: AbstractUser | None
+    *,
+    process: Process,
+    fields: object,
+    decisions: object,
+    changed_by: AbstractUser | None,
+    priority_field: str | None = None,
 ) -> ProcessSchemaVersion:
-    """A new schema version; stored cases keep theirs, so nothing already captured is invalidated."""
-    specs = clean_field_specs(fields)
-    options = clean_decision_options(decisions)
-    _check_priority_field(specs, process.priority_field)
+    """A new schema version; stored cases keep theirs, so nothing already captured is invalidated.
+
+    `priority_field` is the one that will hold after this change when the caller changes it in the
+    same transaction (a field renamed together with the priority); by default the current one.
+    Raises SchemaInvalid listing every problem."""
+    specs, options = clean_schema(
+        fields=fields,
+        decisions=decisions,
+        priority_field=process.priority_field if priority_field is None else priority_field,
+    )
     process = Process.objects.select_for_update().get(pk=process.pk)
     current = process.schema
     if current is not None and current.fields == specs and current.decisions == options:
@@ -101,7 +99,7 @@ def update_process_settings(
     priority_field: str,
     priority_descending: bool,
 ) -> Process:
-    _check_priority_field(process.schema.fields, priority_field)
+    clean_priority_field(specs=process.schema.fields, priority_field=priority_field)
     if not (1 <= int(overlap) <= 10):
         raise ValidationError("overlap must be between 1 and 10")
     reprioritise = (process.priority_field, process.priority_descending) != (

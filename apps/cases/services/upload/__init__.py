@@ -19,6 +19,8 @@ from apps.cases.services.upload.importing import (
     store_upload,
 )
 from apps.cases.services.upload.mapping import (
+    RowCheck,
+    check_rows,
     mapping_targets,
     preview_headers,
     preview_rows,
@@ -28,7 +30,9 @@ from apps.cases.services.upload.reading import IGNORE, inspect_job
 
 __all__ = [
     "IGNORE",
+    "RowCheck",
     "awaiting_mapping",
+    "check_rows",
     "discard_upload",
     "file_size",
     "inspect_job",

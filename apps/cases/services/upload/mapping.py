@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 
-from apps.cases.models import Case, Process
+from apps.cases.models import Case, ImportJob, Process
+from apps.cases.schema import validate_case_fields
 from apps.cases.services.intake import validate_case_rows
 from apps.cases.services.upload.reading import (
     _SPECIAL_ALIASES,
@@ -19,7 +20,9 @@ from apps.cases.services.upload.reading import (
     PREVIEW_ROWS,
     REASON,
     SPECIAL_TARGETS,
+    FileProblem,
     Record,
+    RecordReader,
     _is_blank,
 )
 
@@ -262,8 +265,20 @@ def _chunks(
 
 @dataclass
 class PreviewCell:
+    """A cell as it will be stored; a cell that can't be stored keeps the value from the file and
+    says why (`error`)."""
+
     value: object
     error: str = ""
+
+    @property
+    def shown(self) -> str:
+        """The value as text, as stored in JSON (true/false, 1200.5), "" when there is none."""
+        if self.value is None:
+            return ""
+        if isinstance(self.value, bool):
+            return "true" if self.value else "false"
+        return str(self.value)
 
 
 @dataclass
@@ -273,8 +288,12 @@ class PreviewRow:
     problems: list[str] = field(default_factory=list)
 
     @property
+    def invalid_cells(self) -> int:
+        return sum(bool(cell.error) for cell in self.cells)
+
+    @property
     def valid(self) -> bool:
-        return not self.problems and not any(cell.error for cell in self.cells)
+        return not self.problems and not self.invalid_cells
 
 
 def preview_headers(*, process: Process) -> list[str]:
@@ -286,11 +305,16 @@ def preview_headers(*, process: Process) -> list[str]:
     ]
 
 
+def _listed(value: object) -> object:
+    return ", ".join(map(str, value)) if isinstance(value, list) else value
+
+
 def preview_rows(
     *, process: Process, records: list[Record], mapping: dict[str, str]
 ) -> list[PreviewRow]:
-    """The first rows as they would be stored (values coerced to the schema's types), with errors
-    on the cell they concern; cells follow preview_headers."""
+    """The first rows as they would be stored, valid or not: every cell that can be stored shows
+    its stored value (coerced to the schema's type), a cell that can't shows the file's value
+    with its error. Cells follow preview_headers."""
     built = [build_row(record.values, mapping) for record in records[:PREVIEW_ROWS]]
     checked = _check_rows(
         process=process,
@@ -299,27 +323,21 @@ def preview_rows(
         problems=[problems for _, problems in built],
         seen=_SeenIds(),
     )
-    names = [spec["name"] for spec in process.schema.fields]
+    specs = process.schema.fields
+    names = [spec["name"] for spec in specs]
+    keys = [EXTERNAL_ID, *(FIELD_PREFIX + n for n in names), REASON, AT_FAULT]
     preview = []
-    for record, (row, _), (case, errors) in zip(records, built, checked, strict=False):
+    for record, (row, _), (_, errors) in zip(records, built, checked, strict=False):
         errors = dict(errors)
-        if case is not None:
-            values = [
-                case.external_id or "",
-                *(case.fields.get(n) for n in names),
-                case.exception_reason,
-                ", ".join(case.exception_fields),
-            ]
-        else:
-            exception = row.get("exception") or {}
-            at_fault = exception.get("fields")
-            values = [
-                row.get("external_id", ""),
-                *(row["fields"].get(n) for n in names),
-                exception.get("reason", ""),
-                ", ".join(map(str, at_fault)) if isinstance(at_fault, list) else at_fault,
-            ]
-        keys = [EXTERNAL_ID, *(FIELD_PREFIX + n for n in names), REASON, AT_FAULT]
+        # Per cell, so the valid cells of an invalid row show what they would become too.
+        stored, _ = validate_case_fields(specs, row["fields"])
+        exception = row.get("exception") or {}
+        values = [
+            row.get("external_id"),
+            *(stored.get(n, row["fields"].get(n)) for n in names),
+            exception.get("reason") or None,
+            _listed(exception.get("fields")) or None,
+        ]
         cells = [
             PreviewCell(value, errors.pop(key, "")) for key, value in zip(keys, values, strict=True)
         ]
@@ -331,3 +349,55 @@ def preview_rows(
         ]
         preview.append(PreviewRow(record.line, cells, problems))
     return preview
+
+
+SHOWN_ROW_ERRORS = 100
+
+
+@dataclass
+class RowCheck:
+    """How many rows must be fixed before an import can run (it is all or nothing)."""
+
+    checked_rows: int
+    invalid_rows: int
+    whole_file: bool
+    errors: list[dict] = field(default_factory=list)
+    more_errors: int = 0
+
+
+def check_rows(
+    *, job: ImportJob, mapping: dict[str, str], preview: list[PreviewRow], whole_file: bool
+) -> RowCheck:
+    """Every row of a file small enough to be imported in the request, checked with `mapping`
+    (errors by line, the first SHOWN_ROW_ERRORS listed); for a bigger file, the preview's rows
+    only (the import checks the rest before it writes anything)."""
+    if not whole_file:
+        invalid = sum(not row.valid for row in preview)
+        return RowCheck(len(preview), invalid, whole_file=False)
+    check = RowCheck(0, 0, whole_file=True)
+    seen = _SeenIds()
+    with job.file.storage.open(job.file.name, "rb") as handle:
+        records = RecordReader(handle, file_format=job.file_format)
+        try:
+            for chunk in _chunks(records, mapping):
+                checked = _check_rows(
+                    process=job.process,
+                    lines=[line for line, _, _ in chunk],
+                    rows=[row for _, row, _ in chunk],
+                    problems=[problems for _, _, problems in chunk],
+                    seen=seen,
+                )
+                check.checked_rows += len(chunk)
+                for (line, _, _), (_, row_errors) in zip(chunk, checked, strict=True):
+                    if not row_errors:
+                        continue
+                    check.invalid_rows += 1
+                    entries = _flat_errors(line, row_errors, mapping)
+                    room = SHOWN_ROW_ERRORS - len(check.errors)
+                    check.errors.extend(entries[: max(room, 0)])
+                    check.more_errors += max(len(entries) - max(room, 0), 0)
+        except FileProblem as problem:
+            # Read whole when it was uploaded; changed on disk since. The import says so too.
+            check.invalid_rows += 1
+            check.errors.append(problem.as_error())
+    return check
