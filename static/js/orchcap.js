@@ -20,13 +20,22 @@ document.addEventListener("DOMContentLoaded", () => {
 document.addEventListener("htmx:afterSettle", (event) => fadeToasts(event.target));
 
 function fadeToasts(root) {
-  root.querySelectorAll(".toast:not(.fade)").forEach((toast) => {
-    setTimeout(() => {
-      toast.classList.add("fade");
-      setTimeout(() => toast.remove(), 500);
-    }, 5000);
+  // An error stays until it is dismissed (it may need reading twice); the rest fade after 6 s.
+  root.querySelectorAll(".toast:not(.fade):not(.toast-error):not([data-fading])").forEach((toast) => {
+    toast.dataset.fading = "";
+    setTimeout(() => dismissToast(toast), 6000);
   });
 }
+
+function dismissToast(toast) {
+  toast.classList.add("fade");
+  setTimeout(() => toast.remove(), 500);
+}
+
+document.addEventListener("click", (event) => {
+  const close = event.target instanceof Element && event.target.closest(".toast-close");
+  if (close) { dismissToast(close.closest(".toast")); }
+});
 
 function toast(text, kind) {
   const box = document.getElementById("toasts");
@@ -34,7 +43,14 @@ function toast(text, kind) {
   const item = document.createElement("div");
   item.className = `toast toast-${kind || "info"}`;
   item.setAttribute("role", "status");
-  item.textContent = text;
+  const words = document.createElement("span");
+  words.textContent = text;
+  const close = document.createElement("button");
+  close.type = "button";
+  close.className = "toast-close";
+  close.setAttribute("aria-label", "Dismiss");
+  close.textContent = "\u00d7";
+  item.append(words, close);
   box.appendChild(item);
   fadeToasts(box);
 }
@@ -183,3 +199,37 @@ document.addEventListener("submit", (event) => {
     event.stopImmediatePropagation();
   }
 }, true);
+
+// The navigation menu (a <details> in base.html) is a button on phones and a row of links on wider
+// screens: kept open there so its links are shown even where ::details-content is not supported.
+(function () {
+  const wide = window.matchMedia("(min-width: 62rem)");
+  function fit() {
+    document.querySelectorAll("[data-nav-menu]").forEach((menu) => { menu.open = wide.matches; });
+  }
+  document.addEventListener("DOMContentLoaded", fit);
+  wide.addEventListener("change", fit);
+})();
+
+// A table wider than its .table-scroll can be scrolled with the keyboard: the container becomes a
+// focusable, named region only while it overflows (no extra tab stop for tables that fit).
+(function () {
+  function mark(root) {
+    (root || document).querySelectorAll(".table-scroll").forEach((box) => {
+      if (box.scrollWidth > box.clientWidth + 1) {
+        box.tabIndex = 0;
+        box.setAttribute("role", "region");
+        const caption = box.querySelector("caption");
+        box.setAttribute("aria-label", caption ? caption.textContent.trim() : "Table, scrolls sideways");
+      } else if (box.getAttribute("role") === "region") {
+        box.removeAttribute("tabindex");
+        box.removeAttribute("role");
+        box.removeAttribute("aria-label");
+      }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", () => mark(document));
+  document.addEventListener("htmx:afterSettle", () => mark(document));
+  let pending = null;
+  window.addEventListener("resize", () => { clearTimeout(pending); pending = setTimeout(() => mark(document), 150); });
+})();

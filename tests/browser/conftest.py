@@ -9,6 +9,7 @@ download is not used.
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -42,6 +43,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+_open_browsers: list[Browser] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[object]:
+    """A failed browser test leaves a screenshot of every page it had open under test-artifacts/
+    (gitignored; CI keeps the folder), and says where in its report."""
+    report = yield
+    if report.when == "call" and report.failed and _open_browsers:
+        ARTIFACTS.mkdir(exist_ok=True)
+        saved = []
+        pages = [
+            page for c in _open_browsers[0].contexts for page in c.pages if not page.is_closed()
+        ]
+        for number, page in enumerate(pages, 1):
+            path = ARTIFACTS / f"{item.name[:120]}-{number}.png"
+            try:
+                page.screenshot(path=str(path), full_page=True, timeout=5_000)
+                saved.append(f"{path} ({page.url})")
+            except Exception as error:  # a crashed page must not hide the test's own failure
+                saved.append(f"{path}: no screenshot ({error})")
+        if saved:
+            report.sections.append(("screenshots", "\n".join(saved)))
+            print("\nscreenshots of the failed test's pages:\n" + "\n".join(saved))
+    return report
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     # Never skipped: a missing chromium is a broken test machine, said in one line.
@@ -49,7 +78,9 @@ def browser() -> Iterator[Browser]:
         pytest.fail(f"browser tests need chromium at {CHROMIUM} (apt-get install chromium)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        _open_browsers.append(browser)
         yield browser
+        _open_browsers.remove(browser)
         browser.close()
 
 
