@@ -1,6 +1,7 @@
 from apps.autonomy.api import router as autonomy_router
 from apps.cases.api import router as cases_router
 from apps.classifiers.api import router as classifiers_router
+from apps.connectors.api import router as connectors_router
 from apps.core.api import OrchcapAPI
 from apps.fabric.api import router as fabric_router
 from apps.people.api import router as people_router
@@ -23,3 +24,4 @@ api.add_router("/", rules_router)
 api.add_router("/", classifiers_router)
 api.add_router("/", autonomy_router)
 api.add_router("/", fabric_router)
+api.add_router("/", connectors_router)

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "apps.classifiers",
     "apps.autonomy",
     "apps.fabric",
+    "apps.connectors",
 ]
 
 MIDDLEWARE = [
@@ -338,6 +339,43 @@ ORCHCAP_FABRIC_ARTIFACT_MAX_BYTES = env_int(
 # GET /metrics: with a token, Prometheus sends `Authorization: Bearer <token>`; without one the
 # endpoint is open while DEBUG is on and refused (403) when it is off.
 ORCHCAP_METRICS_TOKEN = env_str("ORCHCAP_METRICS_TOKEN", "")
+
+# Outbound webhooks (apps/connectors, docs/connectors.md). Delays after each failed attempt, in
+# seconds (Standard Webhooks: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, about 3 days), then dead.
+_retry_schedule = env_list(
+    "ORCHCAP_WEBHOOK_RETRY_SCHEDULE", ["5", "300", "1800", "7200", "18000", "36000", "36000"]
+)
+if not all(seconds.isdigit() for seconds in _retry_schedule):
+    raise ImproperlyConfigured(
+        "ORCHCAP_WEBHOOK_RETRY_SCHEDULE must be seconds separated by commas, "
+        f"got {','.join(_retry_schedule)!r}"
+    )
+ORCHCAP_WEBHOOK_RETRY_SCHEDULE = [int(seconds) for seconds in _retry_schedule]
+# An endpoint failing (every attempt and probe) for this long is disabled and its owner told.
+ORCHCAP_WEBHOOK_DISABLE_AFTER_HOURS = env_int(
+    "ORCHCAP_WEBHOOK_DISABLE_AFTER_HOURS", 120, minimum=1, maximum=24 * 365
+)
+# An endpoint with a backlog waiting for a retry gets a light probe this often; when it answers,
+# the backlog goes at once. 20 s (plus the sweep) keeps a backlog within 30 s of a return.
+ORCHCAP_WEBHOOK_PROBE_SECONDS = env_int("ORCHCAP_WEBHOOK_PROBE_SECONDS", 20, minimum=1, maximum=3600)
+ORCHCAP_WEBHOOK_SWEEP_SECONDS = env_int("ORCHCAP_WEBHOOK_SWEEP_SECONDS", 5, minimum=1, maximum=3600)
+ORCHCAP_WEBHOOK_TIMEOUT_SECONDS = env_int(
+    "ORCHCAP_WEBHOOK_TIMEOUT_SECONDS", 15, minimum=1, maximum=120
+)
+# How long a rotated-out secret keeps signing (both signatures are sent meanwhile).
+ORCHCAP_WEBHOOK_SECRET_OVERLAP_HOURS = env_int(
+    "ORCHCAP_WEBHOOK_SECRET_OVERLAP_HOURS", 24, minimum=0, maximum=24 * 30
+)
+# Hosts (names, addresses or networks like 10.1.0.0/16) webhooks may reach although private,
+# loopback or link-local (SSRF protection); empty: public addresses only.
+ORCHCAP_WEBHOOK_ALLOWED_HOSTS = env_list("ORCHCAP_WEBHOOK_ALLOWED_HOSTS", [])
+CELERY_BEAT_SCHEDULE["connectors-sweep"] = {
+    "task": "apps.connectors.tasks.sweep_connectors",
+    "schedule": float(ORCHCAP_WEBHOOK_SWEEP_SECONDS),
+}
+# Notices (a connector disabled): Django's email backend, printed to the console by default.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "orchcap@localhost")
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True)
 LOGGING = {

@@ -28,4 +28,5 @@ urlpatterns = [
     path("", include("apps.classifiers.urls")),
     path("", include("apps.autonomy.urls")),
     path("", include("apps.fabric.urls")),
+    path("", include("apps.connectors.urls")),
 ]

@@ -16,10 +16,13 @@ from pathlib import Path
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from playwright.sync_api import BrowserContext, Page, expect
 
 from apps.cases.services.decisions import record_decision
 from apps.classifiers.models import TrainingJob
+from apps.connectors.models import Delivery
+from apps.connectors.services.connectors import create_connector
 from apps.fabric.services import dispatch
 from apps.people import services as people_services
 from apps.people.models import Role
@@ -108,6 +111,15 @@ def everything(team, expert, second_expert, manager, staff, admin, outsider, fit
         team=team, role=Role.EXPERT, created_by=manager
     )
     api_token, _ = people_services.create_api_token(user=manager, name="laptop")
+    # A public address (checked, never connected to: no worker runs here) and one delivery.
+    connector = create_connector(
+        team=team, name="ERP", url="https://93.184.216.34/hooks", event_types=["item.decided"],
+        owner=manager,
+    )  # fmt: skip
+    delivery = Delivery.objects.create(
+        connector=connector, event_type="item.decided", payload={}, webhook_id="msg_page",
+        created_at=timezone.now(), next_attempt_at=timezone.now(),
+    )  # fmt: skip
     values = {
         "slug": process.slug,
         "case_id": case.pk,
@@ -120,6 +132,8 @@ def everything(team, expert, second_expert, manager, staff, admin, outsider, fit
         "user_id": expert.pk,
         "token": invitation_token,
         "job_id": upload.pk,
+        "connector_id": connector.pk,
+        "delivery_id": delivery.pk,
         "action": "approve",  # the node actions are POST-only: their GET must answer 405
     }
     # Where one argument name means different objects on different pages.

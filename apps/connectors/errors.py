@@ -1,0 +1,2 @@
+class DeliveryConflict(Exception):
+    """The delivery or connector is in a state that forbids the action (answered 409)."""
