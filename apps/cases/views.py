@@ -282,8 +282,11 @@ def process_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     if query:
         cases = cases.filter(external_id__icontains=query)
     page = Paginator(
+        # `process` too: rows read through process.cases get their process set, which needs
+        # process_id (deferred, it cost a query per row).
         cases.only(
             "pk",
+            "process",
             "external_id",
             "status",
             "final_label",

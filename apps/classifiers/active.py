@@ -16,8 +16,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import psycopg
+from django.core.cache import cache
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet, Sum
 
 from apps.cases.models import Case, CaseStatus, Decision, DecisionSource, Process
 from apps.classifiers import services
@@ -177,22 +178,29 @@ def confident_disagreements(
     return thresholds, found
 
 
-def likely_label_errors(*, process: Process, limit: int = LABEL_ERROR_SCAN) -> LabelErrorReport:
-    """Decided cases labelled by exactly one expert where the promoted model confidently predicts
-    another label, most confident first. Checks the `limit` most recently decided such cases.
+# A scan predicts every checked case (a second or more on thousands): its result is kept until the
+# model or the scanned cases change (the key holds their count, ids and latest decision).
+SCAN_CACHE_SECONDS = 24 * 3600
+Suspect = tuple[int, str, str, float, float]  # case id, given label, predicted label, p, given p
 
-    Raises services.NoPromotedModel without a promoted model and ArtifactTampered when its
-    artifact fails the checksum.
-    """
-    version = services.require_promoted(process=process)
-    min_confidence = services.learning_settings(process=process).label_error_confidence
+
+def _scan(
+    *, version: ModelVersion, scanned: QuerySet[Case], min_confidence: float, limit: int
+) -> tuple[dict[str, float], list[Suspect], int]:
+    """(thresholds, suspects most confident first, cases checked) of confident learning on the
+    `limit` most recently decided of `scanned`."""
+    state = scanned.aggregate(n=Count("pk"), ids=Sum("pk"), last=Max("decided_at"))
+    key = (
+        f"classifiers:label-errors:{version.pk}:{version.artifact_sha256}:{min_confidence}:"
+        f"{limit}:{state['n']}:{state['ids']}:{state['last'] and state['last'].isoformat()}"
+    )
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
     rows = list(
-        Case.objects.filter(
-            process=process, status=CaseStatus.DECIDED, label_count=1, extra_labels=0
-        )
-        .exclude(final_label="")
-        .order_by("-decided_at", "-pk")
-        .values_list("pk", "fields", "exception_reason", "exception_fields", "final_label")[:limit]
+        scanned.order_by("-decided_at", "-pk").values_list(
+            "pk", "fields", "exception_reason", "exception_fields", "final_label"
+        )[:limit]
     )
     predictions = services.predict_cases(
         version=version,
@@ -204,11 +212,31 @@ def likely_label_errors(*, process: Process, limit: int = LABEL_ERROR_SCAN) -> L
         [row[4] for row in rows], [p.probabilities for p in predictions], min_confidence
     )
     suspects = [
-        (rows[index], label, p, predictions[index].probabilities.get(rows[index][4], 0.0))
-        for index, label, p in found
+        (rows[i][0], rows[i][4], label, p, predictions[i].probabilities.get(rows[i][4], 0.0))
+        for i, label, p in found
     ]
-    suspects.sort(key=lambda s: s[2], reverse=True)
-    ids = [row[0] for row, *_ in suspects]
+    suspects.sort(key=lambda s: s[3], reverse=True)
+    result = (thresholds, suspects, len(rows))
+    cache.set(key, result, SCAN_CACHE_SECONDS)
+    return result
+
+
+def likely_label_errors(*, process: Process, limit: int = LABEL_ERROR_SCAN) -> LabelErrorReport:
+    """Decided cases labelled by exactly one expert where the promoted model confidently predicts
+    another label, most confident first. Checks the `limit` most recently decided such cases.
+
+    Raises services.NoPromotedModel without a promoted model and ArtifactTampered when its
+    artifact fails the checksum.
+    """
+    version = services.require_promoted(process=process)
+    min_confidence = services.learning_settings(process=process).label_error_confidence
+    scanned = Case.objects.filter(
+        process=process, status=CaseStatus.DECIDED, label_count=1, extra_labels=0
+    ).exclude(final_label="")
+    thresholds, suspects, checked = _scan(
+        version=version, scanned=scanned, min_confidence=min_confidence, limit=limit
+    )
+    ids = [case_id for case_id, *_ in suspects]
     cases = Case.objects.in_bulk(ids)
     experts = dict(
         Decision.objects.filter(case_id__in=ids, retracted_at__isnull=True)
@@ -218,21 +246,22 @@ def likely_label_errors(*, process: Process, limit: int = LABEL_ERROR_SCAN) -> L
     trained_on = set(services.snapshot_ids(version)) if ids else set()
     errors = [
         LabelError(
-            case=cases[row[0]],
-            expert=experts.get(row[0], ""),
-            given_label=row[4],
+            case=cases[case_id],
+            expert=experts.get(case_id, ""),
+            given_label=given,
             predicted_label=label,
             confidence=p,
             given_confidence=given_p,
             threshold=thresholds.get(label, 0.0),
-            in_training=row[0] in trained_on,
+            in_training=case_id in trained_on,
         )
-        for row, label, p, given_p in suspects
+        for case_id, given, label, p, given_p in suspects
+        if case_id in cases
     ]
     return LabelErrorReport(
         version=version,
         errors=errors,
-        checked=len(rows),
+        checked=checked,
         min_confidence=min_confidence,
         thresholds=thresholds,
         scan_limit=limit,

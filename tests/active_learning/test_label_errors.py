@@ -190,3 +190,28 @@ def test_an_open_case_cannot_get_a_second_look(planted, manager):
     assert response.status_code == 409
     assert "only decided cases" in response.content.decode()
     assert Case.objects.get(pk=planted[0].pk).extra_labels == 1
+
+
+def test_the_kept_scan_still_sees_labels_decided_after_it(trained_process, expert, request):
+    """The scan's predictions are kept between requests, but never past a newly decided case."""
+    services.update_learning_settings(process=trained_process, label_error_confidence=0.5)
+    before = active.likely_label_errors(process=trained_process)
+    assert not any(str(e.case.external_id).startswith("DOUBT-") for e in before.errors)
+    planted = request.getfixturevalue("planted")  # decided after the first scan
+    after = active.likely_label_errors(process=trained_process)
+    assert after.checked == before.checked + len(planted)
+    doubted = {e.case.pk for e in after.errors}
+    assert {case.pk for case in planted} <= doubted
+
+
+def test_label_errors_page_queries_do_not_grow_with_the_doubts(
+    trained_process, planted, expert, django_assert_max_num_queries
+):
+    client = client_for(expert)
+    url = reverse("label_errors", args=[trained_process.slug])
+    client.get(url)
+    with django_assert_max_num_queries(20):
+        page = client.get(url)
+    assert page.status_code == 200
+    for case in planted:
+        assert reverse("case_detail", args=[case.pk]) in page.content.decode()
