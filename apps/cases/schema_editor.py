@@ -118,7 +118,8 @@ def field_row(spec: dict) -> dict:
         "type": _text(spec.get("type", "text")),
         "choices": _line_text(spec.get("choices")),
         "currency": _text(spec.get("currency")),
-        "required": spec.get("required") is True,
+        # As clean_schema reads it, so an import means what the API would make of it.
+        "required": bool(spec.get("required", False)),
         "group": _text(spec.get("group")),
         "help_text": _text(spec.get("help_text")),
     }

@@ -98,3 +98,7 @@ def test_a_manager_builds_a_schema_row_by_row_then_meets_an_upload_with_errors(
     expect(page.locator(".upload-preview tbody tr").nth(2)).to_contain_text("7.0")
     assert page.locator(".upload-preview").evaluate("(t) => !!t.closest('.table-scroll')")
     _fits(page)
+    # No script error and nothing refused by the Content-Security-Policy (the 422 of the failed
+    # save is logged as a failed resource, as expected).
+    assert page.errors == []
+    assert [error for error in page.console_errors if "Refused" in error] == []
