@@ -3,6 +3,7 @@ import json
 from django import forms
 
 from apps.cases.models import QueueOrder
+from apps.cases.schema import MAX_TEXT
 
 
 class JSONListField(forms.CharField):
@@ -116,3 +117,43 @@ class DecisionForm(forms.Form):
     def __init__(self, *args: object, field_names: list[str], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.fields["key_factors"].choices = [(name, name) for name in field_names]
+
+
+class AdjudicationForm(forms.Form):
+    """The adjudicator's final decision: one of the schema's labels and, when that label has reason
+    codes, one of *its* codes (the page offers only those; a code of another label is refused here
+    too, next to the field)."""
+
+    label = forms.ChoiceField(error_messages={"required": "Choose the final decision."})
+    reason_code = forms.CharField(max_length=100, required=False)
+    rationale = forms.CharField(widget=forms.Textarea, required=False, max_length=MAX_TEXT)
+
+    def __init__(self, *args: object, decisions: list[dict[str, object]], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.codes_by_label = {
+            str(option["label"]): [str(code) for code in option.get("reason_codes") or []]
+            for option in decisions
+        }
+        self.fields["label"].choices = [("", "— choose —")] + [
+            (label, label) for label in self.codes_by_label
+        ]
+        self.fields["label"].error_messages["invalid_choice"] = (
+            "“%(value)s” is not a decision of this process."
+        )
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean()
+        label, code = data.get("label"), data.get("reason_code", "")
+        if not label:
+            return data
+        codes = self.codes_by_label[label]
+        if codes and not code:
+            self.add_error("reason_code", f"Choose a reason code for “{label}”.")
+        elif codes and code not in codes:
+            self.add_error(
+                "reason_code",
+                f"“{code}” is not a reason code of “{label}”: choose one of {', '.join(codes)}.",
+            )
+        elif not codes and code:
+            self.add_error("reason_code", f"“{label}” takes no reason code; leave it empty.")
+        return data

@@ -10,8 +10,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.cases import selectors, selectors_quality
 from apps.cases.errors import CaseConflict
+from apps.cases.forms import AdjudicationForm
 from apps.cases.models import Case, CaseStatus, Process
-from apps.cases.schema import MAX_TEXT
 from apps.cases.services.decisions import adjudicate_case
 from apps.core.http import HtmxHttpRequest
 
@@ -98,6 +98,10 @@ def _field_rows(case: Case) -> list[dict[str, object]]:
     return rows
 
 
+def _decision_options(process: Process) -> list[dict[str, object]]:
+    return process.schema.decisions if process.schema else []
+
+
 def _queue_page(
     request: HtmxHttpRequest,
     process: Process,
@@ -108,6 +112,7 @@ def _queue_page(
     conflict: str = "",
     notice: str = "",
     draft: dict[str, str] | None = None,
+    form: AdjudicationForm | None = None,
 ) -> HttpResponse:
     if case is None:
         case = selectors_quality.next_case_to_adjudicate(process=process)
@@ -125,7 +130,8 @@ def _queue_page(
         "case_ref": _case_ref(case) if case else "",
         "field_rows": _field_rows(case) if case else [],
         "decisions": decisions,
-        "options": process.schema.decisions if process.schema else [],
+        "options": _decision_options(process),
+        "form": form,
         "queue_size": selectors_quality.adjudication_size(process=process),
         "settlements": selectors_quality.recent_settlements(process=process),
         "error": error,
@@ -178,12 +184,11 @@ def adjudication_settle(request: HtmxHttpRequest, slug: str, case_id: int) -> Ht
         "reason_code": request.POST.get("reason_code", "").strip(),
         "rationale": request.POST.get("rationale", "").strip(),
     }
+    form = AdjudicationForm(request.POST, decisions=_decision_options(process))
     try:
-        if not draft["label"]:
-            raise ValidationError("choose the final decision")
-        if len(draft["rationale"]) > MAX_TEXT:
-            raise ValidationError(f"the rationale is longer than {MAX_TEXT} characters")
-        adjudicate_case(case=case, adjudicator=request.user, **draft)
+        if not form.is_valid():
+            raise ValidationError("The decision was not recorded: see below.")
+        adjudicate_case(case=case, adjudicator=request.user, **form.cleaned_data)
     except ValidationError as exc:
         if case.status != CaseStatus.ADJUDICATION:
             # Bad input on a case someone else settled meanwhile: the conflict matters more.
@@ -191,7 +196,13 @@ def adjudication_settle(request: HtmxHttpRequest, slug: str, case_id: int) -> Ht
                 request, process, status=409, conflict=_conflict_message(case), draft=draft
             )
         return _queue_page(
-            request, process, case=case, status=422, error=" ".join(exc.messages), draft=draft
+            request,
+            process,
+            case=case,
+            status=422,
+            error=" ".join(exc.messages),
+            draft=draft,
+            form=form,
         )
     except CaseConflict:
         return _queue_page(

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.core import one_time
 from apps.core.http import HtmxHttpRequest
 from apps.fabric import metrics as fabric_metrics
 from apps.fabric import ownership, selectors
@@ -106,7 +107,12 @@ def fleet(request: HtmxHttpRequest) -> HttpResponse:
     if request.htmx:
         # The node table refreshes itself; only its rows come back.
         return render(request, "fabric/fleet.html#node-rows", {"rows": _node_rows(scope)})
-    return _fleet_page(request, scope)
+    new_token = one_time.pop_secret(request, key=_ENROLLMENT_ONE_TIME_KEY)
+    response = _fleet_page(request, scope, new_token=new_token)
+    return one_time.keep_out_of_caches(response) if new_token else response
+
+
+_ENROLLMENT_ONE_TIME_KEY = "enrollment_token"
 
 
 @require_POST
@@ -129,8 +135,10 @@ def token_create(request: HtmxHttpRequest) -> HttpResponse:
     except ValidationError as exc:
         form.add_error(None, exc)
         return _fleet_page(request, scope, token_form=form, status=422)
-    # Shown once, on this response only: no redirect, the secret must not sit in a URL or session.
-    return _fleet_page(request, scope, new_token=raw)
+    # POST-redirect-GET: a reload must not create a second token. The raw token crosses the
+    # redirect in the session (never a URL) and the fleet page pops it: shown once.
+    one_time.stash_secret(request, key=_ENROLLMENT_ONE_TIME_KEY, secret=raw)
+    return redirect("fabric_fleet")
 
 
 @require_POST

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.core import registry
+from apps.core import one_time, registry
 from apps.core.http import HtmxHttpRequest
 from apps.people import selectors, services
 from apps.people.forms import (
@@ -82,7 +82,15 @@ def _team_page(
 @login_required
 def team_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     team = selectors.team_for_member(user=request.user, slug=slug)
-    return _team_page(request, team)
+    raw = one_time.pop_secret(request, key=_invitation_key(team))
+    if raw is None:
+        return _team_page(request, team)
+    link = request.build_absolute_uri(reverse("accept_invitation", args=[raw]))
+    return one_time.keep_out_of_caches(_team_page(request, team, new_invite_link=link))
+
+
+def _invitation_key(team: Team) -> str:
+    return f"invitation:{team.pk}"
 
 
 def _managed_team(request: HtmxHttpRequest, slug: str) -> Team:
@@ -180,9 +188,9 @@ def team_invite(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     except ValidationError as exc:
         form.add_error("role", exc)
         return _team_page(request, team, status=422, invite_form=form)
-    link = request.build_absolute_uri(reverse("accept_invitation", args=[raw]))
-    # The link is shown this once (only its hash is stored), so render rather than redirect.
-    return _team_page(request, team, new_invite_link=link)
+    # Only its hash is stored: the link crosses the redirect in the session and is shown once.
+    one_time.stash_secret(request, key=_invitation_key(team), secret=raw)
+    return redirect(f"{reverse('team_detail', args=[team.slug])}#invite")
 
 
 @require_POST
@@ -230,26 +238,29 @@ def accept_invitation(request: HtmxHttpRequest, token: str) -> HttpResponse:
     )
 
 
+_API_ONE_TIME_KEY = "api_token"
+
+
 @require_http_methods(["GET", "POST"])
 @login_required
 def api_tokens(request: HtmxHttpRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST or None)
-    new_token = None
-    status = 200
     if request.method == "POST":
         if form.is_valid():
-            _, new_token = services.create_api_token(
-                user=request.user, name=form.cleaned_data["name"]
-            )
-            form = ApiTokenForm()
-        else:
-            status = 422
+            _, raw = services.create_api_token(user=request.user, name=form.cleaned_data["name"])
+            # POST-redirect-GET: a reload shows the list, it does not create a second token.
+            one_time.stash_secret(request, key=_API_ONE_TIME_KEY, secret=raw)
+            return redirect("api_tokens")
+        new_token, status = None, 422
+    else:
+        new_token, status = one_time.pop_secret(request, key=_API_ONE_TIME_KEY), 200
     context = {
         "form": form,
         "tokens": selectors.active_api_tokens(user=request.user),
         "new_token": new_token,
     }
-    return render(request, "people/api_tokens.html", context, status=status)
+    response = render(request, "people/api_tokens.html", context, status=status)
+    return one_time.keep_out_of_caches(response) if new_token else response
 
 
 @require_POST

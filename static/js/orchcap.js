@@ -185,20 +185,7 @@ function toast(text, kind) {
   }, true);
 })();
 
-// Behaviour that would otherwise be inline (the Content-Security-Policy allows no inline scripts):
-// data-select-on-click selects a field's text, data-confirm asks before a form is sent.
-document.addEventListener("click", (event) => {
-  const target = event.target;
-  if (target instanceof HTMLInputElement && target.matches("[data-select-on-click]")) target.select();
-});
-
-document.addEventListener("submit", (event) => {
-  const form = event.target;
-  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
-    event.preventDefault();
-    event.stopImmediatePropagation();
-  }
-}, true);
+// data-select-on-click, data-confirm and copy buttons: static/js/forms.js.
 
 // The navigation menu (a <details> in base.html) is a button on phones and a row of links on wider
 // screens: kept open there so its links are shown even where ::details-content is not supported.

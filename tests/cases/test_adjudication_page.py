@@ -159,7 +159,7 @@ def test_unknown_label_is_422_with_the_reason_and_changes_nothing(case, manager)
     )
     assert response.status_code == 422
     html = response.content.decode()
-    assert "unknown decision &#x27;bogus&#x27;" in html
+    assert "“bogus” is not a decision of this process." in html
     assert "my careful reasoning" in html  # the draft is kept
     case.refresh_from_db()
     assert case.status == CaseStatus.ADJUDICATION
@@ -171,10 +171,16 @@ def test_wrong_reason_code_or_missing_label_is_422(case, manager):
     client = client_for(manager)
     response = client.post(settle_url(case), {"label": "reject", "reason_code": "ok"})
     assert response.status_code == 422
-    assert "choose a reason code for &#x27;reject&#x27;" in response.content.decode()
+    # A reason code of another label ("ok" is approve's) is refused next to its field.
+    assert response.context["form"].errors["reason_code"] == [
+        "“ok” is not a reason code of “reject”: choose one of duplicate, fraud."
+    ]
+    assert 'id="adjudication-reason-code-error"' in response.content.decode()
     response = client.post(settle_url(case), {"label": "", "reason_code": ""})
     assert response.status_code == 422
-    assert "choose the final decision" in response.content.decode()
+    assert "Choose the final decision." in response.content.decode()
+    response = client.post(settle_url(case), {"label": "reject", "reason_code": ""})
+    assert response.context["form"].errors["reason_code"] == ["Choose a reason code for “reject”."]
     case.refresh_from_db()
     assert case.status == CaseStatus.ADJUDICATION
 

@@ -110,12 +110,16 @@ def test_creating_a_token_shows_it_once_with_the_command(admin, team):
         reverse("fabric_token_create"),
         {"expires": "7d", "team": team.pk, "labels": "site=branch-3, room=2", "note": "render box"},
     )
-    assert response.status_code == 200
+    # POST-redirect-GET: a reload of the page that shows the token does not create another.
+    assert response.status_code == 302
+    assert response["Location"] == reverse("fabric_fleet")
+    response = client.get(reverse("fabric_fleet"))
+    assert "no-store" in response["Cache-Control"]
     page = response.content.decode()
     token = EnrollmentToken.objects.get()
     assert token.labels == {"site": "branch-3", "room": "2"}
     assert token.created_by == admin
-    raw = page.split("--token ")[1].split('"')[0]
+    raw = page.split("--token ")[1].split("<")[0]
     assert token.token_hash == enrollment.hash_secret(raw)
     assert "orchcap-agent enroll --server http://testserver --token oce_" in page
     assert raw not in client.get(reverse("fabric_fleet")).content.decode()

@@ -2,6 +2,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from apps.core import one_time
 from apps.people import services
 from apps.people.models import ApiToken
 from tests.conftest import client_for
@@ -58,16 +59,35 @@ def test_logged_in_browser_session_can_use_the_api(expert):
     assert [team["slug"] for team in response.json()] == ["ap"]
 
 
-def test_tokens_page_shows_a_new_token_once_and_it_works(expert):
+def test_tokens_page_shows_a_new_token_once_after_a_redirect_and_it_works(expert):
     client = client_for(expert)
     response = client.post(reverse("api_tokens"), {"name": "nightly import"})
-    assert response.status_code == 200
-    raw = response.context["new_token"]
-    assert raw.encode() in response.content
+    # POST-redirect-GET: reloading the page that shows the token creates no second one.
+    assert response.status_code == 302
+    assert response["Location"] == reverse("api_tokens")
+    assert ApiToken.objects.filter(user=expert).count() == 1
+    shown = client.get(reverse("api_tokens"))
+    raw = shown.context["new_token"]
+    assert ApiToken.objects.get(user=expert).prefix == raw[:10]
+    assert raw.encode() in shown.content
+    assert "no-store" in shown["Cache-Control"]
     assert Client().get("/api/v1/teams", **bearer(raw)).status_code == 200
     again = client.get(reverse("api_tokens"))
+    assert again.context["new_token"] is None
     assert raw.encode() not in again.content
     assert b"nightly import" in again.content
+    assert ApiToken.objects.filter(user=expert).count() == 1
+
+
+def test_a_new_token_is_shown_to_its_session_only_and_never_logged(expert, caplog):
+    creator = client_for(expert)
+    with caplog.at_level("DEBUG"):
+        creator.post(reverse("api_tokens"), {"name": "ci"})
+        other_tab_elsewhere = client_for(expert)  # another session of the same person
+        assert other_tab_elsewhere.get(reverse("api_tokens")).context["new_token"] is None
+        raw = creator.get(reverse("api_tokens")).context["new_token"]
+    assert raw
+    assert raw not in caplog.text
 
 
 def test_tokens_page_rejects_a_blank_name(expert):
@@ -111,3 +131,13 @@ def test_create_api_token_command_for_unknown_user_exits_2_with_one_line():
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "ghost" in result.stderr
+
+
+def test_a_new_token_not_fetched_within_minutes_is_dropped(expert):
+    client = client_for(expert)
+    client.post(reverse("api_tokens"), {"name": "forgotten"})
+    session = client.session
+    session["one_time_secrets"]["api_token"]["at"] -= one_time.MAX_AGE_SECONDS + 1
+    session.save()
+    assert client.get(reverse("api_tokens")).context["new_token"] is None
+    assert "one_time_secrets" not in client.session

@@ -97,7 +97,7 @@ def test_team_admin_enrols_machines_for_their_own_teams_only(team_admin, team, o
     response = client.post(reverse("fabric_token_create"), {"expires": "24h"})
     assert response.status_code == 422  # a team is required
     response = client.post(reverse("fabric_token_create"), {"expires": "24h", "team": team.pk})
-    assert response.status_code == 200
+    assert response.status_code == 302
     assert EnrollmentToken.objects.get().team == team
     foreign, _ = enrollment.create_enrollment_token(created_by=admin, team=other_team)
     response = client.post(reverse("fabric_token_revoke", args=[foreign.pk]))

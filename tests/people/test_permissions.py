@@ -52,7 +52,8 @@ def test_only_managers_and_admins_create_invitations(request, team, persona, sta
     response = client_for(user).post(
         reverse("team_invite", args=[team.slug]), {"role": "expert", "days": 7}
     )
-    assert response.status_code == status
+    # Allowed: created, then redirected to the team page that shows the link once.
+    assert response.status_code == (302 if status == 200 else status)
     assert team.invitations.exists() == (status == 200)
 
 

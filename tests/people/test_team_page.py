@@ -96,7 +96,9 @@ def test_managing_a_non_member_is_404(manager, outsider, team):
 
 def test_invitation_link_is_shown_once_and_creates_an_account_in_the_team(manager, team, client):
     response = client_for(manager).post(
-        reverse("team_invite", args=[team.slug]), {"role": "expert", "email": "", "days": 3}
+        reverse("team_invite", args=[team.slug]),
+        {"role": "expert", "email": "", "days": 3},
+        follow=True,
     )
     link = response.context["new_invite_link"]
     assert link.encode() in response.content
@@ -119,7 +121,7 @@ def test_invitation_link_is_shown_once_and_creates_an_account_in_the_team(manage
 
 def test_invitation_with_weak_password_keeps_the_form_and_the_invitation(manager, team, client):
     response = client_for(manager).post(
-        reverse("team_invite", args=[team.slug]), {"role": "staff", "days": 3}
+        reverse("team_invite", args=[team.slug]), {"role": "staff", "days": 3}, follow=True
     )
     path = response.context["new_invite_link"].split("testserver", 1)[1]
     response = client.post(path, {"username": "newbie", "password1": "123", "password2": "123"})
@@ -130,7 +132,7 @@ def test_invitation_with_weak_password_keeps_the_form_and_the_invitation(manager
 
 def test_revoked_invitation_no_longer_works(manager, team, client):
     response = client_for(manager).post(
-        reverse("team_invite", args=[team.slug]), {"role": "staff", "days": 3}
+        reverse("team_invite", args=[team.slug]), {"role": "staff", "days": 3}, follow=True
     )
     path = response.context["new_invite_link"].split("testserver", 1)[1]
     invitation = Invitation.objects.get()
@@ -199,3 +201,28 @@ def test_member_holding_two_roles_can_be_removed(manager, expert, team):
     response = client_for(manager).post(reverse("team_member_remove", args=[team.slug, expert.pk]))
     assert response.status_code == 302
     assert not Membership.objects.filter(team=team, user=expert).exists()
+
+
+def test_creating_an_invitation_redirects_and_the_link_is_shown_once(manager, team):
+    client = client_for(manager)
+    response = client.post(reverse("team_invite", args=[team.slug]), {"role": "staff", "days": 3})
+    # POST-redirect-GET: a reload shows the team page, it does not create a second invitation.
+    assert response.status_code == 302
+    assert response["Location"] == reverse("team_detail", args=[team.slug]) + "#invite"
+    shown = client.get(reverse("team_detail", args=[team.slug]))
+    link = shown.context["new_invite_link"]
+    assert link.startswith("http://testserver/invite/")
+    assert link.encode() in shown.content
+    assert b'class="copyable"' in shown.content
+    again = client.get(reverse("team_detail", args=[team.slug]))
+    assert again.context["new_invite_link"] is None
+    assert link.encode() not in again.content
+    assert Invitation.objects.filter(team=team).count() == 1
+
+
+def test_an_invitation_link_shows_only_on_its_own_teams_page(admin, team, other_team):
+    client = client_for(admin)
+    client.post(reverse("team_invite", args=[team.slug]), {"role": "staff", "days": 3})
+    other = client.get(reverse("team_detail", args=[other_team.slug]))
+    assert other.context["new_invite_link"] is None
+    assert client.get(reverse("team_detail", args=[team.slug])).context["new_invite_link"]
