@@ -135,6 +135,15 @@ def evaluate(
     return evidence
 
 
+def passes_at(*, autonomy: ProcessAutonomy, evidence: dict, target: int) -> bool:
+    """Whether the gate to `target` passes on `evidence` that evaluate() measured for the
+    process of `autonomy` (for any target): the measurements don't depend on the target, only
+    the checks do, so a page that asks about several levels measures once."""
+    if evidence.get("model_version") is None:
+        return False
+    return all(check["ok"] for check in _checks(autonomy, check_level(target), evidence))
+
+
 def _routing(autonomy: ProcessAutonomy, decided: QuerySet[ShadowPrediction]) -> dict:
     routes = autonomy.routes or {}
     rows = list(decided.exclude(route="").values_list("route", "outcome_label", "route_source"))
