@@ -4,7 +4,8 @@ Every figure is the median of at least 3 runs (bench/measure.py), with min and m
 where a bare-library equivalent exists, that baseline measured in the same run and the ratio to
 it; the load average is printed at the start and the end. How to read it: bench/README.md.
 Everything runs in throwaway data dirs on this machine; nothing here is asserted in tests.
-`bench/run.py fabric cases` runs only those parts (and leaves bench/results.json alone).
+`bench/run.py fabric cases` runs only those parts (and leaves bench/results.json alone); `pages`
+measures every page's server time on the demo data (bench/pages.py).
 """
 
 import json
@@ -28,6 +29,7 @@ from cases import bench_cases  # noqa: E402 (bench/cases.py, beside this file)
 from classifiers import bench_classifiers  # noqa: E402
 from fabric import bench_fabric  # noqa: E402
 from measure import REPEATS, figure, timed  # noqa: E402
+from pages import bench_pages  # noqa: E402
 
 from orchcap.runtime.broker import EmbeddedBroker  # noqa: E402
 from orchcap.runtime.postgres import EmbeddedPostgres  # noqa: E402
@@ -206,6 +208,7 @@ def main() -> None:
         ("cases", "knowledge capture (a process with a million cases; about 8 minutes)…", bench_cases),
         ("classifiers", "rules and classifiers (100,000 decisions; about 8 minutes)…", bench_classifiers),
         ("fabric", "compute fabric (1,000 nodes, real agents, failover at default settings)…", bench_fabric),
+        ("pages", "every page's server time on the demo data (about 2 minutes)…", bench_pages),
     ]  # fmt: skip
     results: list[dict[str, object]] = []
     load_start = _load()

@@ -1,0 +1,198 @@
+"""Server time of every page on the demo data (issue 11: every page within 200 ms).
+
+`bench_pages(data)` runs this file in a subprocess on a fresh data dir (Django must see
+ORCHCAP_DATA_DIR before `django.setup()`), like bench/classifiers.py: it migrates, loads the demo
+organisation with `manage.py seed_demo`, then asks for each page as the demo persona who uses it,
+through Django's test client in the same process: the whole request (middleware, session, view,
+queries, template) with no network, which is the server's share of a page view. Each page is
+asked for once to warm it (the first request of a process imports and compiles), then REPEATS
+times; the figure is the median.
+
+Baseline: a trivial view (`HttpResponse("ok")`) behind the same middleware for the same signed-in
+user, measured in the same run: the floor every page pays (session, user, CSP, messages).
+
+`python bench/pages.py OUT.json` with ORCHCAP_DATA_DIR set runs the child side directly (on an
+already seeded data dir it reuses the demo: seed_demo is idempotent).
+"""
+
+import io
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from measure import REPEATS, figure
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_MS = 200.0
+_started = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"  pages [{time.monotonic() - _started:6.1f}s] {message}", flush=True)
+
+
+def bench_pages(data: Path) -> list[dict[str, object]]:
+    out = data / "results.json"
+    data.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "ORCHCAP_DATA_DIR": str(data), "DEBUG": "false"}
+    env["SECRET_KEY"] = secrets.token_urlsafe(40)
+    for external in ("DATABASE_URL", "CELERY_BROKER_URL"):
+        env.pop(external, None)
+    try:
+        subprocess.run(  # noqa: S603 (this very file, our interpreter)
+            [sys.executable, __file__, str(out)], env=env, cwd=ROOT, check=True
+        )
+        return json.loads(out.read_text())
+    finally:
+        from orchcap.runtime.broker import EmbeddedBroker
+        from orchcap.runtime.postgres import EmbeddedPostgres
+
+        EmbeddedPostgres(data).stop()
+        EmbeddedBroker(data).stop()  # started by the first task a service queues
+
+
+# --- the child side ----------------------------------------------------------------------------
+
+
+def trivial(request):  # type: ignore[no-untyped-def]
+    from django.http import HttpResponse
+
+    return HttpResponse("ok")
+
+
+def _urlconf() -> None:
+    """This module as ROOT_URLCONF: the app's URLs plus the trivial baseline view."""
+    from django.urls import path
+
+    from orchcap.urls import urlpatterns as app_urls
+
+    globals()["urlpatterns"] = [*app_urls, path("bench/trivial", trivial)]
+
+
+def pages() -> list[tuple[str, str, str]]:
+    """(figure name, persona's username, path) for every page of the demo, as the persona who
+    uses it (managers see the most on a process page, so most are asked for as the manager)."""
+    from django.urls import reverse
+
+    from apps.cases.models import Case, CaseStatus, Process
+    from apps.classifiers.models import ModelVersion
+
+    ap = Process.objects.get(slug="ap-invoice-exceptions")
+    claims = Process.objects.get(slug="claims-triage")
+    decided = Case.objects.filter(process=ap, status=CaseStatus.DECIDED).order_by("pk").first()
+    open_case = Case.objects.filter(process=ap, status=CaseStatus.OPEN).order_by("pk").first()
+    version = ModelVersion.objects.filter(process=ap).order_by("-version").first()
+    rows = [
+        ("login", "", reverse("login")),
+        ("home_expert", "erin", reverse("home")),
+        ("home_manager", "maya", reverse("home")),
+        ("home_admin", "ada", reverse("home")),
+        ("process_list", "erin", reverse("process_list")),
+        ("process_new", "maya", reverse("process_create")),
+        ("process_detail", "maya", reverse("process_detail", args=[ap.slug])),
+        ("process_edit", "maya", reverse("process_edit", args=[ap.slug])),
+        ("review", "erin", reverse("review", args=[ap.slug])),
+        ("case_decided", "erin", reverse("case_detail", args=[decided.pk])),
+        ("case_open", "maya", reverse("case_detail", args=[open_case.pk])),
+        ("quality", "maya", reverse("process_quality", args=[ap.slug])),
+        ("quality_claims", "maya", reverse("process_quality", args=[claims.slug])),
+        ("adjudication", "maya", reverse("adjudication_queue", args=[claims.slug])),
+        ("upload", "maya", reverse("process_upload", args=[ap.slug])),
+        ("my_decisions", "erin", reverse("my_decisions")),
+        ("rules", "maya", reverse("rule_list", args=[ap.slug])),
+        ("rule_induce", "maya", reverse("rule_induce", args=[ap.slug])),
+        ("rationales", "maya", reverse("rationale_summary", args=[ap.slug])),
+        ("rationales_expert", "erin", reverse("rationale_summary", args=[ap.slug])),
+        ("models", "maya", reverse("model_list", args=[ap.slug])),
+        ("label_errors", "maya", reverse("label_errors", args=[ap.slug])),
+        ("autonomy", "maya", reverse("autonomy_overview")),
+        ("autonomy_process", "maya", reverse("autonomy_process", args=[claims.slug])),
+        ("team", "maya", reverse("team_detail", args=["ap"])),
+        ("api_tokens", "erin", reverse("api_tokens")),
+        ("fabric", "ada", reverse("fabric_fleet")),
+        ("fabric_tasks", "ada", reverse("fabric_tasks")),
+    ]
+    if version is not None:
+        rows.append(
+            ("model_detail", "maya", reverse("model_detail", args=[ap.slug, version.version]))
+        )
+    return rows
+
+
+def _ms(client, path: str) -> float:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    response = client.get(path, secure=True)  # DEBUG off redirects http to https
+    took = (time.perf_counter() - start) * 1000
+    if response.status_code != 200:
+        raise RuntimeError(f"{path} answered {response.status_code}")
+    if hasattr(response, "streaming_content"):
+        b"".join(response.streaming_content)
+    return took
+
+
+def measure_pages(*, only: set[str] | None = None) -> list[dict[str, object]]:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    users = {u.username: u for u in get_user_model().objects.all()}
+    clients: dict[str, Client] = {}
+
+    def client_for(username: str) -> Client:
+        if username not in clients:
+            clients[username] = Client()
+            if username:
+                clients[username].force_login(users[username])
+        return clients[username]
+
+    results = []
+    for name, username, path in pages():
+        if only and name not in only:
+            continue
+        client = client_for(username)
+        baseline_client = client_for(username)
+        _ms(client, path)  # warm: imports, template compilation, first-use caches
+        runs, base = [], []
+        for _ in range(REPEATS):
+            base.append(_ms(baseline_client, "/bench/trivial"))
+            runs.append(_ms(client, path))
+        result = figure(
+            f"page_{name}_server_ms",
+            runs,
+            "ms",
+            TARGET_MS,
+            "lower",
+            baseline=("trivial_view_server_ms", base),
+        )
+        say(f"{name:<20} {result['value']:>8} ms  ({path} as {username or 'anonymous'})")
+        results.append(result)
+    return results
+
+
+def child(out: Path, only: set[str] | None = None) -> None:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchcap.settings")
+    django.setup()
+    from django.core.management import call_command
+    from django.test.utils import override_settings, setup_test_environment
+
+    call_command("migrate", verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)  # as `up` does with DEBUG off
+    say("loading the demo (manage.py seed_demo)")
+    call_command("seed_demo", stdout=io.StringIO())
+    setup_test_environment()  # the test client's host is allowed; outgoing mail kept in memory
+    logging.getLogger("axes").setLevel(logging.WARNING)  # a line per test-client login otherwise
+    _urlconf()
+    with override_settings(ROOT_URLCONF=__name__):
+        results = measure_pages(only=only)
+    out.write_text(json.dumps(results))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    child(Path(sys.argv[1]), set(sys.argv[2:]) or None)
