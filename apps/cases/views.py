@@ -16,6 +16,7 @@ from apps.cases.forms import DecisionForm, ProcessForm
 from apps.cases.models import Case, CaseClaim, CaseStatus, Process
 from apps.cases.schema import SchemaInvalid
 from apps.cases.schema_editor import SchemaEditor
+from apps.cases.selectors_precedents import precedents
 from apps.cases.services import decisions as decision_services
 from apps.cases.services import processes as process_services
 from apps.cases.services import queue as queue_services
@@ -355,7 +356,7 @@ def _review_context(
         )
     context["field_groups"] = list(groups.items())
     context["form"] = form or DecisionForm(field_names=[s["name"] for s in specs])
-    context["precedents"] = _precedents(case)
+    context.update(_precedents(case))
     # Other domains' boxes (model suggestion, rules that fire); they never show experts' labels.
     context["panels"] = case_panels(case, request.user)
     claim = CaseClaim.objects.filter(case=case, expert=request.user).first()
@@ -363,19 +364,22 @@ def _review_context(
     return context
 
 
-def _precedents(case: Case) -> list[dict]:
-    rows = []
-    for neighbour in sorted(similar_cases(case=case, k=5), key=lambda n: n.distance):
-        final = (
-            neighbour.decisions.filter(retracted_at__isnull=True, label=neighbour.final_label)
-            .exclude(rationale="")
-            .order_by("-decided_at")
-            .first()
-        )
-        rows.append(
-            {"case": neighbour, "similarity": 1 - float(neighbour.distance), "decision": final}
-        )
-    return rows
+def _precedents(case: Case) -> dict[str, object]:
+    search = precedents(case=case, k=5)
+    return {
+        "precedents": [
+            {
+                "case": row.case,
+                "similarity": row.closeness,
+                "percent": row.percent,
+                "band": row.band,
+                "differences": row.differences,
+                "decision": row.decision,
+            }
+            for row in search.rows
+        ],
+        "precedent_search": search,
+    }
 
 
 def _render_review(

@@ -23,6 +23,11 @@ class ClassifiersConfig(AppConfig):
         import apps.classifiers.fabric  # noqa: F401 (registers the completion handlers)
 
         register_case_panel(CasePanel(template=TEMPLATE, provider=suggestion_panel, order=50))
+        # Precedents weigh fields by what the promoted model says decides cases.
+        from apps.classifiers.importance import promoted_model_weights
+        from apps.core.registry import register_precedent_weights
+
+        register_precedent_weights(promoted_model_weights)
 
         # Training jobs are sent again by the job sweeper when no worker picked them up.
         from apps.classifiers.jobs import TRAINING_JOBS

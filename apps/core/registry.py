@@ -98,3 +98,27 @@ def case_panels(case: Any, user: AbstractBaseUser) -> list[tuple[str, dict[str, 
         if context is not None:
             rendered.append((panel.template, context))
     return rendered
+
+
+# What decides a process's cases, for ranking precedents (cases): a downstream app (classifiers:
+# the promoted model's field importance) returns {field name: weight}, or None when it has none.
+_precedent_weights: list[Callable[[Any], dict[str, float] | None]] = []
+
+
+def register_precedent_weights(provider: Callable[[Any], dict[str, float] | None]) -> None:
+    if provider not in _precedent_weights:
+        _precedent_weights.append(provider)
+
+
+def precedent_weights(process: Any) -> dict[str, float] | None:
+    """The first registered provider's field weights for `process`, or None. A provider that
+    fails is logged and skipped: precedents then fall back to the decided cases' own evidence."""
+    for provider in _precedent_weights:
+        try:
+            weights = provider(process)
+        except Exception:
+            log.exception("precedent weights of %s failed on process %s", provider, process.pk)
+            continue
+        if weights:
+            return weights
+    return None
