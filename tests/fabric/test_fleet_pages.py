@@ -242,3 +242,26 @@ def test_an_admin_hands_a_machine_to_its_owner_who_then_sees_it(online_node, adm
     assert f"owner: {admin.username} → {staff.username}" in node.events.first().message
     mine = client_for(staff).get(reverse("fabric_my_nodes"))
     assert node.name in mine.content.decode()
+
+
+def _forms_posting_to(page: str, action: str) -> list[str]:
+    return [tag for tag in re.findall(r"<form\b[^>]*>", page) if f'action="{action}"' in tag]
+
+
+def test_retire_revoke_reject_and_token_revoke_ask_for_a_confirmation(
+    admin, online_node, pending_node, make_token
+):
+    client = client_for(admin)
+    node, _ = online_node
+    page = client.get(reverse("fabric_node", args=[node.pk])).content.decode()
+    for action in ("retire", "revoke"):
+        (form,) = _forms_posting_to(page, reverse("fabric_node_action", args=[node.pk, action]))
+        assert f'data-confirm="{action.capitalize()} {node.name}' in form
+    waiting, _ = pending_node
+    make_token()
+    fleet = client.get(reverse("fabric_fleet")).content.decode()
+    (reject,) = _forms_posting_to(fleet, reverse("fabric_node_action", args=[waiting.pk, "reject"]))
+    assert "data-confirm=" in reject
+    token = EnrollmentToken.objects.filter(used_at__isnull=True).latest("pk")
+    (revoke,) = _forms_posting_to(fleet, reverse("fabric_token_revoke", args=[token.pk]))
+    assert f'data-confirm="Revoke enrolment token {token.prefix}' in revoke

@@ -1,6 +1,9 @@
+import re
+
 from django.urls import reverse
 
 from apps.people.models import Invitation, Membership
+from apps.people.services import create_api_token, create_invitation
 from tests.conftest import client_for
 from tests.factories import make_user
 
@@ -226,3 +229,22 @@ def test_an_invitation_link_shows_only_on_its_own_teams_page(admin, team, other_
     other = client.get(reverse("team_detail", args=[other_team.slug]))
     assert other.context["new_invite_link"] is None
     assert client.get(reverse("team_detail", args=[team.slug])).context["new_invite_link"]
+
+
+def _form_posting_to(page: str, action: str) -> str:
+    (form,) = [tag for tag in re.findall(r"<form\b[^>]*>", page) if f'action="{action}"' in tag]
+    return form
+
+
+def test_revoking_an_invitation_or_a_token_and_removing_a_member_ask_first(manager, expert, team):
+    client = client_for(manager)
+    invitation, _ = create_invitation(team=team, role="staff", created_by=manager, days=3)
+    page = client.get(reverse("team_detail", args=[team.slug])).content.decode()
+    revoke = reverse("team_invitation_revoke", args=[team.slug, invitation.pk])
+    assert 'data-confirm="Revoke this invitation (Staff)?' in _form_posting_to(page, revoke)
+    remove = reverse("team_member_remove", args=[team.slug, expert.pk])
+    assert 'data-confirm="Remove erin from' in _form_posting_to(page, remove)
+    token, _ = create_api_token(user=manager, name="ci")
+    page = client.get(reverse("api_tokens")).content.decode()
+    revoke = reverse("api_token_revoke", args=[token.pk])
+    assert 'data-confirm="Revoke the token “ci”?' in _form_posting_to(page, revoke)
