@@ -1,6 +1,7 @@
 from django import forms
 
 from apps.autonomy.models import Level, ProcessAutonomy
+from apps.core.display import readable_code
 
 LEVEL_CHOICES = [(level.value, f"{level.value} · {level.label}") for level in Level]
 
@@ -31,7 +32,7 @@ class SettingsForm(forms.Form):
         for label in labels:
             self.fields[f"route:{label}"] = forms.CharField(
                 required=False,
-                label=f"Route for “{label}”",
+                label=f"Route for “{readable_code(label)}”",
                 help_text="team:<slug> or expert:<username>; empty: the team's queue",
             )
 

@@ -18,7 +18,7 @@ from apps.classifiers import gates, selectors, services
 from apps.classifiers.features import EXCEPTION_REASON
 from apps.classifiers.models import ModelVersion
 from apps.classifiers.services import ArtifactTampered
-from apps.rules.language.describe import describe_action
+from apps.rules.language.describe import describe_action_html, describe_rule_html
 from apps.rules.services.evaluation import matching_rules
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,14 @@ def _rules(case: Case) -> tuple[list[dict[str, object]], str]:
     return [
         {
             "name": rule.name,
-            "sentence": rule.current.sentence,
-            "action": describe_action(rule.current.action),
+            # In the schema's current words, field names and raw codes as tooltips.
+            "sentence": describe_rule_html(
+                rule.current.condition,
+                rule.current.action,
+                fields=case.process.schema.fields,
+                fallback=rule.current.sentence,
+            ),
+            "action": describe_action_html(rule.current.action),
             "winner": index == 0,  # first match by priority decides (DMN "first")
         }
         for index, rule in enumerate(hits)

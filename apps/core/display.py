@@ -8,7 +8,7 @@ from decimal import Decimal
 # 59.7 s reads "1 min", not "60 s".
 _MINUTE_FROM = 59.5
 _HOUR_FROM = 59.5 * 60
-_UNITS = {"s": 1, "min": 60, "h": 3600}
+_UNITS = {"ms": 0.001, "s": 1, "min": 60, "h": 3600}
 
 
 def readable_code(code: object) -> str:
@@ -27,7 +27,7 @@ def _number(value: float) -> str:
 
 def format_duration(value: float | int | Decimal | timedelta | None, unit: str = "s") -> str:
     """A duration as people say it: "40 ms", "4.2 s", "42 s", "3 min", "2.5 h", "1,240 h".
-    `value` is in `unit` ("s", "min" or "h") unless it is a timedelta; "—" for None."""
+    `value` is in `unit` ("ms", "s", "min" or "h") unless it is a timedelta; "—" for None."""
     if value is None or value == "":
         return "—"
     if isinstance(value, timedelta):

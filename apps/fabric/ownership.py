@@ -87,7 +87,7 @@ def hours_by_node(
     for row in rows:
         total = row["total"]
         found[row["node"]] = {
-            "hours": round(total.total_seconds() / 3600, 3) if total else 0.0,
+            "hours": total.total_seconds() / 3600 if total else 0.0,
             "tasks": row["tasks"],
         }
     return found

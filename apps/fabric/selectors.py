@@ -373,7 +373,7 @@ def node_hours(*, since: datetime | None = None) -> dict[str, list[dict[str, obj
         return [
             {
                 "key": row[field] or "(no owner)",
-                "hours": round(row["total"].total_seconds() / 3600, 3) if row["total"] else 0.0,
+                "hours": row["total"].total_seconds() / 3600 if row["total"] else 0.0,
                 "tasks": row["tasks"],
                 "nodes": row["nodes"],
             }

@@ -29,11 +29,10 @@ from apps.rules.language import (
     EXCEPTION_FIELDS,
     EXCEPTION_REASON,
     OPS_BY_TYPE,
-    describe,
-    describe_action,
     validate_action,
     validate_condition,
 )
+from apps.rules.language.describe import describe_action_html, describe_html
 from apps.rules.language.tree import _datetime
 
 ROOT = "0"
@@ -398,7 +397,7 @@ class Check:
     action: dict | None  # the action, when it is valid
     condition_error: str = ""
     action_error: str = ""
-    sentence: str = ""  # the condition in words, when it is valid
+    sentence: str = ""  # the condition in words (HTML, names as tooltips), when it is valid
     action_sentence: str = ""
 
     @property
@@ -420,7 +419,7 @@ def check(state: BuilderState, schema: ProcessSchemaVersion) -> Check:
             raise ValidationError(unpicked)
         validate_condition(to_condition(state.root, schema), fields=schema.fields)
         result.condition = final_condition(state, schema)
-        result.sentence = describe(result.condition, fields=schema.fields)
+        result.sentence = describe_html(result.condition, fields=schema.fields)
     except ValidationError as exc:
         result.condition_error = " ".join(exc.messages)
     action = to_action(state)
@@ -434,7 +433,7 @@ def check(state: BuilderState, schema: ProcessSchemaVersion) -> Check:
             },
         )
         result.action = action
-        result.action_sentence = describe_action(action)
+        result.action_sentence = describe_action_html(action)
     except ValidationError as exc:
         result.action_error = " ".join(exc.messages)
     return result
@@ -473,7 +472,7 @@ def rows(state: BuilderState, schema: ProcessSchemaVersion, error_part: str = ""
     field_options = [
         (spec["name"], f"{spec.get('label') or spec['name']} ({spec['type']})")
         for spec in schema.fields
-    ] + [(EXCEPTION_REASON, "exception reason (text)"), (EXCEPTION_FIELDS, "fields at fault")]
+    ] + [(EXCEPTION_REASON, "Exception reason (text)"), (EXCEPTION_FIELDS, "Fields at fault")]
     known = {name for name, _ in field_options}
     result: list[dict] = []
 

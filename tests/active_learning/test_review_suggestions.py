@@ -93,7 +93,9 @@ def test_rules_that_fire_are_listed_with_the_first_match_marked(process, expert,
     assert "No model is promoted for this process yet, so there is no suggestion" in html
     assert f'href="/processes/{process.slug}/models/">train and promote one</a>' in html
     assert "first match</span> <strong>No PO</strong>" in html
-    assert "decide approve (reason code: ok)" in html
+    # Fields by their labels, decisions and codes in words; names and codes as tooltips.
+    assert '<span class="rule-field" title="po_status">Po status</span> is missing' in html
+    assert 'decide <span class="rule-code" title="approve">Approve</span> (reason code: ' in html
     assert "Big amounts" not in html
     assert "Disabled" not in html
 

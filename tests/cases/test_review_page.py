@@ -20,7 +20,7 @@ def test_review_page_shows_the_highest_priority_case_with_fault_highlighted(proc
     content = response.content.decode()
     assert "PO missing" in content
     assert 'class="at-fault"' in content
-    assert "<kbd>1</kbd> approve" in content
+    assert "<kbd>1</kbd> Approve" in content  # the label in words, its code as the value
 
 
 def test_submitting_by_htmx_records_and_swaps_in_the_next_case_only(process, expert):

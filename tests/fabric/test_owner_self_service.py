@@ -266,8 +266,8 @@ def test_the_page_shows_what_runs_there_and_the_hours_it_worked(lent, staff):
     assert running.node_id == node.pk
 
     page = client_for(staff).get(MINE).text
-    assert "1.50 h in the last 30 days" in page
-    assert "1.50 h in all, 1 task" in page
+    assert "1.5 h in the last 30 days" in page
+    assert "1.5 h in all, 1 task" in page
     assert f"#{running.pk} <code>probe</code>" in page
     assert f"#{done.pk} <code>" not in page
     assert ownership.hours_by_node(nodes=[node])[node.pk] == {"hours": 1.5, "tasks": 1}

@@ -76,8 +76,22 @@ def test_node_hours_are_counted_by_class_and_by_owner(ready_node, admin):
     )  # fmt: skip
     fleet = client_for(admin).get("/fabric/").content.decode()
     assert "Dormant power activated" in fleet
-    assert "<td>edge</td><td>1.50 h</td><td>1.50 h</td><td>1</td>" in fleet
-    assert "<td>ada</td><td>1.50 h</td>" in fleet
+    assert "<td>edge</td><td>1.5 h</td><td>1.5 h</td><td>1</td>" in fleet
+    assert "<td>ada</td><td>1.5 h</td>" in fleet
+
+
+def test_a_short_task_reads_in_seconds_not_as_zero_hours(ready_node, admin):
+    node, _ = ready_node("edge-1", node_class="edge")
+    task = dispatch.submit_task(kind="probe")
+    attempt = TaskAttempt.objects.get(task=task)
+    results.record_results(
+        node=node,
+        results=[results.ResultIn(task_id=task.pk, attempt=1, token=attempt.token, ok=True,
+                                  duration_seconds=2)],
+    )  # fmt: skip
+    fleet = client_for(admin).get("/fabric/").content.decode()
+    assert "<td>edge</td><td>2 s</td><td>2 s</td><td>1</td>" in fleet
+    assert "0.00 h" not in fleet
 
 
 def test_metrics_in_prometheus_text_format(ready_node, settings):

@@ -11,6 +11,7 @@ from apps.rules.language import (
     validate_action,
     validate_condition,
 )
+from apps.rules.language.describe import describe_rule_html
 
 FIELDS = [
     {"name": "amount", "type": "money", "label": "amount"},
@@ -252,11 +253,11 @@ def test_nested_groups_are_parenthesised():
         ),
         (
             {"field": "exception.reason", "op": "contains", "value": "late"},
-            'exception reason contains "late"',
+            'Exception reason contains "late"',
         ),
         (
-            {"field": "exception.fields", "op": "contains", "value": "amount"},
-            "amount is among the fields at fault",
+            {"field": "exception.fields", "op": "contains", "value": "po_match"},
+            "PO match is among the fields at fault",  # the field's label, not its name
         ),
         ({"field": "exception.fields", "op": "is_null"}, "no field is at fault"),
         ({"all": [{"field": "urgent", "op": "eq", "value": False}]}, "Urgent is false"),
@@ -268,11 +269,37 @@ def test_each_operator_has_words(condition, sentence):
 
 def test_actions_have_words():
     assert describe_action({"decide": "Approve", "reason_code": "price_ok"}) == (
-        "decide Approve (reason code: price_ok)"
+        "decide Approve (reason code: Price ok)"
     )
+    assert describe_action({"decide": "route_to_procurement"}) == "decide Route to procurement"
     assert describe_action({"decide": "Reject"}) == "decide Reject"
     assert describe_action({"route": "expert:erin"}) == "route to expert erin"
     assert describe_action({"flag": "check the vendor"}) == 'flag "check the vendor"'
+
+
+def test_the_html_sentence_shows_labels_with_names_as_tooltips_and_escapes_values():
+    condition = {
+        "all": [
+            {"field": "po_match", "op": "eq", "value": "missing"},
+            {"field": "vendor", "op": "contains", "value": "<b>"},
+            {"field": "exception.fields", "op": "contains", "value": "po_match"},
+        ]
+    }
+    action = {"decide": "route_to_procurement", "reason_code": "no_po_over_limit"}
+    html = describe_rule_html(condition, action, fields=FIELDS)
+    assert html == (
+        '<span class="rule-field" title="po_match">PO match</span> is missing and '
+        '<span class="rule-field" title="vendor">Vendor</span> contains &quot;&lt;b&gt;&quot; and '
+        '<span class="rule-field" title="po_match">PO match</span> is among the fields at fault'
+        ' → decide <span class="rule-code" title="route_to_procurement">Route to procurement</span>'
+        ' (reason code: <span class="rule-code" title="no_po_over_limit">No po over limit</span>)'
+    )
+
+
+def test_a_rule_that_no_longer_fits_the_schema_shows_its_saved_sentence():
+    gone = {"field": "gone", "op": "is_null"}
+    html = describe_rule_html(gone, {"flag": "x"}, fields=FIELDS, fallback="Gone <is> empty")
+    assert html == "Gone &lt;is&gt; empty"
 
 
 # --- Python predicate --------------------------------------------------------------------------------

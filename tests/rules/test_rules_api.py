@@ -30,7 +30,7 @@ def test_expert_writes_a_rule_and_reads_it_as_a_sentence(process, expert):
     assert body["enabled"] is False
     assert body["version"] == 1
     assert "missing" in body["sentence"]
-    assert "request_info" in body["sentence"]
+    assert "decide Request info" in body["sentence"]
     assert [r["name"] for r in client_for(expert).get(url(process)).json()] == ["Missing PO"]
 
 
