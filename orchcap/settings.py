@@ -77,6 +77,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The common node heartbeat in one read, before sessions, CSRF and the API (docs/fabric.md)
+    "apps.fabric.middleware.HeartbeatFastPathMiddleware",
     "apps.core.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # JSON errors under /api/; NUL characters and oversized bodies refused on pages
@@ -280,6 +282,17 @@ ORCHCAP_HEALTH_WORKER_TIMEOUT = env_int("ORCHCAP_HEALTH_WORKER_TIMEOUT", 2, mini
 # intervals is marked offline. 5 s keeps failover under 20 s (3 x 5 s + a 4 s sweep) at about
 # 200 heartbeats/s for 1,000 nodes (docs/fabric.md, "Failover").
 ORCHCAP_HEARTBEAT_SECONDS = env_int("ORCHCAP_HEARTBEAT_SECONDS", 5, minimum=1, maximum=3600)
+# The common heartbeat answered with one read ahead of the middleware stack (apps/fabric/
+# middleware.py); off sends every heartbeat through the API (for comparison, or to rule it out).
+ORCHCAP_FABRIC_HEARTBEAT_FAST_PATH = env_bool("ORCHCAP_FABRIC_HEARTBEAT_FAST_PATH", True)
+# Its figures are written in one UPDATE per web process this often (0: at each heartbeat);
+# always within one heartbeat interval.
+ORCHCAP_FABRIC_HEARTBEAT_FLUSH_SECONDS = env_int(
+    "ORCHCAP_FABRIC_HEARTBEAT_FLUSH_SECONDS",
+    min(1, ORCHCAP_HEARTBEAT_SECONDS - 1),
+    minimum=0,
+    maximum=ORCHCAP_HEARTBEAT_SECONDS - 1,
+)
 # The sweeper (lost nodes, expired leases, consumption probes) runs at least every 4 s so that a
 # dead node's work runs elsewhere within 3 heartbeat intervals + 5 s.
 ORCHCAP_FABRIC_SWEEP_SECONDS = env_int(

@@ -19,6 +19,9 @@ os.environ["ORCHCAP_DATA_DIR"] = str(TEST_DATA_DIR)
 os.environ.setdefault("DEBUG", "true")
 # Children (manage.py, workers, servers) inherit it, so they verify the same hashes.
 os.environ["ORCHCAP_TEST_FAST_HASHING"] = "true"
+# Steady heartbeats written at once, so a test reads what it sent; their batching (a thread
+# writing on its own connection, outside the test's transaction) is tested on its own.
+os.environ.setdefault("ORCHCAP_FABRIC_HEARTBEAT_FLUSH_SECONDS", "0")
 for _external in ("DATABASE_URL", "CELERY_BROKER_URL"):
     # The suite runs on its own embedded engines; a developer's external services stay untouched.
     os.environ.pop(_external, None)

@@ -1,11 +1,12 @@
 """Heartbeats from agents, and the sweeper that notices the ones that stopped."""
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from apps.fabric import protocol, selectors
@@ -21,9 +22,9 @@ from apps.fabric.models import (
     NodeState,
     TaskAttempt,
 )
-from apps.fabric.services import dispatch
+from apps.fabric.services import dispatch, last_seen
 from apps.fabric.services.consumption import mark_consuming
-from apps.fabric.services.enrollment import clean_json_object
+from apps.fabric.services.enrollment import clean_json_object, hash_secret
 from apps.fabric.services.history import record_event
 
 MISSED_HEARTBEATS = 3  # silent for this many intervals → offline
@@ -138,6 +139,27 @@ def _bounded(value: float | None, low: float, high: float) -> float | None:
     return None if value is None else max(low, min(high, float(value)))
 
 
+def _figures(
+    *,
+    cpu_percent: float | None,
+    memory_percent: float | None,
+    load_average: float | None,
+    running_tasks: int,
+    idle_seconds: float | None,
+    tasks: list[tuple[int, int, str]] | None,
+) -> dict[str, object]:
+    """The load figures a heartbeat stores, each clamped to what its column holds."""
+    return {
+        "cpu_percent": _bounded(cpu_percent, 0, 100),
+        "memory_percent": _bounded(memory_percent, 0, 100),
+        "load_average": _bounded(load_average, 0, 10_000),
+        "running_tasks": max(0, min(int(len(tasks) if tasks is not None else running_tasks),
+                                    32_767)),
+        "idle_seconds": None if idle_seconds is None
+        else max(0, min(int(idle_seconds), 2**31 - 1)),
+    }  # fmt: skip
+
+
 def record_heartbeat(
     *,
     node: ComputeNode,
@@ -161,15 +183,10 @@ def record_heartbeat(
     if worker is not None and worker not in WorkerStatus.ALL:
         raise ValidationError(f"worker must be one of {', '.join(WorkerStatus.ALL)}")
     now = now or timezone.now()
-    figures = {
-        "cpu_percent": _bounded(cpu_percent, 0, 100),
-        "memory_percent": _bounded(memory_percent, 0, 100),
-        "load_average": _bounded(load_average, 0, 10_000),
-        "running_tasks": max(0, min(int(len(tasks) if tasks is not None else running_tasks),
-                                    32_767)),
-        "idle_seconds": None if idle_seconds is None
-        else max(0, min(int(idle_seconds), 2**31 - 1)),
-    }  # fmt: skip
+    figures = _figures(
+        cpu_percent=cpu_percent, memory_percent=memory_percent, load_average=load_average,
+        running_tasks=running_tasks, idle_seconds=idle_seconds, tasks=tasks,
+    )  # fmt: skip
     steady = (
         status == AgentStatus.RUNNING
         and worker in (None, WorkerStatus.READY)
@@ -276,6 +293,87 @@ def _record_steady_beat(
     for name, value in figures.items():
         setattr(node, name, value)
     return True
+
+
+# What node_reply reads: the fast path's read returns it (no second round trip).
+_REPLY_COLUMNS = (
+    "state", "approved_at", "node_class", "detected", "declared", "max_concurrent_tasks",
+    "not_consuming_since", "availability", "timezone",
+)  # fmt: skip
+_JSON_COLUMNS = {"detected", "declared", "availability"}
+
+
+def record_steady_heartbeat(
+    *,
+    node_id: int,
+    secret: str,
+    cpu_percent: float | None = None,
+    memory_percent: float | None = None,
+    load_average: float | None = None,
+    running_tasks: int = 0,
+    idle_seconds: float | None = None,
+    software_version: str | None = None,
+    tasks_reported: bool = False,
+    now: datetime | None = None,
+) -> HeartbeatReply | None:
+    """The common heartbeat: an online node whose worker consumes, holding no work, reporting
+    its load. Returns its reply, or None when the node isn't in that state or the credential
+    doesn't match (a wrong id or secret, a revoked, draining, retired or not-ready node): the
+    caller then takes the full path (`authenticate_node` + `record_heartbeat`), which answers
+    401/403 or moves the state.
+
+    One indexed read checks the credential's hash and `revoked_at IS NULL` on every heartbeat,
+    so a revocation refuses the very next one (no credential cache to invalidate). The figures
+    go to the per-process buffer (services/last_seen.py), written in one UPDATE for all nodes
+    every ORCHCAP_FABRIC_HEARTBEAT_FLUSH_SECONDS; with 0, straight away. `tasks_reported`: the
+    body carried an empty `tasks` list, so `running_tasks` is 0, as record_heartbeat counts."""
+    if not 0 < node_id < 2**63:
+        return None
+    now = now or timezone.now()
+    figures = _figures(
+        cpu_percent=cpu_percent, memory_percent=memory_percent, load_average=load_average,
+        running_tasks=running_tasks, idle_seconds=idle_seconds,
+        tasks=[] if tasks_reported else None,
+    )  # fmt: skip
+    version = (software_version or "")[:40]
+    table = ComputeNode._meta.db_table
+    # This read is the request's health check too: Django's own (CONN_HEALTH_CHECKS, a SELECT 1
+    # before the first query of each request) would double the heartbeat's round trips. A
+    # broken connection fails here instead, is closed, and the full path opens a new one.
+    connection.health_check_done = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {', '.join(_REPLY_COLUMNS)} FROM {table} "  # noqa: S608 (our table)
+                "WHERE id = %(id)s AND credential_hash = %(hash)s AND revoked_at IS NULL "
+                "AND state = %(online)s AND worker_ready AND NOT drain_requested",
+                {"id": node_id, "hash": hash_secret(secret), "online": str(NodeState.ONLINE)},
+            )
+            row = cursor.fetchone()
+    except (OperationalError, InterfaceError):
+        connection.close()
+        return None
+    if row is None:
+        return None
+    if settings.ORCHCAP_FABRIC_HEARTBEAT_FLUSH_SECONDS > 0:
+        last_seen.buffer.add(node_id=node_id, at=now, figures=figures, version=version)
+        last_seen.flush_if_due()
+    else:
+        last_seen.write_seen({node_id: last_seen.Seen(at=now, figures=figures, version=version)})
+    read = {
+        name: json.loads(value) if name in _JSON_COLUMNS and isinstance(value, str) else value
+        for name, value in zip(_REPLY_COLUMNS, row, strict=True)
+    }
+    read["id"] = node_id
+    # As the ORM builds a row it read (the other columns deferred; node_reply reads none of them,
+    # and the one-read test would see it if it did): a third of the CPU of ComputeNode(**fields).
+    # from_db takes the values in the model's field order.
+    names = [f.attname for f in ComputeNode._meta.concrete_fields if f.attname in read]
+    node = ComputeNode.from_db(None, names, [read[name] for name in names])
+    node.revoked_at, node.worker_ready, node.last_heartbeat_at = None, True, now
+    for name, value in figures.items():
+        setattr(node, name, value)
+    return node_reply(node=node, now=now)
 
 
 def node_reply(*, node: ComputeNode, now: datetime | None = None) -> HeartbeatReply:
