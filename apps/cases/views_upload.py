@@ -172,12 +172,7 @@ def upload_mapping(request: HtmxHttpRequest, slug: str, job_id: int) -> HttpResp
         "headers": upload.preview_headers(process=process),
         "preview": preview,
         # The import is all or nothing: its button waits until no row needs fixing.
-        "check": upload.check_rows(
-            job=job,
-            mapping=form.chosen(),
-            preview=preview,
-            whole_file=inline and inspection.complete,
-        ),
+        "check": upload.check_rows(job=job, mapping=form.chosen()),
         "inline": inline,
         "size": upload.file_size(job.file.size),
         "errors": errors[:SHOWN_ERRORS],

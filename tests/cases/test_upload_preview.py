@@ -4,9 +4,8 @@ until none are left."""
 
 import re
 
-from django.test import override_settings
-
 from apps.cases.models import Case
+from apps.cases.services.upload import mapping as upload_mapping
 from tests.cases.test_upload import mapping_url, uploaded_job
 from tests.conftest import client_for
 
@@ -87,16 +86,19 @@ def test_a_valid_file_can_be_imported_and_a_mapping_that_fixes_it_enables_the_bu
     assert "disabled" not in _import_button(fixed.content.decode())
 
 
-@override_settings(ORCHCAP_UPLOAD_INLINE_BYTES=0)
-def test_a_background_file_is_judged_by_its_previewed_rows(manager, process):
+def test_a_long_file_is_judged_by_its_first_rows_and_the_import_checks_the_rest(
+    manager, process, monkeypatch
+):
+    monkeypatch.setattr(upload_mapping, "CHECKED_ROWS", 3)
     client = client_for(manager)
-    job = uploaded_job(client, process, HEADER + b"INV-1,Acme,x,matched\nINV-2,Beta,5,matched\n")
+    rows = b"INV-1,Acme,x,matched\nINV-2,Beta,5,matched\nINV-3,Gamma,6,matched\nINV-4,D,y,matched\n"
+    job = uploaded_job(client, process, HEADER + rows)
 
     response = client.get(mapping_url(process, job))
 
     check = response.context["check"]
-    assert (check.invalid_rows, check.checked_rows, check.whole_file) == (1, 2, False)
+    assert (check.invalid_rows, check.checked_rows, check.whole_file) == (1, 3, False)
     body = response.content.decode()
-    assert "1 row to fix in the first 2." in body
+    assert "1 row to fix in the first 3 rows." in body
     assert "The rest of the file is checked when you import." in body
     assert "disabled" in _import_button(body)

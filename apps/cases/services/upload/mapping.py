@@ -1,6 +1,7 @@
 """Mapping file columns to a process's schema: targets, the proposed and the confirmed mapping,
 case rows built from records, their checks, and the preview of the first rows."""
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from apps.cases.services.upload.reading import (
     IGNORE,
     PREVIEW_ROWS,
     REASON,
+    SCAN_ROWS,
     SPECIAL_TARGETS,
     FileProblem,
     Record,
@@ -352,6 +354,9 @@ def preview_rows(
 
 
 SHOWN_ROW_ERRORS = 100
+# Rows checked on the mapping page, at every change of the mapping: enough for most files, and
+# quick; the import checks a longer file whole before it writes anything.
+CHECKED_ROWS = SCAN_ROWS
 
 
 @dataclass
@@ -365,21 +370,15 @@ class RowCheck:
     more_errors: int = 0
 
 
-def check_rows(
-    *, job: ImportJob, mapping: dict[str, str], preview: list[PreviewRow], whole_file: bool
-) -> RowCheck:
-    """Every row of a file small enough to be imported in the request, checked with `mapping`
-    (errors by line, the first SHOWN_ROW_ERRORS listed); for a bigger file, the preview's rows
-    only (the import checks the rest before it writes anything)."""
-    if not whole_file:
-        invalid = sum(not row.valid for row in preview)
-        return RowCheck(len(preview), invalid, whole_file=False)
-    check = RowCheck(0, 0, whole_file=True)
+def check_rows(*, job: ImportJob, mapping: dict[str, str]) -> RowCheck:
+    """The first CHECKED_ROWS rows of an upload checked with `mapping` (the whole file when it is
+    no longer): how many are invalid, and their errors by line (the first SHOWN_ROW_ERRORS)."""
+    check = RowCheck(0, 0, whole_file=False)
     seen = _SeenIds()
     with job.file.storage.open(job.file.name, "rb") as handle:
-        records = RecordReader(handle, file_format=job.file_format)
+        records = iter(RecordReader(handle, file_format=job.file_format))
         try:
-            for chunk in _chunks(records, mapping):
+            for chunk in _chunks(itertools.islice(records, CHECKED_ROWS), mapping):
                 checked = _check_rows(
                     process=job.process,
                     lines=[line for line, _, _ in chunk],
@@ -393,11 +392,12 @@ def check_rows(
                         continue
                     check.invalid_rows += 1
                     entries = _flat_errors(line, row_errors, mapping)
-                    room = SHOWN_ROW_ERRORS - len(check.errors)
-                    check.errors.extend(entries[: max(room, 0)])
-                    check.more_errors += max(len(entries) - max(room, 0), 0)
+                    room = max(SHOWN_ROW_ERRORS - len(check.errors), 0)
+                    check.errors.extend(entries[:room])
+                    check.more_errors += max(len(entries) - room, 0)
+            check.whole_file = next(records, None) is None
         except FileProblem as problem:
-            # Read whole when it was uploaded; changed on disk since. The import says so too.
+            # The file read well at upload; it changed on disk since. The import says so too.
             check.invalid_rows += 1
             check.errors.append(problem.as_error())
     return check
