@@ -12,9 +12,11 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.db.models import Count, Max, QuerySet, Sum
 
-from apps.cases.models import Case, CaseStatus, Process
+from apps.cases.models import Case, CaseStatus, Process, ProcessSchemaVersion
 from apps.rules.language import compile_predicate, describe_rule, validate_condition
 from apps.rules.models import Rule
 from apps.rules.services.rejections import fingerprint, rejected_fingerprints
@@ -22,6 +24,7 @@ from apps.rules.services.rule_list import learn_rule_list
 
 MIN_DECIDED = 20
 MAX_SAMPLE = 50_000
+INDUCTION_CACHE_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -113,14 +116,57 @@ def induce_rules(
     decision tree; "rule_list": greedy sequential covering). Candidates equal to an existing rule's
     condition, or to a rejected candidate (condition and action), are left out. Raises
     ValidationError for an unknown method or when there is too little to learn from (fewer than
-    MIN_DECIDED decided cases, or a single label)."""
+    MIN_DECIDED decided cases, or a single label).
+
+    Learning takes a while on thousands of cases, so what is learnt from a given set of decided
+    cases is kept until a case is decided, reopened or settled differently (the key holds their
+    count, ids and latest decision); existing and rejected rules are left out on every call."""
     if method not in METHODS:
         raise ValidationError(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
     schema = process.schema
+    decided = Case.objects.filter(process=process, status=CaseStatus.DECIDED).exclude(
+        final_label=""
+    )
+    state = decided.aggregate(n=Count("pk"), ids=Sum("pk"), last=Max("decided_at"))
+    key = (
+        f"rules:induced:{process.pk}:{schema.pk}:{method}:{max_depth}:{min_precision}:{seed}:"
+        f"{state['n']}:{state['ids']}:{state['last'] and state['last'].isoformat()}"
+    )
+    learnt = cache.get(key)
+    if learnt is None:
+        learnt = _learn(
+            decided=decided,
+            schema=schema,
+            method=method,
+            max_depth=max_depth,
+            min_precision=min_precision,
+            seed=seed,
+        )
+        cache.set(key, learnt, INDUCTION_CACHE_SECONDS)
+    existing = {
+        _key(rule.current.condition)
+        for rule in Rule.objects.filter(process=process).select_related("current")
+    }
+    rejected = rejected_fingerprints(process=process)
+    return [
+        candidate
+        for candidate in learnt
+        if _key(candidate.condition) not in existing and candidate.fingerprint not in rejected
+    ]
+
+
+def _learn(
+    *,
+    decided: QuerySet[Case],
+    schema: ProcessSchemaVersion,
+    method: str,
+    max_depth: int,
+    min_precision: float,
+    seed: int,
+) -> list[Candidate]:
+    """Every candidate learnt from `decided`, best first (see induce_rules)."""
     rows = list(
-        Case.objects.filter(process=process, status=CaseStatus.DECIDED)
-        .exclude(final_label="")
-        .values_list(
+        decided.values_list(
             "fields", "exception_reason", "exception_fields", "final_label", "final_reason_code"
         )
     )
@@ -155,11 +201,6 @@ def induce_rules(
             )
         ]
 
-    existing = {
-        _key(rule.current.condition)
-        for rule in Rule.objects.filter(process=process).select_related("current")
-    }
-    rejected = rejected_fingerprints(process=process)
     candidates: list[Candidate] = []
     seen: set[str] = set()
     for path, label in proposals:
@@ -171,7 +212,7 @@ def induce_rules(
             validate_condition(condition, fields=schema.fields)
         except ValidationError:
             continue  # e.g. a threshold outside what the field accepts
-        if _key(condition) in existing or _key(condition) in seen:
+        if _key(condition) in seen:
             continue
         seen.add(_key(condition))
         predicate = compile_predicate(condition, fields=schema.fields)
@@ -185,8 +226,6 @@ def induce_rules(
             action["reason_code"] = (
                 codes.most_common(1)[0][0] if codes else schema.reason_codes(label)[0]
             )
-        if fingerprint(condition, action) in rejected:
-            continue
         candidates.append(
             Candidate(
                 condition=condition,
