@@ -19,7 +19,8 @@ label. Also: that share per closeness band (does "close" mean what it says?), ho
 says "no close precedent", and the ranking time for one case against a pool of PRECEDENT_POOL.
 
 Runs in a subprocess (Django settings for the classifiers' imports, a throwaway data dir; no
-database is touched). `bench/run.py precedents` runs only this part.
+database is touched). `bench/run.py precedents` runs only this part; every run also writes its
+figures to bench/precedents.json.
 """
 
 import json
@@ -50,7 +51,10 @@ def bench_precedents(data: Path) -> list[dict[str, object]]:
     subprocess.run(  # noqa: S603 (this very file, our interpreter)
         [sys.executable, __file__, str(out)], env=env, cwd=ROOT, check=True
     )
-    return json.loads(out.read_text())
+    results = json.loads(out.read_text())
+    # Kept beside results.json, which only a full run rewrites: the figures docs/cases.md quotes.
+    (ROOT / "bench" / "precedents.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
 
 
 # --- the child side ------------------------------------------------------------------------------
