@@ -8,7 +8,9 @@ can open fails the test (build its object below); POST-only actions (405), redir
 and non-HTML answers (CSV, JSON, metrics) are not pages.
 """
 
+import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,10 +42,29 @@ NOT_APP_PAGES = ("admin", "api")
 # Endpoints for machines, not people: the load balancer's health check, Prometheus' scrape.
 NOT_PAGES = {"healthz", "metrics"}
 PHONE_WIDTH = 390
+# The main pages, shown in docs/ui.md: (file, url name, role). Refreshed into docs/img/ by a run
+# with ORCHCAP_DOCS_SCREENSHOTS=1; otherwise they are only written under test-artifacts/.
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+DOCS_SCREENSHOTS = [
+    ("home.png", "home", "manager"),
+    ("review.png", "review", "expert"),
+    ("process.png", "process_detail", "manager"),
+    ("fleet.png", "fabric_fleet", "admin"),
+    ("node.png", "fabric_node", "admin"),
+]
 # Roles tried in this order: the first that may open a page visits it.
 ROLE_ORDER = ("manager", "expert", "admin", "staff", "outsider", "anonymous")
 
-SIDEWAYS_SCROLL = "() => document.scrollingElement.scrollWidth"
+# The page's width, and the innermost elements that stick out past the viewport (to say which).
+SIDEWAYS_SCROLL = """() => {
+  const width = document.scrollingElement.scrollWidth;
+  const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+    (typeof e.className === 'string' && e.className ? '.' + e.className.trim().split(/\\s+/).join('.') : '');
+  const out = (e) => e.checkVisibility() && !e.closest('.table-scroll') &&
+    e.getBoundingClientRect().right > window.innerWidth + 1;
+  const wide = [...document.body.querySelectorAll('*')].filter((e) => out(e) && ![...e.children].some(out));
+  return { width, culprits: wide.slice(0, 4).map(name) };
+}"""
 # Tables wider than their container, and not inside a scroll container that takes the overflow.
 OVERFLOWING_TABLES = """() => [...document.querySelectorAll('table')]
   .filter((table) => !table.closest('.table-scroll'))
@@ -217,9 +238,12 @@ def sweep(browser, live_server, pages: list[AppPage], personas: dict, *, width: 
             found = []
             page.goto(app_page.path, wait_until="load")
             if width == PHONE_WIDTH:
-                scroll_width = page.evaluate(SIDEWAYS_SCROLL)
-                if scroll_width > PHONE_WIDTH:
-                    found.append(f"scrolls sideways: {scroll_width} px wide at {width} px")
+                sideways = page.evaluate(SIDEWAYS_SCROLL)
+                if sideways["width"] > PHONE_WIDTH:
+                    found.append(
+                        f"scrolls sideways: {sideways['width']} px wide at {width} px,"
+                        f" sticking out: {', '.join(sideways['culprits'])}"
+                    )
             else:
                 overflowing = page.evaluate(OVERFLOWING_TABLES)
                 if overflowing:
@@ -233,6 +257,29 @@ def sweep(browser, live_server, pages: list[AppPage], personas: dict, *, width: 
                 problems.append(f"  screenshot: {shot}")
         context.close()
     return problems
+
+
+def docs_screenshots(browser, live_server, pages: list[AppPage], personas: dict) -> list[Path]:
+    """Desktop screenshots of the main pages at half scale (small PNGs): the paths written."""
+    paths = {p.url_name: p.path for p in pages}
+    folder = ARTIFACTS / "docs-img"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for file_name, url_name, role in DOCS_SCREENSHOTS:
+        context = browser.new_context(
+            base_url=live_server.url, viewport={"width": 1440, "height": 900},
+            device_scale_factor=0.5, locale="en-GB",
+        )  # fmt: skip
+        log_in(context, personas[role], live_server.url)
+        page = context.new_page()
+        page.goto(paths[url_name], wait_until="load")
+        page.screenshot(path=str(folder / file_name), animations="disabled")
+        context.close()
+        written.append(folder / file_name)
+        if os.environ.get("ORCHCAP_DOCS_SCREENSHOTS") == "1":
+            DOCS_IMG.mkdir(exist_ok=True)
+            shutil.copyfile(folder / file_name, DOCS_IMG / file_name)
+    return written
 
 
 def test_every_page_fits_a_phone_keeps_its_tables_and_passes_axe(browser, live_server, everything):
@@ -256,6 +303,13 @@ def test_every_page_fits_a_phone_keeps_its_tables_and_passes_axe(browser, live_s
     )
 
     assert not problems, f"{len(pages)} pages checked:\n" + "\n".join(problems)
+
+    for shot in docs_screenshots(browser, live_server, pages, personas):
+        image = shot.read_bytes()
+        assert image.startswith(b"\x89PNG"), shot
+        width = int.from_bytes(image[16:20], "big")
+        assert width == 720, (shot, width)  # 1440 CSS px at half scale
+        assert len(image) < 250_000, (shot, len(image))
 
 
 def test_the_node_identity_table_fits_a_desktop_without_scrolling(logged_in, admin, everything):
