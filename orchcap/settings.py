@@ -149,12 +149,12 @@ else:
 # Precedent search: HNSW candidates per query (recall vs. speed, see bench/) and iterative scans,
 # so filtering by process and status still yields k neighbours when few rows match.
 ORCHCAP_HNSW_EF_SEARCH = env_int("ORCHCAP_HNSW_EF_SEARCH", 200, minimum=10, maximum=1000)
-_db.setdefault("OPTIONS", {})
-_db["OPTIONS"]["options"] = (
 # Below this closeness (percent) a decided case is no precedent: "no close precedent" instead.
 ORCHCAP_PRECEDENT_MIN_SIMILARITY = env_int(
     "ORCHCAP_PRECEDENT_MIN_SIMILARITY", 60, minimum=0, maximum=100
 )
+_db.setdefault("OPTIONS", {})
+_db["OPTIONS"]["options"] = (
     _db["OPTIONS"].get("options", "")
     + f" -c hnsw.ef_search={ORCHCAP_HNSW_EF_SEARCH} -c hnsw.iterative_scan=relaxed_order"
 ).strip()
