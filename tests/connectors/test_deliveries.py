@@ -116,8 +116,8 @@ def test_receiver_down_then_retries_then_delivered_exactly_once_when_it_returns(
 
 
 def test_deliveries_to_one_endpoint_go_out_in_order_behind_a_failing_one(team, connector, receiver):
-    answers = iter([503])
-    receiver.answer = lambda request: next(answers, 200)
+    status = {"now": 503}
+    receiver.answer = lambda request: status["now"]
     first, second, third = (
         enqueue_event(team=team, event_type="item.decided", payload={"n": n})[0] for n in range(3)
     )
@@ -127,6 +127,7 @@ def test_deliveries_to_one_endpoint_go_out_in_order_behind_a_failing_one(team, c
     fourth = enqueue_event(team=team, event_type="item.routed", payload={"n": 3})[0]
     assert drain(connector).delivered == 0  # the new one waits behind the oldest
 
+    status["now"] = 200
     time_passes(connector)
     assert drain(connector).delivered == 4
     order = [r.headers["webhook-id"] for r in receiver.posts]
@@ -280,3 +281,52 @@ def test_the_sweeper_sends_a_drain_for_a_lost_message_and_probes_a_waiting_backl
     assert Delivery.objects.get().state == "failed"
     assert sweep()["probes"] == 1  # waits for its retry: probed
     assert sweep()["probes"] == 0  # not again before ORCHCAP_WEBHOOK_PROBE_SECONDS
+
+
+def test_a_new_event_probes_a_waiting_endpoint_and_its_backlog_goes_at_once(
+    team, connector, receiver
+):
+    status = {"now": 500}
+    receiver.answer = lambda request: status["now"]
+    first = enqueue_event(team=team, event_type="item.decided", payload={"n": 1})[0]
+    drain(connector)
+    assert Delivery.objects.get(pk=first.pk).state == "failed"  # its retry is a minute away
+
+    status["now"] = 200  # the endpoint is back; nobody told orchcap
+    second = enqueue_event(team=team, event_type="item.decided", payload={"n": 2})[0]
+    result = drain(connector)  # the drain sent for the new event
+
+    assert result.delivered == 2
+    assert [r.method for r in receiver.received] == ["POST", "HEAD", "POST", "POST"]
+    assert [r.headers["webhook-id"] for r in receiver.posts[1:]] == [
+        first.webhook_id,
+        second.webhook_id,
+    ]
+    # At most one probe per few seconds: a drain right after a failed one doesn't probe again.
+    status["now"] = 500
+    enqueue_event(team=team, event_type="item.decided", payload={"n": 3})
+    drain(connector)
+    enqueue_event(team=team, event_type="item.decided", payload={"n": 4})
+    drain(connector)
+    assert [r.method for r in receiver.received[4:]] == ["POST"]
+
+
+def test_a_transaction_of_many_events_sends_one_drain_per_connector(
+    team, connector, manager, receiver, django_capture_on_commit_callbacks
+):
+    other = connector_services.create_connector(
+        team=team, name="CRM", url=receiver.url, event_types=["item.decided"], owner=manager
+    )
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        for n in range(5):
+            enqueue_event(team=team, event_type="item.decided", payload={"n": n})
+        try:
+            with transaction.atomic():  # a savepoint rolled back keeps the pending publish
+                enqueue_event(team=team, event_type="item.decided", payload={"n": 99})
+                raise RuntimeError
+        except RuntimeError:
+            pass
+
+    (publish,) = callbacks
+    assert publish.connector_ids == {connector.pk, other.pk}
+    assert Delivery.objects.count() == 10

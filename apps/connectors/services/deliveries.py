@@ -53,6 +53,9 @@ LOST_MESSAGE_AFTER = timedelta(seconds=60)
 # Retries this close are sent as a delayed task; later ones are left to the sweeper.
 COUNTDOWN_LIMIT_SECONDS = 60
 USER_AGENT = "orchcap-webhooks/1"
+# A drain sent for a new event while the backlog waits for a retry probes the endpoint, at most
+# this often per endpoint (the sweeper's probe covers the quiet times).
+NEW_EVENT_PROBE_GAP = timedelta(seconds=5)
 
 
 # --- enqueueing -------------------------------------------------------------------------------
@@ -75,12 +78,29 @@ def _publish_drain(connector_id: int, countdown: float | None = None) -> None:
 
 
 def nudge(*, connector_ids: list[int]) -> None:
-    """Record that drains were asked for now and send them once the transaction commits."""
+    """Record that drains were asked for now and send them once the transaction commits (one
+    per connector however many events the transaction recorded)."""
     if not connector_ids:
         return
     Connector.objects.filter(pk__in=connector_ids).update(nudged_at=timezone.now())
-    ids = list(connector_ids)
-    transaction.on_commit(lambda: [_publish_drain(pk) for pk in ids])
+    connection = transaction.get_connection()
+    if connection.in_atomic_block:
+        # Joins this transaction's pending publish. Django drops a callback only when a savepoint
+        # open at its registration rolls back, and every id added later was added inside that
+        # savepoint (or after it was released, when it can no longer roll back): none is lost.
+        for _, callback, _ in connection.run_on_commit:
+            pending = getattr(callback, "connector_ids", None)
+            if pending is not None:
+                pending.update(connector_ids)
+                return
+    pending = set(connector_ids)
+
+    def publish() -> None:
+        for pk in sorted(pending):
+            _publish_drain(pk)
+
+    publish.connector_ids = pending  # type: ignore[attr-defined]
+    transaction.on_commit(publish)
 
 
 def enqueue_event(
@@ -233,7 +253,13 @@ def _drain_claimed(connector_id: int, token: str, force: bool, result: DrainResu
             if not batch:
                 return
             if batch[0].next_attempt_at > now and not force:
-                return  # the backlog waits behind its oldest delivery's retry
+                # The backlog waits behind its oldest delivery's retry, unless the endpoint
+                # answers again: a drain sent for a new event looks (at most every few seconds).
+                if not _claim_probe(connector_id, now, NEW_EVENT_PROBE_GAP):
+                    return
+                if not _answers(connector):
+                    _disable_if_failing_too_long(connector_id, now)
+                    return
             if session is None:
                 try:
                     # Checked again right before connecting; the session connects to the address
@@ -421,6 +447,30 @@ def _disable_if_failing_too_long(connector_id: int, now: datetime) -> bool:
 # --- probing and sweeping ---------------------------------------------------------------------
 
 
+def _claim_probe(connector_id: int, now: datetime, gap: timedelta) -> bool:
+    """Whether this caller may probe the endpoint now (none did within `gap`)."""
+    return bool(
+        Connector.objects.filter(pk=connector_id)
+        .filter(Q(probed_at__isnull=True) | Q(probed_at__lte=now - gap))
+        .update(probed_at=now)
+    )
+
+
+def _answers(connector: Connector) -> bool:
+    """A HEAD request to the endpoint: anything but a 5xx (a 501, a receiver that doesn't do
+    HEAD, counts) means it answers."""
+    try:
+        target = check_target(connector.url)
+        session = Session(target, timeout=settings.ORCHCAP_WEBHOOK_TIMEOUT_SECONDS)
+        try:
+            answer = session.request("HEAD", {"User-Agent": USER_AGENT}, None)
+        finally:
+            session.close()
+    except (TargetRefused, OSError, HTTPException):
+        return False
+    return answer.status < 500 or answer.status == 501
+
+
 def probe_connector(*, connector_id: int) -> bool:
     """A HEAD request to the endpoint; when it answers (anything but a 5xx; 501, a receiver that
     doesn't do HEAD, counts as answering), its backlog goes at once. Returns whether it answered."""
@@ -429,16 +479,7 @@ def probe_connector(*, connector_id: int) -> bool:
         return False
     now = timezone.now()
     Connector.objects.filter(pk=connector_id).update(probed_at=now)
-    try:
-        target = check_target(connector.url)
-        session = Session(target, timeout=settings.ORCHCAP_WEBHOOK_TIMEOUT_SECONDS)
-        try:
-            answer = session.request("HEAD", {"User-Agent": USER_AGENT}, None)
-        finally:
-            session.close()
-        answered = answer.status < 500 or answer.status == 501
-    except (TargetRefused, OSError, HTTPException):
-        answered = False
+    answered = _answers(connector)
     if answered:
         drain_connector(connector_id=connector_id, force=True)
     else:
