@@ -21,6 +21,7 @@ from apps.cases.services import decisions as decision_services
 from apps.cases.services import processes as process_services
 from apps.cases.services import queue as queue_services
 from apps.cases.services.similarity import similar_cases
+from apps.core.display import readable_code
 from apps.core.http import HtmxHttpRequest
 from apps.core.registry import case_panels
 from apps.people.models import Membership, Role, Team
@@ -440,11 +441,12 @@ def review_decide(request: HtmxHttpRequest, slug: str, case_id: int) -> HttpResp
         return _render_review(request, context, status=409)
     if not request.htmx:
         messages.success(
-            request, f"Decided {form.cleaned_data['label']} on case {case.external_id or case.pk}."
+            request,
+            f"Decided {readable_code(form.cleaned_data['label'])} on case {case.external_id or case.pk}.",
         )
         return redirect("review", slug=process.slug)
     following = queue_services.claim_next_case(process=process, expert=request.user)
-    notice = f"Recorded {form.cleaned_data['label']} for case {case.external_id or case.pk}. Press u to undo."
+    notice = f"Recorded {readable_code(form.cleaned_data['label'])} for case {case.external_id or case.pk}. Press u to undo."
     return _render_review(request, _review_context(request, process, following, notice=notice))
 
 
@@ -489,7 +491,8 @@ def review_undo(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         )
     if not request.htmx:
         messages.success(
-            request, f"Undid your {decision.label} decision; the case is back in your hands."
+            request,
+            f"Undid your {readable_code(decision.label)} decision; the case is back in your hands.",
         )
         return redirect("review", slug=process.slug)
     case = decision.case
@@ -498,7 +501,7 @@ def review_undo(request: HtmxHttpRequest, slug: str) -> HttpResponse:
                  "key_factors": decision.key_factors},
         field_names=[s["name"] for s in case.schema_version.fields],
     )  # fmt: skip
-    notice = f"Undid your {decision.label} decision; change it and submit again."
+    notice = f"Undid your {readable_code(decision.label)} decision; change it and submit again."
     return _render_review(
         request, _review_context(request, process, case, form=form, notice=notice)
     )

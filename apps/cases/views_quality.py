@@ -13,6 +13,7 @@ from apps.cases.errors import CaseConflict
 from apps.cases.forms import AdjudicationForm
 from apps.cases.models import Case, CaseStatus, Process
 from apps.cases.services.decisions import adjudicate_case
+from apps.core.display import readable_code
 from apps.core.http import HtmxHttpRequest
 
 # Landis & Koch (1977): the usual words for kappa-like values, shown next to the overall figure.
@@ -159,11 +160,11 @@ def _conflict_message(case: Case) -> str:
         when = timezone.localtime(settlement.decided_at).strftime("%Y-%m-%d %H:%M")
         return (
             f"Case {_case_ref(case)} was already settled by {settlement.expert.username} as "
-            f"“{settlement.label}” at {when}; your decision was not recorded."
+            f"“{readable_code(settlement.label)}” at {when}; your decision was not recorded."
         )
     if case.status == CaseStatus.DECIDED:
         return (
-            f"Case {_case_ref(case)} is already decided (“{case.final_label}”); "
+            f"Case {_case_ref(case)} is already decided (“{readable_code(case.final_label)}”); "
             "your decision was not recorded."
         )
     return (
@@ -208,7 +209,7 @@ def adjudication_settle(request: HtmxHttpRequest, slug: str, case_id: int) -> Ht
         return _queue_page(
             request, process, status=409, conflict=_conflict_message(case), draft=draft
         )
-    notice = f"Settled case {_case_ref(case)} as “{draft['label']}” (by {request.user.username})."
+    notice = f"Settled case {_case_ref(case)} as “{readable_code(draft['label'])}” (by {request.user.username})."
     if request.htmx:
         return _queue_page(request, process, notice=notice)
     messages.success(request, notice)

@@ -64,7 +64,7 @@ def test_after_ctrl_enter_the_next_keys_decide_the_next_case(logged_in, expert, 
     page.keyboard.press("r")
     page.keyboard.type("asked the vendor for the PO", delay=20)
     page.keyboard.press("Control+Enter")
-    expect(page.locator("#review-pane .notice")).to_contain_text("Recorded request_info")
+    expect(page.locator("#review-pane .notice")).to_contain_text("Recorded Request info")
 
     for _ in range(2):  # decide the next cases with keys alone
         shown = _shown_case(page)
@@ -94,7 +94,7 @@ def test_shift_and_a_number_chooses_a_reason_code_of_the_chosen_decision(
 
     page.keyboard.press("Enter")
 
-    expect(page.locator("#review-pane .notice")).to_contain_text("Recorded reject")
+    expect(page.locator("#review-pane .notice")).to_contain_text("Recorded Reject")
     assert list(Decision.objects.values_list("label", "reason_code")) == [("reject", "fraud")]
 
 

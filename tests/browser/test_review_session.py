@@ -22,7 +22,7 @@ def _draft_a_decision(page: Page) -> None:
 
 
 def _assert_recorded(page: Page) -> None:
-    expect(page.locator("#review-pane .notice")).to_contain_text("Recorded reject")
+    expect(page.locator("#review-pane .notice")).to_contain_text("Recorded Reject")
     decision = Decision.objects.get()
     assert (decision.label, decision.reason_code, decision.rationale, decision.key_factors) == (
         "reject",

@@ -142,7 +142,7 @@ def test_htmx_settle_returns_the_next_fragment_only(case, manager):
     assert "<html" not in html
     assert html.lstrip().startswith('<div id="adjudication-pane">')
     assert "Nothing to adjudicate" in html
-    assert f"Settled case {case.external_id} as “approve” (by maya)" in html
+    assert f"Settled case {case.external_id} as “Approve” (by maya)" in html
     case.refresh_from_db()
     assert case.status == CaseStatus.DECIDED
 
@@ -193,7 +193,7 @@ def test_settling_a_case_someone_else_settled_is_a_clear_conflict(team, case, ma
     )
     assert response.status_code == 409
     html = response.content.decode()
-    assert f"Case {case.external_id} was already settled by mia as “reject”" in html
+    assert f"Case {case.external_id} was already settled by mia as “Reject”" in html
     assert "your decision was not recorded" in html
     assert "keep me" in html  # the adjudicator's text is shown so it can be copied
     case.refresh_from_db()

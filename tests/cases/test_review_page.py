@@ -123,7 +123,7 @@ def test_skip_then_undo_through_the_page(process, expert):
     response = client.post(reverse("review_undo", args=[process.slug]), **HTMX)
     assert response.status_code == 200
     assert f"Case {second.external_id}".encode() in response.content
-    assert b"Undid your approve decision" in response.content
+    assert b"Undid your Approve decision" in response.content
     second.refresh_from_db()
     assert second.status == CaseStatus.OPEN
 
