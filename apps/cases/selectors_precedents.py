@@ -32,9 +32,9 @@ _METRIC_CACHE_SIZE = 64
 _metrics: OrderedDict[tuple, tuple[Metric, float]] = OrderedDict()
 _metrics_lock = threading.Lock()
 WEIGHTS_SOURCES = {
-    "model": "the promoted model's field importance",
-    "decided": "how much each field tells about the decision in the decided cases",
-    "equal": "all fields alike (too few decided cases to tell which decide)",
+    "model": "the promoted model's importance",
+    "decided": "how much each tells about the decision in the decided cases",
+    "equal": "the same (too few decided cases to tell which decide)",
 }
 
 
@@ -95,6 +95,7 @@ def minimum_closeness() -> float:
 
 
 def band(closeness: float, minimum: float) -> str:
+    closeness = round(closeness, 2)  # as shown: 84.6 % reads 85 %, and 85 % is close
     if closeness >= max(CLOSE, minimum):
         return "close"
     return "loose" if closeness >= minimum else "far"
