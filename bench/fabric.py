@@ -39,7 +39,9 @@ settings (no ORCHCAP_HEARTBEAT_SECONDS, ORCHCAP_FABRIC_SWEEP_SECONDS: 5 s and 4 
   control plane answers, for HEARTBEAT_WINDOW seconds per run. Measured: heartbeats/s (target:
   the 200/s 1,000 nodes send at 5 s), CPU of gunicorn and PostgreSQL per heartbeat, and the share
   of one core 1,000 nodes cost at the default interval. Baseline: a request the same server
-  refuses (401) before any database work.
+  refuses (401) before any database work. The same heartbeats also go, in the same rounds, to a
+  second gunicorn with ORCHCAP_FABRIC_HEARTBEAT_FAST_PATH=false (`…_full_api_path`): what the
+  fast path (docs/fabric.md) saves, on the same database and load.
 - Node death at the defaults, as above (target 20 s).
 
 Every figure is the median of REPEATS runs (bench/measure.py).
@@ -92,10 +94,9 @@ def bench_fabric(data: Path) -> list[dict[str, object]]:
     """Two children on fresh data dirs: the fleet figures with 2 s heartbeats (fast enough to
     repeat the node death), then the heartbeat load and the failover at the default settings."""
     results: list[dict[str, object]] = []
-    # BENCH_FABRIC=heartbeats: only the heartbeat load at the defaults (a minute, for working on it).
-    modes = (
-        ("heartbeats",) if os.environ.get("BENCH_FABRIC") == "heartbeats" else ("fast", "defaults")
-    )
+    # BENCH_FABRIC picks children while working on one: "heartbeats" (only the heartbeat load at
+    # the defaults, a few minutes), "defaults", "fast", or a comma-separated list.
+    modes = os.environ.get("BENCH_FABRIC", "fast,defaults").split(",")
     for mode in modes:
         results += _run_child(data / mode, mode)
     return results

@@ -301,6 +301,11 @@ _REPLY_COLUMNS = (
     "not_consuming_since", "availability", "timezone",
 )  # fmt: skip
 _JSON_COLUMNS = {"detected", "declared", "availability"}
+_STEADY_NODE_SQL = (
+    f"SELECT {', '.join(_REPLY_COLUMNS)} FROM {ComputeNode._meta.db_table} "  # noqa: S608 (our table)
+    "WHERE id = %s AND credential_hash = %s AND revoked_at IS NULL AND state = %s "
+    "AND worker_ready AND NOT drain_requested"
+)
 
 
 def record_steady_heartbeat(
@@ -336,19 +341,13 @@ def record_steady_heartbeat(
         tasks=[] if tasks_reported else None,
     )  # fmt: skip
     version = (software_version or "")[:40]
-    table = ComputeNode._meta.db_table
     # This read is the request's health check too: Django's own (CONN_HEALTH_CHECKS, a SELECT 1
     # before the first query of each request) would double the heartbeat's round trips. A
     # broken connection fails here instead, is closed, and the full path opens a new one.
     connection.health_check_done = True
     try:
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {', '.join(_REPLY_COLUMNS)} FROM {table} "  # noqa: S608 (our table)
-                "WHERE id = %(id)s AND credential_hash = %(hash)s AND revoked_at IS NULL "
-                "AND state = %(online)s AND worker_ready AND NOT drain_requested",
-                {"id": node_id, "hash": hash_secret(secret), "online": str(NodeState.ONLINE)},
-            )
+            cursor.execute(_STEADY_NODE_SQL, [node_id, hash_secret(secret), str(NodeState.ONLINE)])
             row = cursor.fetchone()
     except (OperationalError, InterfaceError):
         connection.close()
