@@ -30,7 +30,11 @@ _KNOWN = {*_FIGURES, "status", "running_tasks", "tasks", "detected", "software_v
 
 
 def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    # A float the column can hold; an int beyond 2**53 (JSON allows 400 digits) would overflow
+    # float() later: the API decides what such a body gets.
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53
 
 
 def steady_fields(body: object) -> dict[str, Any] | None:

@@ -162,6 +162,7 @@ def test_a_silent_node_is_still_marked_offline_three_intervals_after_its_last_he
         ({**STEADY, "software_version": "v\u0000"}, 422),
         ({**STEADY, "idle_seconds": -5}, 422),
         ({**STEADY, "cpu_percent": "lots"}, 422),
+        ({**STEADY, "cpu_percent": 10**400}, 422),  # beyond any float: not a 500
         ("[1, 2", 400),
     ],
 )
@@ -195,6 +196,7 @@ def test_a_drained_or_stopping_node_moves_state_through_the_api(ready_node, admi
         {"detected": {"cpu_cores": 4}},
         {"running_tasks": True},
         {"cpu_percent": float("nan")},
+        {"load_average": 10**400},
         {"software_version": "x" * 41},
         {"surprise": 1},
     ],
