@@ -7,6 +7,15 @@ class ConnectorsConfig(AppConfig):
     verbose_name = "Connectors (outbound webhooks)"
 
     def ready(self) -> None:
+        from apps.connectors.selectors import can_manage_connectors
         from apps.core.registry import NavItem, register_nav_item
 
-        register_nav_item(NavItem(label="Connectors", url_name="connector_list", order=60))
+        # Only for those the page lets in (the team's managers and admins).
+        register_nav_item(
+            NavItem(
+                label="Connectors",
+                url_name="connector_list",
+                order=60,
+                visible=lambda user: can_manage_connectors(user=user),
+            )
+        )

@@ -71,10 +71,21 @@ def crawl(client) -> dict[str, tuple[int, str]]:
 
 
 @pytest.fixture
-def populated(team, expert, second_expert, manager):
+def populated(team, expert, second_expert, manager, staff, admin):
     """A little of everything the pages link to: processes with open, decided and disputed
-    cases, a rule, a second process with two labels per case."""
+    cases, a rule, a second process with two labels per case, a machine staff lends and a task
+    placed on it."""
     from apps.cases.services.decisions import record_decision
+    from apps.fabric.models import ComputeNode
+    from apps.fabric.services import dispatch, enrollment
+    from tests.fabric.conftest import DETECTED, FINGERPRINT
+
+    _, raw = enrollment.create_enrollment_token(created_by=admin, auto_approve=True)
+    node = enrollment.enroll_node(
+        raw_token=raw, name="desk-1", detected=DETECTED, fingerprint=FINGERPRINT
+    ).node
+    ComputeNode.objects.filter(pk=node.pk).update(owner=staff, worker_ready=True)
+    dispatch.submit_task(kind="probe")
 
     invoices = make_process(team)
     make_decided_cases(invoices, second_expert, 12, seed=1)
