@@ -65,13 +65,17 @@ SIDEWAYS_SCROLL = """() => {
   const wide = [...document.body.querySelectorAll('*')].filter((e) => out(e) && ![...e.children].some(out));
   return { width, culprits: wide.slice(0, 4).map(name) };
 }"""
+# Every table sits in a scroll container (docs/ui.md), so a wide one never widens the page.
+UNWRAPPED_TABLES = """() => [...document.querySelectorAll('table')]
+  .filter((table) => !table.closest('.table-scroll'))
+  .map((table) => table.id || table.className || table.outerHTML.slice(0, 80))"""
 # Tables wider than their container, and not inside a scroll container that takes the overflow.
 OVERFLOWING_TABLES = """() => [...document.querySelectorAll('table')]
   .filter((table) => !table.closest('.table-scroll'))
   .filter((table) => table.getBoundingClientRect().width > table.parentElement.clientWidth + 1)
   .map((table) => table.id || table.className || table.outerHTML.slice(0, 80))"""
 AXE_SCAN = """async () => {
-  const result = await axe.run(document, { resultTypes: ['violations'] });
+  const result = await axe.run(document, { resultTypes: ['violations'], reporter: 'no-passes' });
   return result.violations
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
     .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
@@ -238,6 +242,9 @@ def sweep(browser, live_server, pages: list[AppPage], personas: dict, *, width: 
             found = []
             page.goto(app_page.path, wait_until="load")
             if width == PHONE_WIDTH:
+                unwrapped = page.evaluate(UNWRAPPED_TABLES)
+                if unwrapped:
+                    found.append(f"tables outside a .table-scroll: {unwrapped}")
                 sideways = page.evaluate(SIDEWAYS_SCROLL)
                 if sideways["width"] > PHONE_WIDTH:
                     found.append(
