@@ -1,11 +1,13 @@
 """Precedents: closeness weighted by what decides cases (apps/cases/precedents.py), the review
 pane's search over a process's decided cases (selectors_precedents) and "no close precedent"."""
 
+import itertools
 import random
 
 import pytest
 from django.urls import reverse
 
+from apps.cases import selectors_precedents
 from apps.cases.precedents import Comparison, Example, Metric
 from apps.cases.selectors_precedents import precedents
 from apps.cases.services.decisions import record_decision
@@ -96,12 +98,19 @@ def process(team):
     return make_process(team)
 
 
+_numbers = itertools.count(1)
+
+
 def _decided(process, expert, rows: list[tuple[dict, str, str]]) -> list:
     cases = create_cases(
         process=process,
         rows=[
-            {"external_id": f"P-{i}", "fields": fields, "exception": {"reason": reason}}
-            for i, (fields, reason, _) in enumerate(rows)
+            {
+                "external_id": f"P-{next(_numbers)}",
+                "fields": fields,
+                "exception": {"reason": reason},
+            }
+            for fields, reason, _ in rows
         ],
         embed=False,
     ).cases
@@ -185,3 +194,35 @@ def test_the_review_pane_shows_a_close_precedent_with_what_differs(process, expe
     body = page.content.decode()
     assert "Differs in <strong>Amount</strong>: 130.00" in body
     assert f"{nearest.band} · {nearest.percent} %" in body
+
+
+def _learnt(case) -> list:
+    """The metrics cached for the case's process and schema version."""
+    return [
+        metric
+        for key, (metric, _) in selectors_precedents._metrics.items()
+        if key[:2] == (case.process_id, case.schema_version_id)
+    ]
+
+
+def test_what_is_learnt_from_the_decided_cases_is_kept_until_they_change(
+    process, expert, second_expert
+):
+    _decided(process, second_expert, [(ROUTINE, "PO missing", "request_info")] * 3)
+    (case,) = create_cases(
+        process=process,
+        rows=[{"fields": ROUTINE, "exception": {"reason": "PO missing"}}],
+        embed=False,
+    ).cases
+    first = precedents(case=case)
+    [learnt] = _learnt(case)
+    precedents(case=case)
+    assert _learnt(case) == [learnt]  # the same decided cases: learnt once
+
+    _decided(process, second_expert, [({**ROUTINE, "amount": 7000.0}, "PO missing", "reject")])
+    again = precedents(case=case)
+
+    [relearnt] = _learnt(case)  # one more decided case in a small process: learnt again
+    assert relearnt is not learnt
+    assert relearnt.size == learnt.size + 1
+    assert len(again.rows) == len(first.rows) + 1
