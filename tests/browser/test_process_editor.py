@@ -6,6 +6,7 @@ from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from apps.cases.models import Process
+from tests.browser.conftest import slow_network
 
 # What in the page's content sticks out on the right of the window (the navigation has its own
 # tests in test_every_page.py); a table's overflow is taken by its .table-scroll.
@@ -102,3 +103,22 @@ def test_a_manager_builds_a_schema_row_by_row_then_meets_an_upload_with_errors(
     # save is logged as a failed resource, as expected).
     assert page.errors == []
     assert [error for error in page.console_errors if "Refused" in error] == []
+
+
+def test_what_is_typed_while_a_row_edit_is_on_its_way_is_kept_in_its_row(logged_in, manager):
+    page = logged_in(manager, reverse("process_create"))
+    page.fill("#id_fields-0-name", "vendor")
+    _add_field(page, 1)
+    page.keyboard.type("amount")
+    # A real network: the answer to each row edit takes a moment to come back.
+    slow_network(page, 400)
+    page.click("button[value=remove-field-0]")
+    page.click("#id_fields-1-label")
+    page.keyboard.type("Invoice amount", delay=40)
+    page.wait_for_timeout(1200)  # the edit has landed
+
+    # The removed row is gone; the label typed meanwhile moved up with its row, still focused.
+    expect(page.locator("#id_fields-1-name")).to_have_count(0)
+    expect(page.locator("#id_fields-0-name")).to_have_value("amount")
+    expect(page.locator("#id_fields-0-label")).to_have_value("Invoice amount")
+    expect(page.locator("#id_fields-0-label")).to_be_focused()
