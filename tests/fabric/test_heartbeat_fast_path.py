@@ -1,6 +1,7 @@
 """The heartbeat's fast path (apps/fabric/middleware.py): the common heartbeat in one UPDATE
 that authenticates and records at once; everything else through the API as before."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -30,12 +31,14 @@ def statements(queries):
 
 
 @pytest.fixture
-def batched(settings):
-    """Heartbeats buffered as in production; flushed by the test itself (an interval no timer
-    reaches during the test), and nothing left behind for the next test."""
+def batched(settings, monkeypatch):
+    """Heartbeats buffered as in production, in a buffer of this test's own without a timer
+    thread (which would write on another connection, outside the test's transaction): only
+    heartbeats and the test flush it."""
     settings.ORCHCAP_FABRIC_HEARTBEAT_FLUSH_SECONDS = 60
-    yield last_seen.buffer
-    last_seen.buffer.flush()
+    buffer = last_seen.LastSeenBuffer(timer=False)
+    monkeypatch.setattr(last_seen, "buffer", buffer)
+    return buffer
 
 
 def test_a_steady_heartbeat_costs_one_read_and_lands_at_the_next_flush(ready_node, batched):
@@ -69,6 +72,23 @@ def test_a_heartbeat_that_finds_the_buffer_due_writes_it(ready_node, batched):
             "heartbeat_count", flat=True
         )
     ) == {1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_process_no_later_heartbeat_reaches_still_writes_within_a_flush_interval(
+    ready_node, settings
+):
+    # Committed rows: the timer thread writes on a connection of its own.
+    settings.ORCHCAP_FABRIC_HEARTBEAT_FLUSH_SECONDS = 1
+    node, credential = ready_node("n1")
+    sent = time.monotonic()
+    assert post(node_client(node, credential)).status_code == 200
+    written = ComputeNode.objects.filter(pk=node.pk, heartbeat_count=1)
+    while not written.exists() and time.monotonic() - sent < 10:
+        time.sleep(0.05)
+    assert written.exists()
+    assert time.monotonic() - sent < settings.ORCHCAP_HEARTBEAT_SECONDS  # within one interval
+    assert last_seen.buffer.pending() == {}
 
 
 def test_a_written_heartbeat_is_never_replaced_by_an_older_one(ready_node):

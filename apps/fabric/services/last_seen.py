@@ -29,6 +29,7 @@ from django.db import DatabaseError, connection
 from apps.fabric.models import ComputeNode
 
 log = logging.getLogger(__name__)
+TIMER_TICK = 0.2  # seconds between the timer's looks at the buffer (a dict check)
 
 
 @dataclass
@@ -44,7 +45,8 @@ class Seen:
 class LastSeenBuffer:
     """Per process; thread-safe (a threaded web worker, the timer thread)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, timer: bool = True) -> None:
+        self._timer = timer  # False: only heartbeats and explicit calls flush (tests)
         self._lock = threading.Lock()
         self._pending: dict[int, Seen] = {}
         self._oldest = 0.0  # monotonic time of the oldest unwritten heartbeat
@@ -93,7 +95,7 @@ class LastSeenBuffer:
 
     def _start_timer(self) -> None:
         # One per process: a gunicorn worker forked from a master that had one needs its own.
-        if self._timer_pid == os.getpid():
+        if not self._timer or self._timer_pid == os.getpid():
             return
         with self._lock:
             if self._timer_pid == os.getpid():
@@ -102,16 +104,19 @@ class LastSeenBuffer:
         threading.Thread(target=self._run_timer, name="orchcap-last-seen", daemon=True).start()
 
     def _run_timer(self) -> None:
-        """Flush what heartbeats left when no later heartbeat came to this process to do it."""
+        """Flush what heartbeats left when no later heartbeat came to this process to do it.
+        Rare under load (heartbeats flush first), so it closes its connection after each write:
+        an idle web process holds none."""
         while True:
-            time.sleep(max(0.2, settings.ORCHCAP_FABRIC_HEARTBEAT_FLUSH_SECONDS / 2))
+            time.sleep(TIMER_TICK)
             if not self.due():
                 continue
             try:
                 self.flush()
             except Exception:
                 log.exception("writing buffered heartbeats failed; retrying")
-                connection.close()  # this thread's connection: a fresh one next time
+            finally:
+                connection.close()  # this thread's own connection
 
 
 def write_seen(seen: dict[int, Seen]) -> None:
