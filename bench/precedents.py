@@ -39,7 +39,7 @@ DECIDED = 2000
 QUERIES = 300
 EXTRA = 4000  # later cases, searched for the rare ones (e.g. claims above the 25,000 EUR limit)
 K = 5
-MINIMUM = 0.6  # ORCHCAP_PRECEDENT_MIN_SIMILARITY's default
+MINIMUM = 0.7  # ORCHCAP_PRECEDENT_MIN_SIMILARITY's default
 
 
 def bench_precedents(data: Path) -> list[dict[str, object]]:

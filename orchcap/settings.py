@@ -151,7 +151,7 @@ else:
 ORCHCAP_HNSW_EF_SEARCH = env_int("ORCHCAP_HNSW_EF_SEARCH", 200, minimum=10, maximum=1000)
 # Below this closeness (percent) a decided case is no precedent: "no close precedent" instead.
 ORCHCAP_PRECEDENT_MIN_SIMILARITY = env_int(
-    "ORCHCAP_PRECEDENT_MIN_SIMILARITY", 60, minimum=0, maximum=100
+    "ORCHCAP_PRECEDENT_MIN_SIMILARITY", 70, minimum=0, maximum=100
 )
 _db.setdefault("OPTIONS", {})
 _db["OPTIONS"]["options"] = (

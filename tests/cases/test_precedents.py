@@ -153,7 +153,7 @@ def test_a_case_unlike_every_decided_one_has_no_close_precedent(process, expert,
     page = client_for(expert).get(reverse("review", args=[process.slug]))
     assert page.context["case"] == odd
     assert b"No close precedent" in page.content
-    assert b"a precedent needs 60 %" in page.content
+    assert b"a precedent needs 70 %" in page.content
 
 
 def test_the_minimum_closeness_is_a_setting(process, expert, second_expert, settings):
