@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT))
 from cases import bench_cases  # noqa: E402 (bench/cases.py, beside this file)
 from classifiers import bench_classifiers  # noqa: E402
 from connectors import bench_connectors  # noqa: E402
-from connectors import bench_connectors  # noqa: E402
 from fabric import bench_fabric  # noqa: E402
 from measure import REPEATS, figure, timed  # noqa: E402
 from pages import bench_pages  # noqa: E402
@@ -212,7 +211,6 @@ def main() -> None:
         ("classifiers", "rules and classifiers (100,000 decisions; about 8 minutes)…", bench_classifiers),
         ("precedents", "precedents: same decision as the case? (generated demo processes; about 4 minutes)…", bench_precedents),
         ("fabric", "compute fabric (1,000 nodes, real agents, failover at default settings)…", bench_fabric),
-        ("connectors", "outbound webhooks (a real worker and beat, a loopback receiver, a 60 s outage; about 6 minutes)…", bench_connectors),
         ("pages", "every page's server time on the demo data (about 2 minutes)…", bench_pages),
         ("connectors", "outbound webhooks (a real worker and beat, a loopback receiver, a 60 s outage; about 6 minutes)…", bench_connectors),
     ]  # fmt: skip
