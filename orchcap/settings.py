@@ -374,7 +374,9 @@ ORCHCAP_WEBHOOK_DISABLE_AFTER_HOURS = env_int(
 )
 # An endpoint with a backlog waiting for a retry gets a light probe this often; when it answers,
 # the backlog goes at once. 20 s (plus the sweep) keeps a backlog within 30 s of a return.
-ORCHCAP_WEBHOOK_PROBE_SECONDS = env_int("ORCHCAP_WEBHOOK_PROBE_SECONDS", 20, minimum=1, maximum=3600)
+ORCHCAP_WEBHOOK_PROBE_SECONDS = env_int(
+    "ORCHCAP_WEBHOOK_PROBE_SECONDS", 20, minimum=1, maximum=3600
+)
 ORCHCAP_WEBHOOK_SWEEP_SECONDS = env_int("ORCHCAP_WEBHOOK_SWEEP_SECONDS", 5, minimum=1, maximum=3600)
 ORCHCAP_WEBHOOK_TIMEOUT_SECONDS = env_int(
     "ORCHCAP_WEBHOOK_TIMEOUT_SECONDS", 15, minimum=1, maximum=120
