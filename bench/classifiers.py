@@ -21,14 +21,12 @@ ORCHCAP_DATA_DIR before `django.setup()`), like bench/cases.py.
 
 import json
 import os
-import secrets
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from measure import REPEATS, figure
+from measure import REPEATS, figure, run_in_child
 
 ROOT = Path(__file__).resolve().parent.parent
 N_TRAIN = int(os.environ.get("BENCH_TRAIN_CASES", "100000"))
@@ -43,23 +41,7 @@ def say(message: str) -> None:
 
 
 def bench_classifiers(data: Path) -> list[dict[str, object]]:
-    out = data / "results.json"
-    data.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "ORCHCAP_DATA_DIR": str(data), "DEBUG": "false"}
-    env["SECRET_KEY"] = secrets.token_urlsafe(40)
-    for external in ("DATABASE_URL", "CELERY_BROKER_URL"):
-        env.pop(external, None)
-    try:
-        subprocess.run(  # noqa: S603 (this very file, our interpreter)
-            [sys.executable, __file__, str(out)], env=env, cwd=ROOT, check=True
-        )
-        return json.loads(out.read_text())
-    finally:
-        from orchcap.runtime.broker import EmbeddedBroker
-        from orchcap.runtime.postgres import EmbeddedPostgres
-
-        EmbeddedPostgres(data).stop()
-        EmbeddedBroker(data).stop()  # started by the first task a service queues
+    return run_in_child(__file__, data)
 
 
 # --- the child side ----------------------------------------------------------------------------

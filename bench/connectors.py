@@ -23,13 +23,12 @@ Every figure is the median of REPEATS runs (bench/measure.py).
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from measure import REPEATS, figure
+from measure import REPEATS, figure, run_in_child
 
 ROOT = Path(__file__).resolve().parent.parent
 N_DELIVERIES = int(os.environ.get("BENCH_WEBHOOK_DELIVERIES", "2000"))
@@ -42,28 +41,11 @@ def say(message: str) -> None:
 
 
 def bench_connectors(data: Path) -> list[dict[str, object]]:
-    out = data / "results.json"
-    data.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "ORCHCAP_DATA_DIR": str(data), "DEBUG": "false"}
-    env.update(SECRET_KEY=secrets.token_urlsafe(40), SECURE_SSL_REDIRECT="false",
-               LOG_LEVEL="WARNING",
-               ORCHCAP_LOCAL_NODE="false")  # fmt: skip
     # The webhook settings at their defaults (but the loopback receiver allowed).
-    tuned = [k for k in os.environ if k.startswith("ORCHCAP_WEBHOOK_")]
-    for name in ["DATABASE_URL", "CELERY_BROKER_URL", *tuned]:
-        env.pop(name, None)
-    env["ORCHCAP_WEBHOOK_ALLOWED_HOSTS"] = "127.0.0.1"
-    try:
-        subprocess.run(  # noqa: S603 (this very file, our interpreter)
-            [sys.executable, __file__, str(out)], env=env, cwd=ROOT, check=True
-        )
-        return json.loads(out.read_text())
-    finally:
-        from orchcap.runtime.broker import EmbeddedBroker
-        from orchcap.runtime.postgres import EmbeddedPostgres
-
-        EmbeddedPostgres(data).stop()
-        EmbeddedBroker(data).stop()
+    tuned = tuple(k for k in os.environ if k.startswith("ORCHCAP_WEBHOOK_"))
+    env = {"SECURE_SSL_REDIRECT": "false", "LOG_LEVEL": "WARNING", "ORCHCAP_LOCAL_NODE": "false",
+           "ORCHCAP_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}  # fmt: skip
+    return run_in_child(__file__, data, env=env, drop=tuned)
 
 
 # --- the child side ----------------------------------------------------------------------------

@@ -14,10 +14,15 @@ better, the ratio is baseline_value / value): 1.0 means no overhead over the bar
 bare-library equivalent exists.
 """
 
+import json
 import os
+import secrets
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 # BENCH_REPEATS may raise it (never below 3: a median of fewer says nothing about spread).
 REPEATS = max(3, int(os.environ.get("BENCH_REPEATS", "3")))
@@ -73,3 +78,32 @@ def timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
+
+
+def run_in_child(
+    script: str, data: Path, env: dict[str, str] | None = None, drop: tuple[str, ...] = ()
+) -> list[dict[str, object]]:
+    """Run a bench module's child side (`script OUT`) on embedded engines of its own under
+    `data`, as production runs (DEBUG off); its figures. `env` adds settings, `drop` removes
+    inherited ones (external services are always dropped); the engines are stopped after."""
+    out = data / "results.json"
+    data.mkdir(parents=True, exist_ok=True)
+    child_env = {**os.environ, "ORCHCAP_DATA_DIR": str(data), "DEBUG": "false"}
+    child_env["SECRET_KEY"] = secrets.token_urlsafe(40)
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", *drop):
+        child_env.pop(name, None)
+    child_env.update(env or {})
+    try:
+        subprocess.run(  # noqa: S603 (a bench module of ours, our interpreter)
+            [sys.executable, script, str(out)],
+            env=child_env,
+            cwd=Path(__file__).resolve().parent.parent,
+            check=True,
+        )
+        return json.loads(out.read_text())
+    finally:
+        from orchcap.runtime.broker import EmbeddedBroker
+        from orchcap.runtime.postgres import EmbeddedPostgres
+
+        EmbeddedPostgres(data).stop()
+        EmbeddedBroker(data).stop()  # started by the first task a service queues

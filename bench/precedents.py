@@ -26,13 +26,11 @@ figures to bench/precedents.json.
 import json
 import os
 import random
-import secrets
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from measure import REPEATS, figure
+from measure import REPEATS, figure, run_in_child
 
 ROOT = Path(__file__).resolve().parent.parent
 DECIDED = 2000
@@ -44,14 +42,7 @@ MINIMUM = 0.7  # ORCHCAP_PRECEDENT_MIN_SIMILARITY's default
 
 def bench_precedents(data: Path) -> list[dict[str, object]]:
     """Run the precedent benchmarks in a subprocess; their results."""
-    out = data / "results.json"
-    data.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "ORCHCAP_DATA_DIR": str(data), "DEBUG": "false"}
-    env["SECRET_KEY"] = secrets.token_urlsafe(40)
-    subprocess.run(  # noqa: S603 (this very file, our interpreter)
-        [sys.executable, __file__, str(out)], env=env, cwd=ROOT, check=True
-    )
-    results = json.loads(out.read_text())
+    results = run_in_child(__file__, data)
     # Kept beside results.json, which only a full run rewrites: the figures docs/cases.md quotes.
     (ROOT / "bench" / "precedents.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
