@@ -4,6 +4,7 @@ from apps.classifiers.api import router as classifiers_router
 from apps.connectors.api import router as connectors_router
 from apps.core.api import OrchcapAPI
 from apps.fabric.api import router as fabric_router
+from apps.orchestrations.api import router as orchestrations_router
 from apps.people.api import router as people_router
 from apps.people.auth import api_auth
 from apps.rules.api import router as rules_router
@@ -25,3 +26,4 @@ api.add_router("/", classifiers_router)
 api.add_router("/", autonomy_router)
 api.add_router("/", fabric_router)
 api.add_router("/", connectors_router)
+api.add_router("/", orchestrations_router)

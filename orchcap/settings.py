@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "apps.autonomy",
     "apps.fabric",
     "apps.connectors",
+    "apps.orchestrations",
 ]
 
 MIDDLEWARE = [

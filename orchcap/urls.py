@@ -29,4 +29,5 @@ urlpatterns = [
     path("", include("apps.autonomy.urls")),
     path("", include("apps.fabric.urls")),
     path("", include("apps.connectors.urls")),
+    path("", include("apps.orchestrations.urls")),
 ]

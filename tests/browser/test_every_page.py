@@ -26,6 +26,7 @@ from apps.classifiers.models import TrainingJob
 from apps.connectors.models import Delivery
 from apps.connectors.services.connectors import create_connector
 from apps.fabric.services import dispatch
+from apps.orchestrations.services import change_stage, create_orchestration, create_version
 from apps.people import services as people_services
 from apps.people.models import Role
 from apps.rules.services.authoring import create_rule
@@ -145,6 +146,16 @@ def everything(team, expert, second_expert, manager, staff, admin, outsider, fit
         connector=connector, event_type="item.decided", payload={}, webhook_id="msg_page",
         created_at=timezone.now(), next_attempt_at=timezone.now(),
     )  # fmt: skip
+    # An orchestration with a live version and a draft (stage buttons, diff, stage log).
+    orchestration = create_orchestration(
+        process=process, slug="invoice-flow", name="Invoice flow", owner=manager
+    )
+    live = create_version(orchestration=orchestration, actor=manager, values={})
+    change_stage(version=live, stage="live", actor=manager, reason="first go")
+    create_version(
+        orchestration=orchestration, actor=manager,
+        values={"rules": [{"rule": rule.pk}], "connectors": [connector.pk], "sla_minutes": 60},
+    )  # fmt: skip
     values = {
         "slug": process.slug,
         "case_id": case.pk,
@@ -159,6 +170,8 @@ def everything(team, expert, second_expert, manager, staff, admin, outsider, fit
         "job_id": upload.pk,
         "connector_id": connector.pk,
         "delivery_id": delivery.pk,
+        "orchestration_slug": orchestration.slug,
+        "number": 2,
         "action": "approve",  # the node actions are POST-only: their GET must answer 405
     }
     # Where one argument name means different objects on different pages.

@@ -1,0 +1,20 @@
+from django.contrib import admin
+
+from apps.orchestrations.models import Orchestration, OrchestrationVersion, StageChange
+
+
+@admin.register(Orchestration)
+class OrchestrationAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "team", "process", "owner", "created_at")
+    search_fields = ("name", "slug")
+
+
+@admin.register(OrchestrationVersion)
+class OrchestrationVersionAdmin(admin.ModelAdmin):
+    list_display = ("orchestration", "number", "stage", "canary_share", "created_at")
+    list_filter = ("stage",)
+
+
+@admin.register(StageChange)
+class StageChangeAdmin(admin.ModelAdmin):
+    list_display = ("orchestration", "version", "from_stage", "to_stage", "actor", "created_at")

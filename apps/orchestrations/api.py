@@ -1,0 +1,224 @@
+"""Orchestrations API: a team's managers and admins create orchestrations and versions, move
+versions between stages and roll back; its experts read; everyone else gets 404."""
+
+from django.http import HttpRequest
+from ninja import Query, Router, Status
+from ninja.errors import HttpError
+
+from apps.core.api import validation_errors
+from apps.orchestrations import selectors, services
+from apps.orchestrations.errors import StageConflict
+from apps.orchestrations.models import Orchestration, OrchestrationVersion, StageChange
+from apps.orchestrations.schemas import (
+    DiffOut,
+    ErrorOut,
+    OrchestrationDetailOut,
+    OrchestrationIn,
+    OrchestrationOut,
+    RollbackIn,
+    StageChangeOut,
+    StageIn,
+    VersionIn,
+    VersionOut,
+)
+
+router = Router(tags=["orchestrations"])
+_ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+
+
+def _username(user: object) -> str | None:
+    return user.get_username() if user is not None else None
+
+
+def version_out(version: OrchestrationVersion) -> VersionOut:
+    return VersionOut(
+        number=version.number,
+        stage=version.stage,
+        canary_share=version.canary_share,
+        exception_filter=version.exception_filter,
+        rules=version.rules,
+        model_version=version.model_version.version if version.model_version else None,
+        autonomy_level=version.autonomy_level,
+        threshold=version.threshold,
+        audit_rate=version.audit_rate,
+        routes=version.routes,
+        connectors=version.connector_ids,
+        sla_minutes=version.sla_minutes,
+        created_by=_username(version.created_by),
+        created_at=version.created_at,
+        stage_changed_at=version.stage_changed_at,
+    )
+
+
+def change_out(change: StageChange) -> StageChangeOut:
+    return StageChangeOut(
+        version=change.version.number,
+        from_stage=change.from_stage,
+        to_stage=change.to_stage,
+        canary_share=change.canary_share,
+        reason=change.reason,
+        rollback=change.rollback,
+        actor=_username(change.actor),
+        at=change.created_at,
+    )
+
+
+def orchestration_out(orchestration: Orchestration) -> dict:
+    live = orchestration.live_versions[0] if orchestration.live_versions else None
+    return {
+        "slug": orchestration.slug,
+        "name": orchestration.name,
+        "team": orchestration.team.slug,
+        "process": orchestration.process.slug,
+        "owner": _username(orchestration.owner),
+        "live_version": live.number if live else None,
+        "versions": orchestration.version_count,
+        "created_at": orchestration.created_at,
+    }
+
+
+def _detail(request: HttpRequest, slug: str) -> OrchestrationDetailOut:
+    orchestration = selectors.orchestration_for(user=request.user, slug=slug)
+    return OrchestrationDetailOut(
+        **orchestration_out(orchestration),
+        version_list=[version_out(v) for v in selectors.versions_of(orchestration=orchestration)],
+        stage_log=[change_out(c) for c in selectors.stage_log(orchestration=orchestration)],
+    )
+
+
+def _managed(request: HttpRequest, slug: str) -> Orchestration:
+    """The orchestration for a write: 404 when the caller can't see it, 403 when they only read."""
+    orchestration = selectors.orchestration_for(user=request.user, slug=slug)
+    if not selectors.can_manage(user=request.user, orchestration=orchestration):
+        raise HttpError(403, "Only the team's managers and admins change orchestrations.")
+    return orchestration
+
+
+@router.get(
+    "/orchestrations",
+    response={200: list[OrchestrationOut], **_ERRORS},
+    summary="The orchestrations of your teams, with their live version",
+)
+def list_orchestrations(request: HttpRequest) -> list[dict]:
+    return [orchestration_out(o) for o in selectors.orchestrations_for(user=request.user)]
+
+
+@router.post(
+    "/orchestrations",
+    response={201: OrchestrationDetailOut, **_ERRORS},
+    summary="Create an orchestration of a process your team manages (no versions yet)",
+)
+@validation_errors
+def create_orchestration(request: HttpRequest, payload: OrchestrationIn) -> Status:
+    process = selectors.managed_process(user=request.user, slug=payload.process)
+    orchestration = services.create_orchestration(
+        process=process, slug=payload.slug, name=payload.name, owner=request.user
+    )
+    return Status(201, _detail(request, orchestration.slug))
+
+
+@router.get(
+    "/orchestrations/{slug}",
+    response={200: OrchestrationDetailOut, **_ERRORS},
+    summary="One orchestration with its versions (newest first) and stage log",
+)
+def get_orchestration(request: HttpRequest, slug: str) -> OrchestrationDetailOut:
+    return _detail(request, slug)
+
+
+@router.post(
+    "/orchestrations/{slug}/versions",
+    response={201: VersionOut, **_ERRORS},
+    summary="A new draft version: its components, or `from_version`'s with the fields given "
+    "changed; refused (422) above the autonomy the process has earned",
+)
+@validation_errors
+def create_version(request: HttpRequest, slug: str, payload: VersionIn) -> Status:
+    orchestration = _managed(request, slug)
+    values = payload.dict(exclude_unset=True)
+    base_number = values.pop("from_version", None)
+    base = (
+        selectors.version_of(orchestration=orchestration, number=base_number)
+        if base_number is not None
+        else None
+    )
+    version = services.create_version(
+        orchestration=orchestration, actor=request.user, values=values, base=base
+    )
+    return Status(201, version_out(version))
+
+
+@router.get(
+    "/orchestrations/{slug}/versions/{number}",
+    response={200: VersionOut, **_ERRORS},
+    summary="One version with its pinned components",
+)
+def get_version(request: HttpRequest, slug: str, number: int) -> VersionOut:
+    orchestration = selectors.orchestration_for(user=request.user, slug=slug)
+    return version_out(selectors.version_of(orchestration=orchestration, number=number))
+
+
+@router.post(
+    "/orchestrations/{slug}/versions/{number}/stage",
+    response={200: VersionOut, 409: ErrorOut, **_ERRORS},
+    summary="Move a version to shadow, canary (with `canary_share`), live or retired; live "
+    "retires the previous live version; 409 for a move its stage doesn't allow",
+)
+@validation_errors
+def change_stage(request: HttpRequest, slug: str, number: int, payload: StageIn) -> VersionOut:
+    orchestration = _managed(request, slug)
+    version = selectors.version_of(orchestration=orchestration, number=number)
+    try:
+        version = services.change_stage(
+            version=version,
+            stage=payload.stage,
+            actor=request.user,
+            reason=payload.reason,
+            canary_share=payload.canary_share,
+        )
+    except StageConflict as exc:
+        raise HttpError(409, str(exc)) from None
+    return version_out(version)
+
+
+@router.post(
+    "/orchestrations/{slug}/rollback",
+    response={200: VersionOut, 409: ErrorOut, **_ERRORS},
+    summary="Make an earlier version live again (the live one is retired), with a reason",
+)
+@validation_errors
+def rollback(request: HttpRequest, slug: str, payload: RollbackIn) -> VersionOut:
+    orchestration = _managed(request, slug)
+    try:
+        version = services.rollback(
+            orchestration=orchestration, to_number=payload.to, actor=request.user,
+            reason=payload.reason,
+        )  # fmt: skip
+    except StageConflict as exc:
+        raise HttpError(409, str(exc)) from None
+    return version_out(version)
+
+
+@router.get(
+    "/orchestrations/{slug}/diff",
+    response={200: DiffOut, **_ERRORS},
+    summary="What changes between two versions (components and settings)",
+)
+def diff(
+    request: HttpRequest,
+    slug: str,
+    from_: int = Query(..., alias="from"),
+    to: int = Query(...),
+) -> DiffOut:
+    orchestration = selectors.orchestration_for(user=request.user, slug=slug)
+    old = selectors.version_of(orchestration=orchestration, number=from_)
+    new = selectors.version_of(orchestration=orchestration, number=to)
+    data = services.diff_versions(old=old, new=new)
+    return DiffOut(
+        from_version=data["from"],
+        to_version=data["to"],
+        components=data["components"],
+        settings=data["settings"],
+        routes=data["routes"],
+        same=data["same"],
+    )

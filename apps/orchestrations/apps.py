@@ -1,0 +1,21 @@
+from django.apps import AppConfig
+
+
+class OrchestrationsConfig(AppConfig):
+    name = "apps.orchestrations"
+    label = "orchestrations"
+    verbose_name = "Orchestrations (versioned decision pipelines)"
+
+    def ready(self) -> None:
+        from apps.core.registry import NavItem, register_nav_item
+        from apps.orchestrations.selectors import can_view_orchestrations
+
+        # Only for those the list page lets in (a team's experts, managers and admins).
+        register_nav_item(
+            NavItem(
+                label="Orchestrations",
+                url_name="orchestration_list",
+                order=55,
+                visible=lambda user: can_view_orchestrations(user=user),
+            )
+        )

@@ -1,0 +1,102 @@
+from datetime import datetime
+from typing import Any, Literal
+
+from ninja import Field, Schema
+
+
+class ErrorOut(Schema):
+    detail: str
+
+
+class OrchestrationIn(Schema):
+    process: str = Field(max_length=60, description="The process's slug (its team owns it).")
+    slug: str = Field(max_length=60)
+    name: str = Field(max_length=120)
+
+
+class PinnedRule(Schema):
+    rule: int
+    version: int | None = Field(None, description="Leave out to pin the rule's current version.")
+
+
+class VersionIn(Schema):
+    """Components of a new draft. With `from_version`, that version's components are the base
+    and only the fields given here change."""
+
+    from_version: int | None = None
+    exception_filter: dict[str, Any] | None = Field(
+        None, description="Rule-language condition; items it doesn't match get `standard`."
+    )
+    rules: list[PinnedRule] | None = None
+    model_version: int | None = Field(None, description="The process's model version number.")
+    autonomy_level: int | None = None
+    threshold: float | None = None
+    audit_rate: float | None = None
+    routes: dict[str, str] | None = None
+    connectors: list[int] | None = None
+    sla_minutes: int | None = None
+
+
+class StageIn(Schema):
+    stage: Literal["shadow", "canary", "live", "retired"]
+    canary_share: float | None = None
+    reason: str = Field("", max_length=2000)
+
+
+class RollbackIn(Schema):
+    to: int = Field(description="The earlier version number to make live again.")
+    reason: str = Field(max_length=2000)
+
+
+class VersionOut(Schema):
+    number: int
+    stage: str
+    canary_share: float | None
+    exception_filter: dict[str, Any] | None
+    rules: list[dict[str, int]]
+    model_version: int | None
+    autonomy_level: int
+    threshold: float
+    audit_rate: float
+    routes: dict[str, str]
+    connectors: list[int]
+    sla_minutes: int | None
+    created_by: str | None
+    created_at: datetime
+    stage_changed_at: datetime | None
+
+
+class StageChangeOut(Schema):
+    version: int
+    from_stage: str
+    to_stage: str
+    canary_share: float | None
+    reason: str
+    rollback: bool
+    actor: str | None
+    at: datetime
+
+
+class OrchestrationOut(Schema):
+    slug: str
+    name: str
+    team: str
+    process: str
+    owner: str | None
+    live_version: int | None
+    versions: int
+    created_at: datetime
+
+
+class OrchestrationDetailOut(OrchestrationOut):
+    version_list: list[VersionOut]
+    stage_log: list[StageChangeOut]
+
+
+class DiffOut(Schema):
+    from_version: int
+    to_version: int
+    components: dict[str, Any]
+    settings: list[dict[str, Any]]
+    routes: list[dict[str, Any]]
+    same: bool

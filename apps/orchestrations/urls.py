@@ -1,0 +1,27 @@
+from django.urls import path
+
+from apps.orchestrations import views
+
+urlpatterns = [
+    path("orchestrations/", views.orchestration_list, name="orchestration_list"),
+    path(
+        "orchestrations/<slug:orchestration_slug>/",
+        views.orchestration_detail,
+        name="orchestration_detail",
+    ),
+    path(
+        "orchestrations/<slug:orchestration_slug>/versions",
+        views.orchestration_new_version,
+        name="orchestration_new_version",
+    ),
+    path(
+        "orchestrations/<slug:orchestration_slug>/versions/<int:number>/stage",
+        views.orchestration_stage,
+        name="orchestration_stage",
+    ),
+    path(
+        "orchestrations/<slug:orchestration_slug>/rollback",
+        views.orchestration_rollback,
+        name="orchestration_rollback",
+    ),
+]

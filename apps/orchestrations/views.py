@@ -1,0 +1,170 @@
+"""Orchestration pages: the list per team (with a form to add one) and an orchestration's page
+(versions, stage log, diff against live, stage buttons, rollback, new draft from a version)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.core.api import reason_of
+from apps.core.http import HtmxHttpRequest
+from apps.orchestrations import selectors, services
+from apps.orchestrations.errors import StageConflict
+from apps.orchestrations.forms import NewVersionForm, OrchestrationForm, RollbackForm, StageForm
+from apps.orchestrations.models import Orchestration, Stage
+from apps.orchestrations.services import NEXT_STAGES
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def orchestration_list(request: HtmxHttpRequest) -> HttpResponse:
+    if not selectors.can_view_orchestrations(user=request.user):
+        raise PermissionDenied("Orchestrations are for a team's experts, managers and admins.")
+    processes = selectors.managed_processes(user=request.user).order_by("team__name", "name")
+    form = OrchestrationForm(request.POST or None, processes=processes)
+    status = 200
+    if request.method == "POST":
+        if not processes.exists():
+            raise PermissionDenied("Only a team's managers and admins add orchestrations.")
+        if form.is_valid():
+            try:
+                orchestration = services.create_orchestration(
+                    process=form.cleaned_data["process"],
+                    slug=form.cleaned_data["slug"],
+                    name=form.cleaned_data["name"],
+                    owner=request.user,
+                )
+            except ValidationError as exc:
+                form.add_error(None, reason_of(exc))
+            else:
+                messages.success(request, "Orchestration added. Create its first version below.")
+                return redirect("orchestration_detail", orchestration_slug=orchestration.slug)
+        status = 422
+    context = {
+        "orchestrations": selectors.orchestrations_for(user=request.user),
+        "form": form if processes.exists() else None,
+    }
+    return render(request, "orchestrations/list.html", context, status=status)
+
+
+def _managed(request: HtmxHttpRequest, slug: str) -> Orchestration:
+    orchestration = selectors.orchestration_for(user=request.user, slug=slug)
+    if not selectors.can_manage(user=request.user, orchestration=orchestration):
+        raise PermissionDenied("Only the team's managers and admins change orchestrations.")
+    return orchestration
+
+
+@require_http_methods(["GET"])
+@login_required
+def orchestration_detail(request: HtmxHttpRequest, orchestration_slug: str) -> HttpResponse:
+    """The versions, the stage log and a diff (`?from=&to=`, by default the newest version
+    against the live one); htmx swaps only the diff."""
+    orchestration = selectors.orchestration_for(user=request.user, slug=orchestration_slug)
+    versions = list(selectors.versions_of(orchestration=orchestration))
+    live = next((v for v in versions if v.stage == Stage.LIVE), None)
+    by_number = {v.number: v for v in versions}
+    old = by_number.get(_int(request.GET.get("from"))) or live
+    new = by_number.get(_int(request.GET.get("to"))) or (versions[0] if versions else None)
+    diff = services.diff_versions(old=old, new=new) if old and new and old != new else None
+    for version in versions:
+        version.next_stages = [s for s in Stage.values if s in NEXT_STAGES[version.stage]]
+        version.can_roll_back = version.stage != Stage.DRAFT and (
+            live is None or version.number < live.number
+        )
+    context = {
+        "orchestration": orchestration,
+        "versions": versions,
+        "live": live,
+        "diff": diff,
+        "diff_from": old,
+        "diff_to": new,
+        "log": selectors.stage_log(orchestration=orchestration),
+        "can_manage": selectors.can_manage(user=request.user, orchestration=orchestration),
+    }
+    template = "orchestrations/detail.html"
+    if request.htmx and request.htmx.target == "version-diff":
+        template = "orchestrations/detail.html#version-diff"
+    return render(request, template, context)
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 10 else None
+
+
+def _back(orchestration: Orchestration) -> HttpResponse:
+    return redirect("orchestration_detail", orchestration_slug=orchestration.slug)
+
+
+@require_POST
+@login_required
+def orchestration_new_version(request: HtmxHttpRequest, orchestration_slug: str) -> HttpResponse:
+    """A new draft, copying the components of `from_version` when given."""
+    orchestration = _managed(request, orchestration_slug)
+    form = NewVersionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Pick a version to start from.")
+        return _back(orchestration)
+    base = None
+    if form.cleaned_data["from_version"]:
+        base = orchestration.versions.filter(number=form.cleaned_data["from_version"]).first()
+    try:
+        version = services.create_version(
+            orchestration=orchestration, actor=request.user, values={}, base=base
+        )
+    except ValidationError as exc:
+        messages.error(request, f"No new version: {reason_of(exc)}")
+    else:
+        messages.success(request, f"Draft version {version.number} created.")
+    return _back(orchestration)
+
+
+@require_POST
+@login_required
+def orchestration_stage(
+    request: HtmxHttpRequest, orchestration_slug: str, number: int
+) -> HttpResponse:
+    orchestration = _managed(request, orchestration_slug)
+    version = selectors.version_of(orchestration=orchestration, number=number)
+    form = StageForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Stage not changed: " + form.errors.as_text())
+        return _back(orchestration)
+    try:
+        services.change_stage(
+            version=version,
+            stage=form.cleaned_data["stage"],
+            actor=request.user,
+            reason=form.cleaned_data["reason"],
+            canary_share=form.cleaned_data["canary_share"],
+        )
+    except (ValidationError, StageConflict) as exc:
+        reason = reason_of(exc) if isinstance(exc, ValidationError) else str(exc)
+        messages.error(request, f"Stage not changed: {reason}")
+    else:
+        messages.success(request, f"Version {number} is now {form.cleaned_data['stage']}.")
+    return _back(orchestration)
+
+
+@require_POST
+@login_required
+def orchestration_rollback(request: HtmxHttpRequest, orchestration_slug: str) -> HttpResponse:
+    orchestration = _managed(request, orchestration_slug)
+    form = RollbackForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Not rolled back: say which version and why.")
+        return _back(orchestration)
+    try:
+        services.rollback(
+            orchestration=orchestration,
+            to_number=form.cleaned_data["to"],
+            actor=request.user,
+            reason=form.cleaned_data["reason"],
+        )
+    except (ValidationError, StageConflict) as exc:
+        reason = reason_of(exc) if isinstance(exc, ValidationError) else str(exc)
+        messages.error(request, f"Not rolled back: {reason}")
+    else:
+        messages.success(request, f"Version {form.cleaned_data['to']} is live again.")
+    return _back(orchestration)
