@@ -59,8 +59,9 @@ def managed_process(*, user: AnyUser, slug: str) -> Process:
 
 
 def orchestrations_for(*, user: AnyUser, team: Team | None = None) -> QuerySet[Orchestration]:
-    """Orchestrations of the teams `user` reads, with `live` (their live version or None) and
-    `version_count`, by team and name."""
+    """Orchestrations of the teams `user` reads, with `live_versions` (the live one, if any),
+    `deployed_versions` (shadow, canary, live; newest first) and `version_count`, by team and
+    name."""
     orchestrations = Orchestration.objects.filter(team__in=viewable_teams(user=user))
     if team is not None:
         orchestrations = orchestrations.filter(team=team)
@@ -72,7 +73,15 @@ def orchestrations_for(*, user: AnyUser, team: Team | None = None) -> QuerySet[O
                 "versions",
                 queryset=OrchestrationVersion.objects.filter(stage=Stage.LIVE),
                 to_attr="live_versions",
-            )
+            ),
+            # What runs on traffic now (shadow, canary, live), for the list's stage column.
+            Prefetch(
+                "versions",
+                queryset=OrchestrationVersion.objects.filter(
+                    stage__in=(Stage.SHADOW, Stage.CANARY, Stage.LIVE)
+                ).order_by("-number"),
+                to_attr="deployed_versions",
+            ),
         )
         .order_by("team__name", "name")
     )

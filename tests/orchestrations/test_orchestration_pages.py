@@ -42,6 +42,7 @@ def test_the_page_shows_versions_stage_log_and_the_diff_against_live(
     client = client_for(manager)
 
     page = client.get(detail_url(orchestration))
+    listed = client.get(reverse("orchestration_list"))
     fragment = client.get(
         detail_url(orchestration),
         {"from": 2, "to": 1},
@@ -54,6 +55,7 @@ def test_the_page_shows_versions_stage_log_and_the_diff_against_live(
     assert f"connector {connector.pk}" in html
     assert "first go" in html
     assert "Make live" in html
+    assert b"v1 live" in listed.content
     assert fragment.status_code == 200
     assert b"<html" not in fragment.content
     assert b"Changes from v2 to v1" in fragment.content
