@@ -176,7 +176,7 @@ class OrchcapAPI(NinjaAPI):
 
     def _invalid(self, request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
         """A malformed body or query: one readable `detail` line plus the structured errors."""
-        parts = []
+        parts, errors = [], []
         for error in exc.errors:
             where = ".".join(
                 str(p)
@@ -185,8 +185,10 @@ class OrchcapAPI(NinjaAPI):
             )
             msg = str(error.get("msg", "invalid"))
             parts.append(f"{where}: {msg}" if where else msg)
+            # `path` and `message` as every other 422 item has them (e.g. a schema's problems).
+            errors.append({**error, "path": where, "message": msg})
         return self.create_response(
-            request, {"detail": "; ".join(parts), "errors": exc.errors}, status=422
+            request, {"detail": "; ".join(parts), "errors": errors}, status=422
         )
 
     def get_openapi_schema(self, **kwargs: Any) -> Any:

@@ -199,3 +199,17 @@ def test_every_404_has_the_same_body_whatever_debug_says(admin, outsider, proces
         token_client(admin).get(f"{API}/fabric/tasks/999999"),
     ]
     assert [(a.status_code, a.json()) for a in answers] == [(404, {"detail": "Not Found"})] * 5
+
+
+def test_a_body_missing_its_keys_is_a_422_whose_items_name_path_and_message(admin, process):
+    # The same item shape as a schema's own problems, so one client handles every 422.
+    response = token_client(admin).put(
+        f"{API}/processes/invoices/schema", "{}", content_type="application/json"
+    )
+    assert response.status_code == 422
+    answer = response.json()
+    assert answer["detail"] == "fields: Field required; decisions: Field required"
+    assert [(e["path"], e["message"]) for e in answer["errors"]] == [
+        ("fields", "Field required"),
+        ("decisions", "Field required"),
+    ]
