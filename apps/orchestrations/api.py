@@ -1,21 +1,37 @@
 """Orchestrations API: a team's managers and admins create orchestrations and versions, move
 versions between stages and roll back; its experts read; everyone else gets 404."""
 
-from django.http import HttpRequest
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, JsonResponse
 from ninja import Query, Router, Status
 from ninja.errors import HttpError
 
-from apps.core.api import validation_errors
-from apps.orchestrations import selectors, services
+from apps.cases.services.intake import BatchInvalid
+from apps.core.api import load_json, reason_of, validation_errors
+from apps.orchestrations import inbound, selectors, services
 from apps.orchestrations.errors import StageConflict
-from apps.orchestrations.models import Orchestration, OrchestrationVersion, StageChange
+from apps.orchestrations.models import Orchestration, OrchestrationVersion, Run, StageChange
 from apps.orchestrations.schemas import (
+    ITEMS_BODY,
+    AcceptedOut,
+    BatchErrorOut,
     DiffOut,
     ErrorOut,
+    ItemsOut,
     OrchestrationDetailOut,
     OrchestrationIn,
     OrchestrationOut,
     RollbackIn,
+    RunDetailOut,
+    RunFilters,
+    RunOut,
+    RunPage,
+    RunStepOut,
     StageChangeOut,
     StageIn,
     VersionIn,
@@ -221,4 +237,147 @@ def diff(
         settings=data["settings"],
         routes=data["routes"],
         same=data["same"],
+    )
+
+
+# --- inbound items and runs ---------------------------------------------------------------------
+
+MAX_WAIT_MS = 5000
+_ITEM_PARAMETERS = [
+    {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "maxLength": 200},
+        "description": "A re-send with the same key and body gets the first answer and starts "
+        "no second run; the same key with another body is 422, while the first is in flight 409.",
+    }
+]
+
+
+def run_out(run: Run, created: bool | None = None) -> RunOut:
+    return RunOut(
+        id=run.pk,
+        external_id=run.external_id,
+        version=run.version.number,
+        state=run.state,
+        outcome=run.outcome,
+        label=run.label,
+        reason_code=run.reason_code,
+        decided_by=run.decided_by,
+        confidence=run.confidence,
+        routed_to=run.routed_to,
+        due_by=run.due_by,
+        case_id=run.case_id,
+        received_at=run.received_at,
+        finished_at=run.finished_at,
+        created=created,
+    )
+
+
+def _inbound_errors(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(request, *args, **kwargs)
+        except BatchInvalid as exc:
+            return JsonResponse({"detail": exc.message, "rows": exc.rows}, status=422)
+        except ValidationError as exc:
+            return JsonResponse({"detail": reason_of(exc)}, status=422)
+        except inbound.KeyInFlight as exc:
+            return JsonResponse({"detail": str(exc)}, status=409)
+
+    return wrapper
+
+
+@router.post(
+    "/orchestrations/{slug}/items",
+    response={
+        200: ItemsOut, 201: ItemsOut, 202: AcceptedOut, 400: ErrorOut, 401: ErrorOut,
+        403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: BatchErrorOut,
+    },
+    summary="Send one item or a list (up to 500) through the orchestration; known external_ids "
+    "return their run",
+    description="Each new item becomes a run of the live version (or the canary, by a stable "
+    "hash of its external_id). With `wait_ms` the answer carries each run's outcome (201 when "
+    "one was created, 200 when all were known); without it, 202 with the run ids. Any bad item "
+    "rejects the whole request (422 with `rows`); nothing is recorded then.",
+    openapi_extra={"requestBody": ITEMS_BODY, "parameters": _ITEM_PARAMETERS},
+)  # fmt: skip
+@_inbound_errors
+def send_items(request: HttpRequest, slug: str, wait_ms: int | None = None) -> Any:
+    orchestration = selectors.orchestration_for(user=request.user, slug=slug)
+    if wait_ms is not None and not 0 <= wait_ms <= MAX_WAIT_MS:
+        raise ValidationError(f"wait_ms: from 0 to {MAX_WAIT_MS}")
+    body = load_json(request.body)
+    items = body if isinstance(body, list) else [body]
+    key = request.headers.get("Idempotency-Key", "").strip()
+    received, stored = inbound.receive_items(
+        orchestration=orchestration, items=items, idempotency_key=key,
+        body_hash=inbound.body_hash(request.body),
+    )  # fmt: skip
+    if stored is not None:
+        return JsonResponse(stored["body"], status=stored["status"])
+    created = sum(received.created)
+    answer: dict[str, Any] = {"created": created, "existing": len(received.runs) - created}
+    if wait_ms is None:
+        status = 202
+        answer["run_ids"] = [run.pk for run in received.runs]
+    else:
+        status = 201 if created else 200
+        answer["runs"] = [
+            run_out(run, was_created).dict()
+            for run, was_created in zip(received.runs, received.created, strict=True)
+        ]
+    response = JsonResponse(answer, status=status)
+    if key:
+        inbound.store_answer(
+            orchestration=orchestration, key=key, status=status,
+            body=json.loads(response.content),
+        )  # fmt: skip
+    return response
+
+
+@router.get(
+    "/orchestrations/{slug}/runs",
+    response={200: RunPage, **_ERRORS},
+    summary="The runs of an orchestration, newest first, by external_id, outcome, version, since",
+    description="Follow `next_cursor` until it is null.",
+)
+@validation_errors
+def list_runs(request: HttpRequest, slug: str, query: Query[RunFilters]) -> dict[str, Any]:
+    orchestration = selectors.orchestration_for(user=request.user, slug=slug)
+    before_id = None
+    if query.cursor is not None:
+        if not query.cursor.isdigit():
+            raise ValidationError("cursor: pass next_cursor from the previous page unchanged")
+        before_id = int(query.cursor)
+    runs = list(
+        selectors.runs_of(
+            orchestration=orchestration, external_id=query.external_id, outcome=query.outcome,
+            version=query.version, since=query.since, before_id=before_id,
+        )[: query.limit + 1]
+    )  # fmt: skip
+    more = len(runs) > query.limit
+    runs = runs[: query.limit]
+    return {
+        "runs": [run_out(run) for run in runs],
+        "next_cursor": str(runs[-1].pk) if more else None,
+    }
+
+
+@router.get(
+    "/orchestrations/{slug}/runs/{run_id}",
+    response={200: RunDetailOut, **_ERRORS},
+    summary="One run with its trace: the ordered steps and the component versions each used",
+)
+def get_run(request: HttpRequest, slug: str, run_id: int) -> RunDetailOut:
+    orchestration = selectors.orchestration_for(user=request.user, slug=slug)
+    run = selectors.run_of(orchestration=orchestration, run_id=run_id)
+    return RunDetailOut(
+        **run_out(run).dict(),
+        fields=run.fields,
+        steps=[
+            RunStepOut(number=s.number, kind=s.kind, data=s.data, at=s.at) for s in run.steps.all()
+        ],
     )

@@ -150,3 +150,104 @@ class ComponentReuse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.component_id} in {self.version}"
+
+
+class Outcome(models.TextChoices):
+    STANDARD = "standard", "Standard"
+    DECIDED = "decided", "Decided"
+    ROUTED = "routed", "Routed"
+
+
+class RunState(models.TextChoices):
+    RECEIVED = "received", "Received"
+    RUNNING = "running", "Running"
+    FINISHED = "finished", "Finished"
+
+
+class Run(models.Model):
+    """One inbound item through one pinned version. The version is fixed at receipt, and every
+    step records the component versions it used, so a run explains itself after they change."""
+
+    orchestration = models.ForeignKey(Orchestration, on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey(OrchestrationVersion, on_delete=models.PROTECT, related_name="runs")
+    external_id = models.CharField(max_length=200)
+    fields = models.JSONField(default=dict)
+    state = models.CharField(max_length=10, choices=RunState.choices, default=RunState.RECEIVED)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, blank=True)
+    label = models.CharField(max_length=120, blank=True)
+    reason_code = models.CharField(max_length=120, blank=True)
+    decided_by = models.CharField(
+        max_length=60, blank=True, help_text='"rule:<id>@<version>", "model@<version>" or ""'
+    )
+    confidence = models.FloatField(null=True, blank=True)
+    routed_to = models.CharField(max_length=200, blank=True)
+    due_by = models.DateTimeField(null=True, blank=True)
+    case = models.ForeignKey(
+        "cases.Case", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(fields=["orchestration", "-id"]),
+            models.Index(fields=["orchestration", "idempotency_key"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["orchestration", "external_id"], name="run_external_id_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.orchestration} {self.external_id} ({self.outcome or self.state})"
+
+
+class StepKind(models.TextChoices):
+    RECEIVED = "received", "Received"
+    EXCEPTION_CHECK = "exception_check", "Exception check"
+    RULES_EVALUATED = "rules_evaluated", "Rules evaluated"
+    MODEL = "model", "Model"
+    AUTONOMY = "autonomy", "Autonomy"
+    ROUTE = "route", "Route"
+    DECIDED = "decided", "Decided"
+    STANDARD = "standard", "Standard"
+    SHADOW = "shadow", "Shadow"
+
+
+class RunStep(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    number = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=20, choices=StepKind.choices)
+    data = models.JSONField(default=dict)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="run_step_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.number} {self.kind}"
+
+
+class InboundRequest(models.Model):
+    """One Idempotency-Key of one orchestration: the body's hash and, once answered, the answer.
+    A row without an answer is a request still in flight (a re-send gets 409)."""
+
+    orchestration = models.ForeignKey(Orchestration, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    request_hash = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["orchestration", "key"], name="inbound_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.orchestration_id}:{self.key}"

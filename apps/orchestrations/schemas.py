@@ -100,3 +100,89 @@ class DiffOut(Schema):
     settings: list[dict[str, Any]]
     routes: list[dict[str, Any]]
     same: bool
+
+
+class RunStepOut(Schema):
+    number: int
+    kind: str
+    data: dict[str, Any]
+    at: datetime
+
+
+class RunOut(Schema):
+    id: int
+    external_id: str
+    version: int
+    state: str
+    outcome: str
+    label: str
+    reason_code: str
+    decided_by: str = Field(description='"rule:<id>@<version>", "model@<version>" or empty.')
+    confidence: float | None
+    routed_to: str
+    due_by: datetime | None
+    case_id: int | None
+    received_at: datetime
+    finished_at: datetime | None
+    created: bool | None = Field(
+        None, description="In an answer to items: false when the external_id was known."
+    )
+
+
+class RunDetailOut(RunOut):
+    fields: dict[str, Any]
+    steps: list[RunStepOut]
+
+
+class ItemsOut(Schema):
+    created: int
+    existing: int
+    runs: list[RunOut]
+
+
+class AcceptedOut(Schema):
+    created: int
+    existing: int
+    run_ids: list[int]
+
+
+class RunPage(Schema):
+    runs: list[RunOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class RunFilters(Schema):
+    external_id: str | None = Field(None, max_length=200)
+    outcome: Literal["standard", "decided", "routed"] | None = None
+    version: int | None = Field(None, ge=1, le=2**31)
+    since: datetime | None = None
+    cursor: str | None = Field(None, max_length=30, description="`next_cursor` of the last page")
+    limit: int = Field(50, ge=1, le=200)
+
+
+class BatchErrorOut(Schema):
+    detail: str
+    rows: list[dict[str, Any]] | None = None
+
+
+_ITEM = {
+    "type": "object",
+    "required": ["external_id", "fields"],
+    "properties": {
+        "external_id": {"type": "string", "maxLength": 150},
+        "fields": {"type": "object", "description": "Values for the process's schema."},
+    },
+}
+ITEMS_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [_ITEM, {"type": "array", "items": _ITEM, "minItems": 1, "maxItems": 500}]
+            },
+            "example": {"external_id": "INV-1001", "fields": {"vendor": "Acme GmbH"}},
+        }
+    },
+}

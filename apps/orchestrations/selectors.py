@@ -1,5 +1,7 @@
 """Reads: who sees and manages which orchestrations, their versions, stage log and reuses."""
 
+from datetime import datetime
+
 from django.db.models import Count, Prefetch, QuerySet
 from django.http import Http404
 
@@ -8,6 +10,7 @@ from apps.orchestrations.models import (
     ComponentReuse,
     Orchestration,
     OrchestrationVersion,
+    Run,
     Stage,
     StageChange,
 )
@@ -127,3 +130,39 @@ def component_reuse_counts(*, kind: str | None = None) -> list[dict]:
         .filter(orchestrations__gt=1)
         .order_by("-orchestrations", "kind", "component_id")
     )
+
+
+def runs_of(
+    *,
+    orchestration: Orchestration,
+    external_id: str | None = None,
+    outcome: str | None = None,
+    version: int | None = None,
+    since: datetime | None = None,
+    before_id: int | None = None,
+) -> QuerySet[Run]:
+    """Newest first; `before_id` pages on (the last id of the previous page)."""
+    runs = Run.objects.filter(orchestration=orchestration).select_related("version")
+    if external_id:
+        runs = runs.filter(external_id=external_id)
+    if outcome:
+        runs = runs.filter(outcome=outcome)
+    if version is not None:
+        runs = runs.filter(version__number=version)
+    if since is not None:
+        runs = runs.filter(received_at__gte=since)
+    if before_id is not None:
+        runs = runs.filter(pk__lt=before_id)
+    return runs.order_by("-id")
+
+
+def run_of(*, orchestration: Orchestration, run_id: int) -> Run:
+    run = (
+        Run.objects.filter(orchestration=orchestration, pk=run_id)
+        .select_related("version", "case")
+        .prefetch_related("steps")
+        .first()
+    )
+    if run is None:
+        raise Http404("No such run")
+    return run

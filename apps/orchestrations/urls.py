@@ -24,4 +24,9 @@ urlpatterns = [
         views.orchestration_rollback,
         name="orchestration_rollback",
     ),
+    path(
+        "orchestrations/<slug:orchestration_slug>/runs/<int:run_id>/",
+        views.orchestration_run,
+        name="orchestration_run",
+    ),
 ]

@@ -1,6 +1,8 @@
 """Orchestration pages: the list per team (with a form to add one) and an orchestration's page
 (versions, stage log, diff against live, stage buttons, rollback, new draft from a version)."""
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -13,8 +15,11 @@ from apps.core.http import HtmxHttpRequest
 from apps.orchestrations import selectors, services
 from apps.orchestrations.errors import StageConflict
 from apps.orchestrations.forms import NewVersionForm, OrchestrationForm, RollbackForm, StageForm
-from apps.orchestrations.models import Orchestration, Stage
+from apps.orchestrations.models import Orchestration, Outcome, RunStep, Stage
 from apps.orchestrations.services import NEXT_STAGES
+from apps.rules.language import describe_action
+
+RUNS_PER_PAGE = 50
 
 
 @require_http_methods(["GET", "POST"])
@@ -82,11 +87,102 @@ def orchestration_detail(request: HtmxHttpRequest, orchestration_slug: str) -> H
         "diff_to": new,
         "log": selectors.stage_log(orchestration=orchestration),
         "can_manage": selectors.can_manage(user=request.user, orchestration=orchestration),
+        **_runs_context(request, orchestration),
     }
     template = "orchestrations/detail.html"
     if request.htmx and request.htmx.target == "version-diff":
         template = "orchestrations/detail.html#version-diff"
     return render(request, template, context)
+
+
+def _runs_context(request: HtmxHttpRequest, orchestration: Orchestration) -> dict:
+    """The runs explorer: filters by external id, outcome and version, newest first, paged by
+    `before` (the last id of the page)."""
+    external_id = request.GET.get("external_id", "").strip()[:200]
+    outcome = request.GET.get("outcome", "")
+    outcome = outcome if outcome in Outcome.values else ""
+    version = _int(request.GET.get("version"))
+    runs = list(
+        selectors.runs_of(
+            orchestration=orchestration, external_id=external_id or None,
+            outcome=outcome or None, version=version, before_id=_int(request.GET.get("before")),
+        )[: RUNS_PER_PAGE + 1]
+    )  # fmt: skip
+    more = len(runs) > RUNS_PER_PAGE
+    runs = runs[:RUNS_PER_PAGE]
+    filters = {"external_id": external_id, "outcome": outcome, "version": version}
+    return {
+        "runs": runs,
+        "run_filters": filters,
+        "outcomes": Outcome.choices,
+        "older_than": runs[-1].pk if more else None,
+        "run_query": urlencode({k: v for k, v in filters.items() if v}),
+    }
+
+
+def _step_summary(step: RunStep) -> str:
+    """One sentence for a trace step, from what the step recorded (not today's components)."""
+    data = step.data
+    match step.kind:
+        case "received":
+            return f"Taken by version {data.get('version')} ({data.get('stage')})."
+        case "exception_check":
+            if data.get("filter") is None:
+                return "No exception filter: every item is an exception."
+            return "The exception filter " + (
+                "matched: an exception." if data.get("exception") else "did not match."
+            )
+        case "rules_evaluated":
+            hit = data.get("hit")
+            count = len(data.get("rules") or [])
+            if hit:
+                return (
+                    f"{count} pinned rule(s) checked; rule #{hit['rule']} v{hit['version']} acted."
+                )
+            return f"{count} pinned rule(s) checked; none acted."
+        case "model":
+            return (
+                f"Model version {data.get('model_version')} predicted {data.get('label')} "
+                f"at confidence {data.get('confidence')}."
+            )
+        case "autonomy":
+            verdict = "the model decides" if data.get("decides") else "an expert decides"
+            return (
+                f"Level {data.get('level')}, threshold {data.get('threshold')}, confidence "
+                f"{data.get('confidence')}: {verdict}."
+            )
+        case "decided":
+            return f"Decided {data.get('label')} by {data.get('by')}."
+        case "route":
+            due = f", due by {data['due_by'][:16]}" if data.get("due_by") else ""
+            return f"Routed to {data.get('to') or 'the review queue'}{due}."
+        case "standard":
+            return "Standard: handled by the process the usual way."
+        case "shadow":
+            return (
+                f"Shadow version {data.get('version')} would have given {data.get('outcome')}"
+                + (f" ({data.get('label')})" if data.get("label") else "")
+                + "; it acted on nothing."
+            )
+    return ""
+
+
+@require_http_methods(["GET"])
+@login_required
+def orchestration_run(
+    request: HtmxHttpRequest, orchestration_slug: str, run_id: int
+) -> HttpResponse:
+    """One run and its trace: why it was decided, routed or standard."""
+    orchestration = selectors.orchestration_for(user=request.user, slug=orchestration_slug)
+    run = selectors.run_of(orchestration=orchestration, run_id=run_id)
+    steps = list(run.steps.all())
+    for step in steps:
+        step.summary = _step_summary(step)
+        step.rules = step.data.get("rules") if step.kind == "rules_evaluated" else None
+        for rule in step.rules or []:
+            rule["action_text"] = describe_action(rule["action"]) if rule.get("action") else ""
+    context = {"orchestration": orchestration, "run": run, "steps": steps}
+    return render(request, "orchestrations/run.html", context)
 
 
 def _int(value: str | None) -> int | None:

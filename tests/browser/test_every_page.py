@@ -26,6 +26,7 @@ from apps.classifiers.models import TrainingJob
 from apps.connectors.models import Delivery
 from apps.connectors.services.connectors import create_connector
 from apps.fabric.services import dispatch
+from apps.orchestrations.inbound import receive_items
 from apps.orchestrations.services import change_stage, create_orchestration, create_version
 from apps.people import services as people_services
 from apps.people.models import Role
@@ -156,6 +157,11 @@ def everything(team, expert, second_expert, manager, staff, admin, outsider, fit
         orchestration=orchestration, actor=manager,
         values={"rules": [{"rule": rule.pk}], "connectors": [connector.pk], "sla_minutes": 60},
     )  # fmt: skip
+    # One routed run (with its case) for the run page and its trace.
+    [run] = receive_items(
+        orchestration=orchestration,
+        items=[{"external_id": "ITEM-1", "fields": {"vendor": "Acme GmbH", "amount": 120}}],
+    )[0].runs
     values = {
         "slug": process.slug,
         "case_id": case.pk,
@@ -171,6 +177,7 @@ def everything(team, expert, second_expert, manager, staff, admin, outsider, fit
         "connector_id": connector.pk,
         "delivery_id": delivery.pk,
         "orchestration_slug": orchestration.slug,
+        "run_id": run.pk,
         "number": 2,
         "action": "approve",  # the node actions are POST-only: their GET must answer 405
     }
