@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.cases.models import Case, CaseStatus
 from apps.cases.schema import validate_case_fields
 from apps.cases.services.intake import BatchInvalid, create_cases
 from apps.classifiers.learning import CaseInput
@@ -318,10 +320,24 @@ def _open_cases(orchestration: Orchestration, routed: list[tuple[Run, dict]]) ->
         {"external_id": f"{orchestration.slug}/{run.external_id}", "fields": item["fields"]}
         for run, item in routed
     ]
-    result = create_cases(process=orchestration.process, rows=rows, embed=False)
+    result = create_cases(process=orchestration.process, rows=rows)
     for (run, _), case in zip(routed, result.cases, strict=True):
         run.case = case
         run.save(update_fields=["case"])
+    # An expert route puts the case first in that expert's queue (as autonomy level 1 does).
+    experts: dict[str, list[int]] = {}
+    for run, _ in routed:
+        kind, _, username = run.routed_to.partition(":")
+        if kind == "expert":
+            experts.setdefault(username, []).append(run.case_id)
+    users = dict(
+        get_user_model().objects.filter(username__in=experts).values_list("username", "pk")
+    )
+    for username, case_ids in experts.items():
+        if username in users:
+            Case.objects.filter(pk__in=case_ids, status=CaseStatus.OPEN).update(
+                routed_to_id=users[username]
+            )
 
 
 def receive_items(

@@ -12,7 +12,7 @@ from apps.orchestrations.inbound import pick_version, receive_items
 from apps.orchestrations.models import InboundRequest, Run, RunStep
 from apps.orchestrations.services import change_stage, create_version, rollback
 from apps.rules.models import Rule
-from apps.rules.services.authoring import revise_rule
+from apps.rules.services.authoring import create_rule, revise_rule
 from tests.autonomy.conftest import fitted_model, store_promoted_model  # noqa: F401
 from tests.conftest import client_for
 
@@ -268,3 +268,22 @@ def test_the_runs_explorer_filters_and_the_run_page_explains_the_outcome(
     assert f"/cases/{runs[1].case_id}/" in routed_page
     assert client_for(outsider).get(f"{page}runs/{runs[0].pk}/").status_code == 404
     assert reader.get(f"{page}runs/999999/").status_code == 404
+
+
+def test_a_rule_routing_to_an_expert_puts_the_case_first_in_their_queue(
+    manager, expert, process, orchestration
+):
+    to_expert = create_rule(
+        process=process, owner=manager, name="Big ones", action={"route": f"expert:{expert.username}"},
+        condition={"field": "amount", "op": "gt", "value": 100},
+    )  # fmt: skip
+    Rule.objects.filter(pk=to_expert.pk).update(enabled=True)
+    live(orchestration, manager, rules=[{"rule": to_expert.pk}])
+    items = [{**ITEM, "external_id": f"INV-{i}"} for i in range(2)]
+
+    runs = receive_items(orchestration=orchestration, items=items)[0].runs
+
+    assert [r.routed_to for r in runs] == [f"expert:{expert.username}"] * 2
+    assert [r.decided_by for r in runs] == [f"rule:{to_expert.pk}@1"] * 2
+    routed = Case.objects.filter(pk__in=[r.case_id for r in runs], routed_to=expert)
+    assert routed.count() == 2
