@@ -101,8 +101,8 @@ def _load_decided(process, cases) -> None:  # type: ignore[no-untyped-def]
 
 
 def bench_training_and_prediction(results: list[dict]) -> None:
-    from apps.cases.demo import AP_FIELDS, synthetic_invoice_cases
-    from apps.cases.schema import clean_field_specs
+    from apps.cases.demo import AP_DECISIONS, AP_FIELDS, synthetic_invoice_cases
+    from apps.cases.schema import clean_schema
     from apps.classifiers import services
     from apps.classifiers.features import CaseInput, CaseTable
     from apps.classifiers.models import TrainingJob
@@ -127,7 +127,7 @@ def bench_training_and_prediction(results: list[dict]) -> None:
 
     from apps.classifiers.learning import THREADS, _candidates
 
-    specs = clean_field_specs(AP_FIELDS)
+    specs, _ = clean_schema(fields=AP_FIELDS, decisions=AP_DECISIONS)
     decided = synthetic_invoice_cases(N_TRAIN, seed=1)
     matrix = CaseTable(specs).transform([CaseInput(f, r, a) for f, r, a, _, _ in decided])
     labels = [label for *_, label in decided]
@@ -204,11 +204,11 @@ def _fit_logistic(specs, x, y):  # type: ignore[no-untyped-def]
 def bench_label_efficiency(results: list[dict]) -> None:
     import numpy as np
 
-    from apps.cases.demo import AP_FIELDS, synthetic_invoice_cases
-    from apps.cases.schema import clean_field_specs
+    from apps.cases.demo import AP_DECISIONS, AP_FIELDS, synthetic_invoice_cases
+    from apps.cases.schema import clean_schema
     from apps.classifiers.features import CaseInput, CaseTable
 
-    specs = clean_field_specs(AP_FIELDS)
+    specs, _ = clean_schema(fields=AP_FIELDS, decisions=AP_DECISIONS)
     budgets = list(range(START, MAX_LABELS + 1, STEP))
     curves = {"random": np.zeros(len(budgets)), "uncertainty": np.zeros(len(budgets))}
     savings = []

@@ -215,6 +215,7 @@ def main() -> None:
         ("connectors", "outbound webhooks (a real worker and beat, a loopback receiver, a 60 s outage; about 6 minutes)…", bench_connectors),
     ]  # fmt: skip
     results: list[dict[str, object]] = []
+    failed: list[str] = []
     load_start = _load()
     print(
         f"load average at start: {load_start}; every figure is the median of {REPEATS} runs",
@@ -226,16 +227,23 @@ def main() -> None:
             if only and key not in only:
                 continue
             print(title, flush=True)
-            figures = bench(work / key)
+            try:
+                figures = bench(work / key)
+            except Exception as exc:  # one broken part must not cost the others' figures
+                failed.append(key)
+                print(f"  {key} FAILED: {exc!r}", flush=True)
+                continue
             stamp = {"part": key, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             results += [{**item, **stamp} for item in figures]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load_end = _load()
     out = ROOT / "bench" / "results.json"
-    if only and merge and out.exists():
-        kept = [item for item in json.loads(out.read_text()) if item.get("part") not in only]
-        results = kept + results
+    ran = {key for key, *_ in parts if (not only or key in only) and key not in failed}
+    if (merge or failed) and out.exists():
+        # Figures of the parts that didn't run (or failed) stay as they were measured last.
+        previous = json.loads(out.read_text())
+        results = [item for item in previous if item.get("part") not in (None, *ran)] + results
     if not only or merge:  # a plain partial run doesn't overwrite the full results
         out.write_text(json.dumps(results, indent=2) + "\n")
     print()
@@ -244,6 +252,8 @@ def main() -> None:
     print(f"load average at end:   {load_end}")
     written = not only or merge
     print(f"written to {out}" if written else "(a partial run: bench/results.json left as it was)")
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)} (their last figures kept in {out.name})")
 
 
 if __name__ == "__main__":
