@@ -23,12 +23,15 @@ when a downstream app provides one (apps.core.registry.precedent_weights), other
 part alone tells about the final label over the decided cases (information gain, less the gain
 many-valued parts show by chance); below 30 decided cases every part weighs the same.
 `Metric(..., by_decisions=False)` compares raw values only (plain nearest neighbours, the
-baseline of bench/precedents.py). Nothing here touches the database, so tests and the bench run
-the same code on generated data.
+baseline of bench/precedents.py). A search scores the whole pool with array operations: the
+metric keeps each value it has seen as a number or a code (Metric.encode), and a part compared by
+value is compared once per distinct value. Nothing here touches the database, so tests and the
+bench run the same code on generated data.
 """
 
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -138,6 +141,13 @@ class Metric:
     ) -> None:
         pool = list(pool)
         self.size = len(pool)
+        # The pool's values as codes, kept for the searches under this metric (Metric.encode).
+        self._encoding_lock = threading.Lock()
+        self._memo: dict[str, dict[tuple, float | int]] = {}
+        self._codes: dict[str, dict[object, int]] = {}
+        self._values: dict[str, list[object]] = {}
+        self._profile_matrix: dict[str, np.ndarray] = {}
+        self._bin_profiles: dict[str, np.ndarray] = {}
         self.parts, values = [], []
         for part in comparable_parts(specs):
             column = _column(part, pool)
@@ -186,24 +196,91 @@ class Metric:
             return [None if math.isnan(a) else int(b) for a, b in zip(array, bins, strict=True)]
         return list(column)
 
-    def value_likeness(self, part: Part, mine: object, theirs: list[object]) -> np.ndarray | None:
-        """1 - half the distance between the decisions cases with `mine` and with each of
-        `theirs` received (0: never the same decision, 1: the same mix), or None when the part has
-        no profiles."""
-        profiles = self.profiles.get(part.name)
-        if profiles is None:
+    def encode(self, part: Part, pool: Sequence[Example]) -> np.ndarray:
+        """`part` of every pool case as an array: numbers (NaN when missing) for numbers and
+        dates, otherwise a code per distinct comparable value. Each raw value is converted once
+        per learnt metric (values repeat across cases and searches): a search then scores the
+        whole pool with array operations."""
+        with self._encoding_lock:
+            memo = self._memo.setdefault(part.name, {})
+            numeric = part.kind in ("number", "money", "date")
+            codes: list[float] | list[int] = []
+            for ex in pool:
+                raw = (
+                    ex.exception_reason
+                    if part.name == EXCEPTION_REASON
+                    else ex.fields.get(part.name)
+                )
+                key = (raw.__class__, raw)  # True and 1 are equal keys, yet "yes" and "1"
+                try:
+                    codes.append(memo[key])
+                except KeyError:
+                    code = self._code(part, _comparable(part, ex.fields, ex.exception_reason))
+                    memo[key] = code
+                    codes.append(code)
+                except TypeError:  # an unhashable value (a list in a JSON field)
+                    codes.append(
+                        self._code(part, _comparable(part, ex.fields, ex.exception_reason))
+                    )
+            return np.array(codes, dtype=float if numeric else np.intp)
+
+    def _code(self, part: Part, value: object) -> float | int:
+        if part.kind in ("number", "money", "date"):
+            return math.nan if value is None else float(value)  # type: ignore[arg-type]
+        codes = self._codes.setdefault(part.name, {})
+        if value not in codes:
+            codes[value] = len(codes)
+            self._values.setdefault(part.name, []).append(value)
+        return codes[value]
+
+    def similarity_by_code(self, part: Part, mine: object) -> np.ndarray:
+        """For a part compared by value: how alike `mine` is to each coded value (index = code)."""
+        with self._encoding_lock:
+            values = list(self._values.get(part.name, []))
+            own = self._codes.get(part.name, {}).get(mine, -1)
+        if part.kind == "text" and part.name not in self.profiles:
+            return np.array([_jaccard(mine, other) for other in values], dtype=float)
+        equal = np.arange(len(values)) == own
+        if part.name not in self.profiles:
+            return equal.astype(float)
+        # Different values whose cases end alike are near, never quite equal.
+        likeness = self._likeness(part.name, self._profile_rows(part.name, values), mine)
+        return np.where(equal, 1.0, UNEQUAL_BUT_ALIKE * likeness)
+
+    def _profile_rows(self, name: str, values: list[object]) -> np.ndarray:
+        """The decision mix of each coded value (the overall mix for a value no decided case had)."""
+        rows = self._profile_matrix.get(name)
+        if rows is None or len(rows) < len(values):
+            profiles = self.profiles[name]
+            rows = np.array(
+                [profiles.get(value, self.prior) for value in values], dtype=float
+            ).reshape(len(values), len(self.labels))
+            self._profile_matrix[name] = rows
+        return rows[: len(values)]
+
+    def _likeness(self, name: str, profiles: np.ndarray, key: object) -> np.ndarray:
+        """1 - half the distance between the decisions cases with `key` received and each row
+        of `profiles` (0: never the same decision, 1: the same mix)."""
+        own = self.profiles[name].get(key, self.prior)
+        return 1 - 0.5 * np.abs(own - profiles).sum(axis=1)
+
+    def number_likeness(self, part: Part, mine: object, values: np.ndarray) -> np.ndarray | None:
+        """How alike the decisions are in the stretch (between cut points) of `mine` and of each
+        of `values`, or None when the part has no profiles."""
+        if part.name not in self.profiles:
             return None
-        if part.name in self.cuts:
-            key = self.keys(part, [math.nan if mine is None else mine])[0]
-        else:
-            key = mine
-        own = profiles.get(key, self.prior)
-        table = {
-            other: 1 - 0.5 * float(np.abs(own - profile).sum())
-            for other, profile in profiles.items()
-        }
-        default = 1 - 0.5 * float(np.abs(own - self.prior).sum())
-        return np.array([table.get(other, default) for other in theirs], dtype=float)
+        cuts = self.cuts[part.name]
+        rows = self._bin_profiles.get(part.name)
+        if rows is None:  # one row per stretch, the last for a missing value
+            profiles = self.profiles[part.name]
+            keys = [*range(len(cuts) + 1), None]
+            rows = np.array([profiles.get(key, self.prior) for key in keys], dtype=float)
+            self._bin_profiles[part.name] = rows
+        own = None if mine is None else self.keys(part, [mine])[0]
+        by_bin = self._likeness(part.name, rows, own)
+        bins = np.searchsorted(cuts, values, side="right")
+        bins[np.isnan(values)] = len(cuts) + 1
+        return by_bin[bins]
 
 
 class Comparison:
@@ -227,40 +304,26 @@ class Comparison:
         self.parts = self.metric.parts
         self.weights = self.metric.weights
         self.weights_source = self.metric.weights_source
-        self.values = [_column(part, self.pool) for part in self.parts]
-        self.keys = {
-            part.name: self.metric.keys(part, column)
-            for part, column in zip(self.parts, self.values, strict=True)
-            if part.name in self.metric.profiles
-        }
+        self.columns = [self.metric.encode(part, self.pool) for part in self.parts]
 
     def similarities(self, fields: dict, exception_reason: str = "") -> np.ndarray:
         """One row per part, one column per pool case: how alike each part is, 0 to 1."""
         rows = []
-        for part, theirs in zip(self.parts, self.values, strict=True):
+        for part, theirs in zip(self.parts, self.columns, strict=True):
             mine = _comparable(part, fields, exception_reason)
             if part.kind in ("number", "money", "date"):
-                missing = np.isnan(theirs)  # type: ignore[call-overload]
+                missing = np.isnan(theirs)
                 if mine is None:
                     row = missing.astype(float)
                 else:
                     with np.errstate(invalid="ignore"):
-                        distance = np.abs(theirs - float(mine)) / self.metric.spreads[part.name]  # type: ignore[operator]
+                        distance = np.abs(theirs - float(mine)) / self.metric.spreads[part.name]  # type: ignore[arg-type]
                     row = np.where(missing, 0.0, np.exp(-distance))
-            elif part.kind == "text" and part.name not in self.metric.profiles:
-                row = np.array([_jaccard(mine, other) for other in theirs], dtype=float)
-            else:
-                row = np.array([1.0 if mine == other else 0.0 for other in theirs])
-            likeness = (
-                self.metric.value_likeness(part, mine, self.keys[part.name])
-                if part.name in self.keys
-                else None
-            )
-            if likeness is not None:
-                if part.kind in ("number", "money", "date"):
+                likeness = self.metric.number_likeness(part, mine, theirs)
+                if likeness is not None:
                     row = row * likeness
-                else:  # different values whose cases end alike are near, never quite equal
-                    row = np.where(row == 1.0, 1.0, UNEQUAL_BUT_ALIKE * likeness)
+            else:
+                row = self.metric.similarity_by_code(part, mine)[theirs]
             rows.append(row)
         return np.vstack(rows) if rows else np.zeros((0, len(self.pool)))
 
@@ -349,8 +412,9 @@ def _profiles(
     """The mix of decisions per value, smoothed towards the overall mix (m-estimate): a value
     seen twice says little."""
     counts: dict[object, np.ndarray] = {}
-    for key, label in zip(keys, label_ids, strict=True):
-        counts.setdefault(key, np.zeros(count))[label] += 1
+    # Counted in Python first: adding to array items one by one costs more than the rest.
+    for (key, label), found in Counter(zip(keys, label_ids.tolist(), strict=True)).items():
+        counts.setdefault(key, np.zeros(count))[label] = found
     return {
         key: (found + PROFILE_SMOOTHING * prior) / (found.sum() + PROFILE_SMOOTHING)
         for key, found in counts.items()

@@ -18,7 +18,7 @@ from apps.cases.precedents import Comparison, Example, Metric, Part
 from apps.cases.services.similarity import similar_cases
 from apps.core.registry import precedent_weights
 
-# The newest decided cases every search compares field by field (about 10 ms per 1,000).
+# The newest decided cases every search compares field by field (a few ms per 1,000).
 PRECEDENT_POOL = 2000
 # Older decided cases reach the pool through the embedding: these many nearest by cosine.
 EMBEDDING_CANDIDATES = 50
@@ -29,7 +29,7 @@ CLOSE = 0.85
 METRIC_DRIFT = 0.05
 METRIC_SECONDS = 600
 _METRIC_CACHE_SIZE = 64
-_metrics: OrderedDict[tuple, tuple[Metric, float]] = OrderedDict()
+_metrics: OrderedDict[tuple, "_Learnt"] = OrderedDict()
 _metrics_lock = threading.Lock()
 WEIGHTS_SOURCES = {
     "model": "the promoted model's importance",
@@ -101,11 +101,22 @@ def band(closeness: float, minimum: float) -> str:
     return "loose" if closeness >= minimum else "far"
 
 
-def _metric(
-    case: Case, specs: list[dict], pool: list[Example], weights: dict[str, float] | None
-) -> Metric:
-    """The process's metric, learnt from `pool` unless a recent one learnt from nearly the same
-    decided cases is at hand: learning it costs more than a search."""
+@dataclass
+class _Learnt:
+    """A process's metric with what later searches reuse: the decided cases' values by pk (a
+    case's fields never change after intake) and the last pool ready to compare."""
+
+    metric: Metric
+    learnt_at: float
+    examples: dict[int, Example]
+    comparison: tuple[tuple[int, ...], Comparison] | None = None
+
+
+def _learnt(
+    case: Case, specs: list[dict], pks: list[int], decided, weights: dict[str, float] | None
+) -> _Learnt:
+    """The process's metric, learnt from the pool `pks` unless a recent one learnt from nearly
+    the same decided cases is at hand: learning it costs more than a search."""
     key = (
         case.process_id,
         case.schema_version_id,
@@ -115,20 +126,42 @@ def _metric(
     with _metrics_lock:
         cached = _metrics.get(key)
     if cached is not None:
-        metric, learnt_at = cached
-        drift = abs(metric.size - len(pool))
-        small = max(metric.size, len(pool)) < 200
-        if now - learnt_at < METRIC_SECONDS and (
-            drift == 0 or (not small and drift <= METRIC_DRIFT * metric.size)
+        drift = abs(cached.metric.size - len(pks))
+        small = max(cached.metric.size, len(pks)) < 200
+        if now - cached.learnt_at < METRIC_SECONDS and (
+            drift == 0 or (not small and drift <= METRIC_DRIFT * cached.metric.size)
         ):
-            return metric
-    metric = Metric(specs, pool, weights)
+            missing = [pk for pk in pks if pk not in cached.examples]
+            if missing:  # newly decided cases: read once, then kept with the metric
+                cached.examples.update(_examples(decided.filter(pk__in=missing)))
+            return cached
+    examples = _examples(decided.filter(pk__in=pks))
+    learnt = _Learnt(Metric(specs, [examples[pk] for pk in pks], weights), now, examples)
     with _metrics_lock:
-        _metrics[key] = (metric, now)
+        _metrics[key] = learnt
         _metrics.move_to_end(key)
         while len(_metrics) > _METRIC_CACHE_SIZE:
             _metrics.popitem(last=False)
-    return metric
+    return learnt
+
+
+def _examples(decided) -> dict[int, Example]:
+    columns = ("pk", "fields", "exception_reason", "final_label")
+    return {
+        pk: Example(fields or {}, reason, label)
+        for pk, fields, reason, label in decided.values_list(*columns)
+    }
+
+
+def _comparison(learnt: _Learnt, specs: list[dict], pks: list[int]) -> Comparison:
+    """The pool ready to compare: the last one again while no case was decided since."""
+    pool = tuple(pks)
+    last = learnt.comparison
+    if last is not None and last[0] == pool:
+        return last[1]
+    comparison = Comparison(specs, [learnt.examples[pk] for pk in pks], metric=learnt.metric)
+    learnt.comparison = (pool, comparison)
+    return comparison
 
 
 def _display(fields: dict, part: Part, exception_reason: str) -> str:
@@ -151,19 +184,18 @@ def precedents(*, case: Case, k: int = 5) -> PrecedentSearch:
     decided = Case.objects.filter(process_id=case.process_id, status=CaseStatus.DECIDED).exclude(
         pk=case.pk
     )
-    columns = ("pk", "fields", "exception_reason", "final_label")
-    pool = list(decided.order_by("-decided_at", "-pk").values_list(*columns)[:PRECEDENT_POOL])
-    if len(pool) == PRECEDENT_POOL:  # a long history: older look-alikes come through pgvector
-        seen = {row[0] for row in pool}
+    # Only the pks: the cases' values are read once per learnt metric (_learnt).
+    pks = list(decided.order_by("-decided_at", "-pk").values_list("pk", flat=True)[:PRECEDENT_POOL])
+    if len(pks) == PRECEDENT_POOL:  # a long history: older look-alikes come through pgvector
+        seen = set(pks)
         nearest = [n.pk for n in similar_cases(case=case, k=EMBEDDING_CANDIDATES)]
         older = [pk for pk in nearest if pk not in seen]
-        pool += list(decided.filter(pk__in=older).values_list(*columns))
+        pks += list(decided.filter(pk__in=older).values_list("pk", flat=True))
     specs = case.schema_version.fields
-    examples = [Example(fields or {}, reason, label) for _, fields, reason, label in pool]
-    metric = _metric(case, specs, examples, precedent_weights(case.process))
-    comparison = Comparison(specs, examples, metric=metric)
+    learnt = _learnt(case, specs, pks, decided, precedent_weights(case.process))
+    comparison = _comparison(learnt, specs, pks)
     matches = comparison.nearest(case.fields, case.exception_reason, k=k)
-    chosen = [pool[m.index][0] for m in matches]
+    chosen = [pks[m.index] for m in matches]
     cases = Case.objects.in_bulk(chosen)
     rationales: dict[int, Decision] = {}
     finals = Q()

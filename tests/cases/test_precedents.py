@@ -13,7 +13,7 @@ from apps.cases.selectors_precedents import precedents
 from apps.cases.services.decisions import record_decision
 from apps.cases.services.intake import create_cases
 from tests.cases.test_review_page import client_for
-from tests.factories import make_process
+from tests.factories import make_decided_cases, make_process
 
 CLAIM_FIELDS = [
     {"name": "claimed_amount", "label": "Claimed amount", "type": "money"},
@@ -199,8 +199,8 @@ def test_the_review_pane_shows_a_close_precedent_with_what_differs(process, expe
 def _learnt(case) -> list:
     """The metrics cached for the case's process and schema version."""
     return [
-        metric
-        for key, (metric, _) in selectors_precedents._metrics.items()
+        learnt.metric
+        for key, learnt in selectors_precedents._metrics.items()
         if key[:2] == (case.process_id, case.schema_version_id)
     ]
 
@@ -226,3 +226,26 @@ def test_what_is_learnt_from_the_decided_cases_is_kept_until_they_change(
     assert relearnt is not learnt
     assert relearnt.size == learnt.size + 1
     assert len(again.rows) == len(first.rows) + 1
+
+
+def test_a_case_decided_after_learning_joins_the_pool_without_learning_again(
+    process, expert, second_expert
+):
+    make_decided_cases(process, second_expert, 220, seed=3)
+    (case,) = create_cases(
+        process=process,
+        rows=[{"fields": {**ROUTINE, "amount": 4321.0}, "exception": {"reason": "PO missing"}}],
+        embed=False,
+    ).cases
+    before = precedents(case=case)
+    [learnt] = _learnt(case)
+    assert before.rows[0].closeness < 1.0
+
+    [twin] = _decided(
+        process, second_expert, [({**ROUTINE, "amount": 4321.0}, "PO missing", "request_info")]
+    )
+    after = precedents(case=case)
+
+    assert _learnt(case) == [learnt]  # one more in 221 decided cases: the metric is kept
+    assert after.rows[0].case == twin  # read once, then compared with the rest
+    assert after.rows[0].closeness == pytest.approx(1.0)
