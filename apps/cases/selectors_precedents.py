@@ -11,7 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from apps.cases.models import Case, CaseStatus, Decision
 from apps.cases.precedents import Comparison, Example, Metric, Part
@@ -113,7 +113,11 @@ class _Learnt:
 
 
 def _learnt(
-    case: Case, specs: list[dict], pks: list[int], decided, weights: dict[str, float] | None
+    case: Case,
+    specs: list[dict],
+    pks: list[int],
+    decided: QuerySet[Case],
+    weights: dict[str, float] | None,
 ) -> _Learnt:
     """The process's metric, learnt from the pool `pks` unless a recent one learnt from nearly
     the same decided cases is at hand: learning it costs more than a search."""
@@ -145,7 +149,7 @@ def _learnt(
     return learnt
 
 
-def _examples(decided) -> dict[int, Example]:
+def _examples(decided: QuerySet[Case]) -> dict[int, Example]:
     columns = ("pk", "fields", "exception_reason", "final_label")
     return {
         pk: Example(fields or {}, reason, label)
