@@ -166,7 +166,7 @@ def test_up_killed_hard_takes_its_children_along_and_the_next_up_recovers(tmp_pa
 SUPERVISION = {
     "ORCHCAP_UP_BACKOFF_INITIAL": "1",
     "ORCHCAP_UP_BACKOFF_MAX": "2",
-    "ORCHCAP_UP_STABLE_SECONDS": "5",
+    "ORCHCAP_UP_STABLE_SECONDS": "15",
     "ORCHCAP_UP_MAX_RESTARTS": "5",
     "ORCHCAP_HEALTH_WORKER_TIMEOUT": "1",
     "WEB_CONCURRENCY": "1",
@@ -284,7 +284,7 @@ def test_a_child_that_keeps_dying_makes_up_stop_everything_with_one_clear_line(s
     assert supervised.process.returncode == 1, log[-5000:]
     assert len(killed) == 6  # the first death and 5 restarts that died again
     assert (
-        "orchcap: worker died 6 times in a row, never staying up for 5s (last: killed by SIGKILL); giving up; stopping everything"
+        "orchcap: worker died 6 times in a row, never staying up for 15s (last: killed by SIGKILL); giving up; stopping everything"
         in log
     )
     assert "embedded engines stopped" in log
