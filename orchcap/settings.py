@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "apps.fabric",
     "apps.connectors",
     "apps.orchestrations",
+    "apps.capital",
 ]
 
 MIDDLEWARE = [

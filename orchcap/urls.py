@@ -30,4 +30,5 @@ urlpatterns = [
     path("", include("apps.fabric.urls")),
     path("", include("apps.connectors.urls")),
     path("", include("apps.orchestrations.urls")),
+    path("", include("apps.capital.urls")),
 ]

@@ -1,0 +1,5 @@
+from django.urls import URLPattern, URLResolver
+
+# Metrics (dashboard, definitions, drill-down, CSV) come from apps/capital/urls_metrics.py;
+# the assessment, battle and roadmap pages add theirs to this list.
+urlpatterns: list[URLPattern | URLResolver] = []
