@@ -31,6 +31,12 @@ class Orchestration(TimeStampedModel):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A model version of the process predicting in shadow beside the live version's model on the
+    # same items (apps/orchestrations/challenger.py); it acts on nothing.
+    challenger = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    challenger_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["team__name", "name"]
@@ -216,6 +222,7 @@ class StepKind(models.TextChoices):
     DECIDED = "decided", "Decided"
     STANDARD = "standard", "Standard"
     SHADOW = "shadow", "Shadow"
+    CHALLENGER = "challenger", "Challenger"
 
 
 class RunStep(models.Model):
@@ -251,3 +258,36 @@ class InboundRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.orchestration_id}:{self.key}"
+
+
+class ChallengerAction(models.TextChoices):
+    SET = "set", "Challenger set"
+    CLEARED = "cleared", "Challenger cleared"
+    PROMOTED = "promoted", "Challenger promoted to a draft"
+
+
+class ChallengerEvent(models.Model):
+    """One change of an orchestration's challenger, or its promotion to a draft version."""
+
+    orchestration = models.ForeignKey(
+        Orchestration, on_delete=models.CASCADE, related_name="challenger_events"
+    )
+    action = models.CharField(max_length=10, choices=ChallengerAction.choices)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    draft = models.ForeignKey(
+        OrchestrationVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    evidence = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.orchestration_id}: {self.action}"
