@@ -90,3 +90,8 @@ class MoneyRate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.team_id}/{self.process_id or '-'} {self.per_hour}/h {self.per_case}/case"
+
+
+# The assessment, first-battle and roadmap models live in their own module (another helper's
+# area); importing them here is what registers them with the app.
+from apps.capital.models_roadmap import *  # noqa: E402, F403
