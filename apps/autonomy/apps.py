@@ -10,6 +10,7 @@ class AutonomyConfig(AppConfig):
         from apps.autonomy.home import home_context
         from apps.autonomy.receivers import on_cases_created, on_decision_recorded
         from apps.autonomy.selectors import (
+            VIEW_ROLES,
             autonomy_processes,
             can_view_autonomy,
             suggestions_held_back,
@@ -38,6 +39,9 @@ class AutonomyConfig(AppConfig):
                 label="Autonomy",
                 url_name="autonomy_overview",
                 order=40,
+                # Roles first (no query for staff); then whether their teams have processes.
+                roles=VIEW_ROLES,
+                org_admins=False,
                 visible=lambda user: autonomy_processes(user=user).exists(),
             )
         )

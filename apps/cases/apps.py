@@ -8,13 +8,13 @@ class CasesConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.cases.home import home_context
-        from apps.cases.selectors_my_decisions import has_decisions_page
         from apps.core.registry import (
             HomeSection,
             NavItem,
             register_home_section,
             register_nav_item,
         )
+        from apps.people.models import Role
 
         register_home_section(
             HomeSection(template="cases/home_section.html", provider=home_context, order=10)
@@ -22,7 +22,11 @@ class CasesConfig(AppConfig):
         register_nav_item(NavItem(label="Processes", url_name="process_list", order=10))
         register_nav_item(
             NavItem(
-                label="My decisions", url_name="my_decisions", order=11, visible=has_decisions_page
+                label="My decisions",
+                url_name="my_decisions",
+                order=11,
+                roles=frozenset({Role.EXPERT}),
+                org_admins=False,
             )
         )
 

@@ -7,8 +7,8 @@ class ConnectorsConfig(AppConfig):
     verbose_name = "Connectors (outbound webhooks)"
 
     def ready(self) -> None:
-        from apps.connectors.selectors import can_manage_connectors
         from apps.core.registry import NavItem, register_nav_item
+        from apps.people.models import TEAM_MANAGER_ROLES
 
         # Only for those the page lets in (the team's managers and admins).
         register_nav_item(
@@ -16,6 +16,6 @@ class ConnectorsConfig(AppConfig):
                 label="Connectors",
                 url_name="connector_list",
                 order=60,
-                visible=lambda user: can_manage_connectors(user=user),
+                roles=TEAM_MANAGER_ROLES,
             )
         )

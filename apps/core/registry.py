@@ -26,8 +26,22 @@ class NavItem:
     label: str
     url_name: str
     order: int = 100
-    # Whether `user` sees the entry (e.g. admins only); None: everyone signed in.
+    # Who sees the entry by role: holders of any of these roles in any team (and organisation
+    # admins when `org_admins`). Decided from the roles the navigation already loaded: no query.
+    roles: frozenset[str] | None = None
+    org_admins: bool = True
+    # Whether `user` sees the entry when that needs more than roles (e.g. owns a machine): one
+    # query per page, so only where roles can't tell. None (and no roles): everyone signed in.
     visible: Callable[[AbstractBaseUser], bool] | None = None
+
+    def shown_to(self, user: AbstractBaseUser, roles: set[str]) -> bool:
+        if self.roles is not None:
+            by_role = bool(self.roles & roles) or (
+                self.org_admins and bool(getattr(user, "is_superuser", False))
+            )
+            if not by_role:
+                return False
+        return self.visible is None or self.visible(user)
 
 
 @dataclass(frozen=True)
@@ -69,11 +83,11 @@ def home_sections(user: AbstractBaseUser) -> list[tuple[str, dict[str, object]]]
     return rendered
 
 
-def nav_items(user: AbstractBaseUser | None = None) -> list[NavItem]:
-    """The entries `user` may follow (all of them without a user)."""
-    return [
-        item for item in _nav_items if user is None or item.visible is None or item.visible(user)
-    ]
+def nav_items(user: AbstractBaseUser | None = None, roles: set[str] | None = None) -> list[NavItem]:
+    """The entries `user`, holding `roles` in their teams, may follow (all without a user)."""
+    if user is None:
+        return list(_nav_items)
+    return [item for item in _nav_items if item.shown_to(user, roles or set())]
 
 
 def register_case_panel(panel: CasePanel) -> None:

@@ -15,7 +15,7 @@ class FabricConfig(AppConfig):
         )
         from apps.fabric.home import home_context
         from apps.fabric.ownership import shows_my_machines
-        from apps.fabric.selectors import can_see_fleet
+        from apps.people.models import Role
 
         register_home_section(
             HomeSection(template="fabric/home_section.html", provider=home_context, order=80)
@@ -26,7 +26,7 @@ class FabricConfig(AppConfig):
                 label="Fabric",
                 url_name="fabric_fleet",
                 order=80,
-                visible=lambda user: can_see_fleet(user=user),
+                roles=frozenset({Role.ADMIN}),
             )
         )
         # Owners who aren't admins (admins have "Fabric"): their own machines only.

@@ -8,7 +8,7 @@ class OrchestrationsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.core.registry import NavItem, register_nav_item
-        from apps.orchestrations.selectors import can_view_orchestrations
+        from apps.orchestrations.selectors import VIEW_ROLES
 
         # Only for those the list page lets in (a team's experts, managers and admins).
         register_nav_item(
@@ -16,6 +16,6 @@ class OrchestrationsConfig(AppConfig):
                 label="Orchestrations",
                 url_name="orchestration_list",
                 order=55,
-                visible=lambda user: can_view_orchestrations(user=user),
+                roles=VIEW_ROLES,
             )
         )

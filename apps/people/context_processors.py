@@ -13,7 +13,7 @@ def navigation(request: HttpRequest) -> dict[str, object]:
     is_admin = selectors.is_org_admin(user=user)
     items = [
         ("Home", "home"),
-        *((item.label, item.url_name) for item in registry.nav_items(user)),
+        *((item.label, item.url_name) for item in registry.nav_items(user, roles)),
         ("API tokens", "api_tokens"),
     ]
     return {"nav_items": items, "nav_roles": sorted(roles), "nav_is_admin": is_admin}

@@ -147,7 +147,12 @@ def test_up_killed_hard_takes_its_children_along_and_the_next_up_recovers(tmp_pa
     data_dir = tmp_path / "data"
     port = free_port()
     first = start_up(data_dir, port)
-    wait_until_serving(first, f"http://127.0.0.1:{port}/login/")
+    try:
+        wait_until_serving(first, f"http://127.0.0.1:{port}/login/")
+    except BaseException:
+        # Not serving in time: stop it properly, or its worker outlives the test.
+        stop_process(first, signal.SIGINT, timeout=60)
+        raise
     first.kill()  # SIGKILL: no cleanup runs in `up` itself
     first.wait(10)
 
