@@ -18,6 +18,7 @@ from ninja.errors import HttpError
 
 from apps.cases import selectors
 from apps.cases.errors import CaseConflict
+from apps.cases.intake_routes import intake_through_orchestration
 from apps.cases.models import Case, Decision, DecisionSource, Process
 from apps.cases.schema import SchemaInvalid
 from apps.cases.schemas import (
@@ -189,14 +190,22 @@ def update_schema(request: HttpRequest, slug: str, payload: SchemaIn) -> dict[st
     summary="Send one case or a batch of up to 10,000 (all or nothing; known external_ids return "
     "the existing case)",
     description="201 when at least one case was created, 200 when every row already existed. "
-    "A batch with any invalid row is rejected whole with `rows` listing every invalid row.",
+    "A batch with any invalid row is rejected whole with `rows` listing every invalid row. "
+    "With `orchestration=<slug>` (an orchestration of this process with a live version) the "
+    "rows (up to 500, `external_id` and `fields` only) go through it instead, as items: "
+    "`runs` carries each run, `cases` the case made for each routed item (null otherwise).",
     openapi_extra={"requestBody": CASES_BODY},
 )
 @_domain_errors
-def create_cases(request: HttpRequest, slug: str) -> Status:
+def create_cases(request: HttpRequest, slug: str, orchestration: str | None = None) -> Status:
     process = selectors.process_for_member(user=request.user, slug=slug)
     body = _json_body(request)
     rows = body if isinstance(body, list) else [body]
+    if orchestration is not None:
+        status, answer = intake_through_orchestration(
+            user=request.user, process=process, orchestration=orchestration, rows=rows
+        )
+        return Status(status, answer)
     result = intake_services.create_cases(process=process, rows=rows)
     created = result.created_count
     return Status(

@@ -111,7 +111,10 @@ class ProcessOut(Schema):
 
 
 class IntakeRowOut(Schema):
-    id: int
+    id: int | None = Field(
+        description="The case; with `orchestration`, the case made for a routed item, null for "
+        "an item the orchestration answered (standard or decided) or hasn't finished."
+    )
     external_id: str | None
     created: bool = Field(description="False when the external_id already existed.")
 
@@ -120,6 +123,11 @@ class IntakeOut(Schema):
     created: int
     existing: int
     cases: list[IntakeRowOut] = Field(description="One entry per row sent, in order.")
+    runs: list[dict[str, Any]] | None = Field(
+        None,
+        description="With `orchestration`: each row's run, in order, as the items API returns "
+        "it (outcome, label, decided_by, routed_to, case_id…).",
+    )
 
 
 class ImportOut(Schema):

@@ -19,3 +19,8 @@ class OrchestrationsConfig(AppConfig):
                 roles=VIEW_ROLES,
             )
         )
+        # The cases intake API's `?orchestration=` (cases can't import orchestrations).
+        from apps.cases.intake_routes import register_orchestrated_intake
+        from apps.orchestrations.cases_intake import intake_cases
+
+        register_orchestrated_intake(intake_cases)

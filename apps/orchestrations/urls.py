@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.orchestrations import views
+from apps.orchestrations import views, views_upload
 
 urlpatterns = [
     path("orchestrations/", views.orchestration_list, name="orchestration_list"),
@@ -23,6 +23,11 @@ urlpatterns = [
         "orchestrations/<slug:orchestration_slug>/rollback",
         views.orchestration_rollback,
         name="orchestration_rollback",
+    ),
+    path(
+        "orchestrations/<slug:orchestration_slug>/upload/",
+        views_upload.orchestration_upload,
+        name="orchestration_upload",
     ),
     path(
         "orchestrations/<slug:orchestration_slug>/runs/<int:run_id>/",
