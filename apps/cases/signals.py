@@ -11,3 +11,6 @@ cases_created = Signal()
 # case_id: int, decision_id: int, source: str, status: str — a label was recorded on a case;
 # status is the case's status after it (open, adjudication or decided).
 decision_recorded = Signal()
+# case_id: int, decision_id: int, status: str — an expert undid their label (the decision is kept,
+# marked retracted); status is the case's status after it.
+decision_retracted = Signal()

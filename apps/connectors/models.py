@@ -91,10 +91,18 @@ class Delivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     last_status = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # The orchestration run the event is about, if any: a plain id, not a foreign key, because
+    # orchestrations builds on connectors (a run's trace lists its deliveries by this id).
+    run_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
         indexes = [
+            models.Index(
+                fields=["run_id", "id"],
+                name="delivery_by_run",
+                condition=models.Q(run_id__isnull=False),
+            ),
             # The backlog of a connector, oldest first, and the sweeper's look for due heads.
             models.Index(
                 fields=["connector", "id"],

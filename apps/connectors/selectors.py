@@ -87,3 +87,21 @@ def delivery_log(
     for delivery in page:
         delivery.recent_attempts = attempts.get(delivery.pk, [])
     return page
+
+
+def deliveries_of_run(*, run_id: int, attempts_shown: int = ATTEMPTS_SHOWN) -> list[Delivery]:
+    """The deliveries made for one orchestration run, oldest first, with their connector and
+    their latest attempts (oldest first) in `recent_attempts`."""
+    deliveries = list(
+        Delivery.objects.filter(run_id=run_id).select_related("connector").order_by("id")
+    )
+    attempts: dict[int, list[DeliveryAttempt]] = {}
+    for attempt in DeliveryAttempt.objects.filter(delivery__in=deliveries).order_by(
+        "-started_at", "-id"
+    ):
+        shown = attempts.setdefault(attempt.delivery_id, [])
+        if len(shown) < attempts_shown:
+            shown.append(attempt)
+    for delivery in deliveries:
+        delivery.recent_attempts = attempts.get(delivery.pk, [])[::-1]
+    return deliveries

@@ -191,6 +191,10 @@ class Run(models.Model):
     case = models.ForeignKey(
         "cases.Case", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The item's own connector for its events (besides the version's), given with the item.
+    callback = models.ForeignKey(
+        "connectors.Connector", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     idempotency_key = models.CharField(max_length=200, blank=True)
     request_hash = models.CharField(max_length=64, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
@@ -223,6 +227,9 @@ class StepKind(models.TextChoices):
     STANDARD = "standard", "Standard"
     SHADOW = "shadow", "Shadow"
     CHALLENGER = "challenger", "Challenger"
+    EXPERT_DECISION = "expert_decision", "Expert decision"
+    DECISION_RETRACTED = "decision_retracted", "Decision undone"
+    AUDIT = "audit", "Audit"
 
 
 class RunStep(models.Model):

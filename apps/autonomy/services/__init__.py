@@ -1,2 +1,2 @@
-"""Autonomy services: shadow predictions and their outcomes (shadow), the gate (gate), and level
-changes with their log (levels)."""
+"""Autonomy services: shadow predictions and their outcomes (shadow), the gate (gate), level
+changes with their log (levels), and audits other apps ask for (audits)."""

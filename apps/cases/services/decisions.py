@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.cases.errors import CaseConflict
 from apps.cases.models import Case, CaseClaim, CaseEvent, CaseStatus, Decision, DecisionSource
-from apps.cases.signals import decision_recorded
+from apps.cases.signals import decision_recorded, decision_retracted
 
 
 def validate_decision(*, case: Case, label: str, reason_code: str, key_factors: list[str]) -> None:
@@ -232,6 +232,12 @@ def undo_last_decision(*, expert: AbstractUser, process_id: int) -> Decision:
             "before": before,
             "after": case.status,
         },
+    )
+    status = case.status
+    transaction.on_commit(
+        lambda: decision_retracted.send_robust(
+            sender=Decision, case_id=case.pk, decision_id=decision.pk, status=status
+        )
     )
     return decision
 

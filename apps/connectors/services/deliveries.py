@@ -18,15 +18,16 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.client import HTTPException
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.connectors.errors import DeliveryConflict
@@ -43,6 +44,8 @@ from apps.connectors.signing import signature_header
 from apps.connectors.targets import TargetRefused, check_target
 from apps.connectors.transport import Answer, Session
 from apps.core.api import reason_of
+from apps.notifications import services as notifications
+from apps.notifications.models import Kind
 from apps.people.models import Team
 
 log = logging.getLogger(__name__)
@@ -103,41 +106,81 @@ def nudge(*, connector_ids: list[int]) -> None:
     transaction.on_commit(publish)
 
 
-def enqueue_event(
-    *, team: Team, event_type: str, payload: dict, now: datetime | None = None
-) -> list[Delivery]:
-    """One queued Delivery per enabled connector of `team` subscribed to `event_type`, written in
-    the caller's transaction and sent after it commits. Raises ValidationError for an unknown
-    event type or a payload that isn't a JSON object."""
-    if event_type not in EventType.values:
-        raise ValidationError(f"Unknown event type {event_type!r}.")
-    if not isinstance(payload, dict):
+@dataclass(frozen=True)
+class Event:
+    """One event to enqueue: for every enabled connector of the team subscribed to its type (only
+    those among `connector_ids` when given), about orchestration run `run_id` if any."""
+
+    event_type: str
+    payload: dict
+    connector_ids: Collection[int] | None = None
+    run_id: int | None = None
+
+
+def _check_event(event: Event) -> None:
+    if event.event_type not in EventType.values:
+        raise ValidationError(f"Unknown event type {event.event_type!r}.")
+    if not isinstance(event.payload, dict):
         raise ValidationError("The payload must be a JSON object.")
     try:
-        json.dumps(payload)
+        json.dumps(event.payload)
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"The payload is not JSON: {exc}.") from None
+
+
+def enqueue_events(
+    *, team: Team, events: list[Event], now: datetime | None = None
+) -> list[Delivery]:
+    """The deliveries of many events of one team in three statements (its connectors, one insert,
+    one nudge), in the caller's transaction and sent after it commits; per connector in the order
+    of `events`. Raises ValidationError (nothing recorded) for an unknown event type or a payload
+    that isn't a JSON object."""
+    for event in events:
+        _check_event(event)
+    if not events:
+        return []
     now = now or timezone.now()
     connectors = list(
-        Connector.objects.filter(
-            team=team, enabled=True, event_types__contains=[event_type]
-        ).values_list("pk", flat=True)
+        Connector.objects.filter(team=team, enabled=True)
+        .order_by("pk")
+        .values_list("pk", "event_types")
     )
-    deliveries = Delivery.objects.bulk_create(
-        [
-            Delivery(
-                connector_id=pk,
-                event_type=event_type,
-                payload=payload,
-                webhook_id=new_webhook_id(),
-                created_at=now,
-                next_attempt_at=now,
-            )
-            for pk in connectors
-        ]
-    )
-    nudge(connector_ids=connectors)
+    deliveries = [
+        Delivery(
+            connector_id=pk,
+            event_type=event.event_type,
+            payload=event.payload,
+            webhook_id=new_webhook_id(),
+            created_at=now,
+            next_attempt_at=now,
+            run_id=event.run_id,
+        )
+        for event in events
+        for pk, types in connectors
+        if event.event_type in types and (event.connector_ids is None or pk in event.connector_ids)
+    ]
+    if not deliveries:
+        return []
+    Delivery.objects.bulk_create(deliveries)
+    nudge(connector_ids=sorted({delivery.connector_id for delivery in deliveries}))
     return deliveries
+
+
+def enqueue_event(
+    *,
+    team: Team,
+    event_type: str,
+    payload: dict,
+    now: datetime | None = None,
+    connector_ids: Collection[int] | None = None,
+    run_id: int | None = None,
+) -> list[Delivery]:
+    """One queued Delivery per enabled connector of `team` subscribed to `event_type` (only
+    those among `connector_ids` when given), written in the caller's transaction and sent after
+    it commits; `run_id` ties them to the orchestration run the event is about. Raises
+    ValidationError for an unknown event type or a payload that isn't a JSON object."""
+    event = Event(event_type, payload, connector_ids=connector_ids, run_id=run_id)
+    return enqueue_events(team=team, events=[event], now=now)
 
 
 # --- sending ----------------------------------------------------------------------------------
@@ -413,16 +456,18 @@ def disable_connector(*, connector: Connector, reason: str, notify: bool = True)
         enabled=False, disabled_reason=reason, disabled_at=now
     )
     connector.refresh_from_db()
-    if changed and notify and connector.owner and connector.owner.email:
-        subject = f"orchcap: connector {connector.name!r} was disabled"
-        message = (
-            f"The connector {connector.name!r} of team {connector.team.name} ({connector.url}) "
-            f"was disabled.\n\n{reason}\n\nDeliveries owed to it wait; enable it again on its "
-            "page once the endpoint works, and they go out in order."
-        )
-        recipient = connector.owner.email
-        transaction.on_commit(
-            lambda: send_mail(subject, message, None, [recipient], fail_silently=True)
+    if changed and notify and connector.owner:
+        # In the app and by email, as the owner prefers (apps/notifications).
+        notifications.notify(
+            recipients=[connector.owner],
+            kind=Kind.CONNECTOR_DISABLED,
+            title=f"Connector {connector.name!r} was disabled",
+            body=(
+                f"The connector {connector.name!r} of team {connector.team.name} "
+                f"({connector.url}) was disabled.\n\n{reason}\n\nDeliveries owed to it wait; "
+                "enable it again on its page once the endpoint works, and they go out in order."
+            ),
+            url=reverse("connector_detail", args=[connector.pk]),
         )
     if changed:
         log.warning("connector %s disabled: %s", connector.pk, reason)
