@@ -4,6 +4,7 @@ from apps.classifiers.api import router as classifiers_router
 from apps.connectors.api import router as connectors_router
 from apps.core.api import OrchcapAPI
 from apps.fabric.api import router as fabric_router
+from apps.notifications.api import router as notifications_router
 from apps.orchestrations.api import router as orchestrations_router
 from apps.people.api import router as people_router
 from apps.people.auth import api_auth
@@ -20,6 +21,7 @@ api = OrchcapAPI(
     docs_url="/docs",
 )
 api.add_router("/", people_router)
+api.add_router("/", notifications_router)
 api.add_router("/", cases_router)
 api.add_router("/", rules_router)
 api.add_router("/", classifiers_router)

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "ninja",
     "apps.core",
     "apps.people",
+    "apps.notifications",
     "apps.cases",
     "apps.rules",
     "apps.classifiers",
@@ -112,6 +113,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apps.people.context_processors.navigation",
+                "apps.notifications.context_processors.bell",
             ],
             "builtins": [
                 "template_partials.templatetags.partials",
@@ -394,9 +396,21 @@ CELERY_BEAT_SCHEDULE["connectors-sweep"] = {
     "task": "apps.connectors.tasks.sweep_connectors",
     "schedule": float(ORCHCAP_WEBHOOK_SWEEP_SECONDS),
 }
-# Notices (a connector disabled): Django's email backend, printed to the console by default.
+# Notifications by email (apps/notifications, docs/notifications.md): Django's email backend,
+# printed to the console by default; the SMTP backend reads the EMAIL_HOST… settings below.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "orchcap@localhost")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL can't both be on")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1, maximum=300)
+# Where people open orchcap: links in notification emails start with it.
+ORCHCAP_BASE_URL = env_str("ORCHCAP_BASE_URL", "http://127.0.0.1:8000")
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True)
 LOGGING = {

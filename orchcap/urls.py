@@ -23,6 +23,7 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("", include("apps.people.urls")),
+    path("", include("apps.notifications.urls")),
     path("", include("apps.cases.urls")),
     path("", include("apps.rules.urls")),
     path("", include("apps.classifiers.urls")),

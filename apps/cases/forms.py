@@ -53,8 +53,8 @@ class ProcessForm(forms.Form):
         choices=QueueOrder.choices,
         required=False,
         label="Queue order",
-        help_text="Fresh cases by the priority field, or most uncertain for the promoted model "
-        "first (active learning).",
+        help_text="Fresh cases by the priority field, most uncertain for the promoted model "
+        "first (active learning), or soonest due first (the SLA of routed items).",
     )
     random_share = forms.FloatField(
         min_value=0,

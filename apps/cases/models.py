@@ -13,6 +13,7 @@ EMBEDDING_DIMENSIONS = 256
 class QueueOrder(models.TextChoices):
     PRIORITY = "priority", "Priority field"
     UNCERTAINTY = "uncertainty", "Model uncertainty (active learning)"
+    DUE = "due", "Due time (SLA of routed items), then priority"
 
 
 class Process(TimeStampedModel):
@@ -179,6 +180,13 @@ class Case(models.Model):
         blank=True,
         related_name="+",
     )
+    # SLA (set for items an orchestration routed to people; docs/orchestrations.md): when the
+    # case is due, when it first went past that, the escalation steps taken (0–3) and when the
+    # next one is due (NULL: none left). Capital counts breaches and attainment from these.
+    due_by = models.DateTimeField(null=True, blank=True)
+    sla_breached_at = models.DateTimeField(null=True, blank=True)
+    escalation_level = models.PositiveSmallIntegerField(default=0, db_default=0)
+    escalate_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -215,6 +223,22 @@ class Case(models.Model):
                 fields=["routed_to", "process", "-priority", "created_at"],
                 condition=Q(status="open", routed_to__isnull=False),
                 name="case_routed_idx",
+            ),
+            # The queue by due time (a process's `due` order): fresh cases soonest due first.
+            models.Index(
+                F("process"),
+                F("label_count"),
+                F("due_by").asc(nulls_last=True),
+                F("priority").desc(),
+                F("created_at"),
+                condition=Q(status="open"),
+                name="case_due_idx",
+            ),
+            # The SLA sweep: open cases whose next escalation step is due.
+            models.Index(
+                fields=["escalate_at"],
+                condition=Q(status="open", escalate_at__isnull=False),
+                name="case_escalate_idx",
             ),
             models.Index(fields=["process", "status", "decided_at"], name="case_status_idx"),
             # Case lists and exports walk one process newest- or oldest-first.

@@ -71,10 +71,10 @@ class ProcessIn(Schema):
     overlap: int = Field(1, description="Independent experts per case (1 to 10).")
     priority_field: str = Field("", description="A number, money, date or boolean field.")
     priority_descending: bool = True
-    queue_order: Literal["priority", "uncertainty"] = Field(
+    queue_order: Literal["priority", "uncertainty", "due"] = Field(
         "priority",
-        description="Fresh cases by the priority field, or most uncertain for the promoted model "
-        "first (active learning).",
+        description="Fresh cases by the priority field, most uncertain for the promoted model "
+        "first (active learning), or soonest due first (the SLA of routed items).",
     )
     random_share: float = Field(
         0.2, ge=0, le=1, description="With uncertainty order: the share of random picks (0 to 1)."
@@ -97,7 +97,7 @@ class ProcessOut(Schema):
     overlap: int
     priority_field: str
     priority_descending: bool
-    queue_order: str = Field(description="priority or uncertainty.")
+    queue_order: str = Field(description="priority, uncertainty or due.")
     random_share: float
     is_synthetic: bool
     schema_version: int = Field(description="Number of the current schema version.")

@@ -295,6 +295,7 @@ def process_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
             "created_at",
             "exception_reason",
             "is_synthetic",
+            "due_by",
         ),
         25,
     ).get_page(request.GET.get("page"))

@@ -1,8 +1,10 @@
 """How codes and durations read on a page: one wording for every template, API schemas keep the raw
 values (exports and the API are for machines, pages for people)."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+
+from django.utils import timezone
 
 # Below these a duration is shown in the smaller unit; the bounds sit half a unit early so that
 # 59.7 s reads "1 min", not "60 s".
@@ -44,3 +46,20 @@ def format_duration(value: float | int | Decimal | timedelta | None, unit: str =
     if seconds < _HOUR_FROM:
         return f"{sign}{_number(seconds / 60)} min"
     return f"{sign}{_number(seconds / 3600)} h"
+
+
+def format_due(due_by: datetime | None, now: datetime | None = None) -> tuple[str, bool]:
+    """An SLA due time relative to now, as people say it, and whether it has passed:
+    ("due in 2 h", False), ("overdue 15 min", True), ("due in 3 d", False); ("", False) for None.
+    Whole minutes under 90 min, hours under 48 h, then days."""
+    if due_by is None:
+        return "", False
+    left = (due_by - (now or timezone.now())).total_seconds()
+    minutes = max(1, round(abs(left) / 60))
+    if minutes < 90:
+        amount = f"{minutes} min"
+    elif minutes < 48 * 60:
+        amount = f"{round(minutes / 60)} h"
+    else:
+        amount = f"{round(minutes / 1440)} d"
+    return (f"overdue {amount}", True) if left < 0 else (f"due in {amount}", False)

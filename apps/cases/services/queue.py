@@ -3,10 +3,11 @@
 Order: a case the expert already holds → cases that have some labels but need more (their overlap,
 or a second look) → fresh cases routed to this expert (autonomy level 1) → fresh cases → fresh
 cases routed to a colleague → cases the expert skipped, oldest skip first. Fresh cases come by
-the process's priority, then age; or, with the *uncertainty* queue order, most uncertain for the
-promoted model first, except that a `random_share` of the picks is a random eligible case, so
-decisions on those stay an unbiased sample for evaluating the model (each such pick is recorded as
-a `picked` case event, "random" or "uncertain").
+the process's priority, then age; with the *due* order, soonest due first (routed items carry
+their SLA's due time), then priority and age; or, with the *uncertainty* queue order, most
+uncertain for the promoted model first, except that a `random_share` of the picks is a random
+eligible case, so decisions on those stay an unbiased sample for evaluating the model (each such
+pick is recorded as a `picked` case event, "random" or "uncertain").
 
 Rows are chosen with SELECT … FOR UPDATE SKIP LOCKED, so two experts asking at the same moment
 never get the same case beyond its overlap. Every stage query is backed by a partial index on open
@@ -60,6 +61,17 @@ _PARTLY_LABELLED = (
     "ORDER BY c.label_count DESC, c.priority DESC, c.created_at" + _LOCK
 )
 _BY_PRIORITY = _FRESH + "ORDER BY c.priority DESC, c.created_at" + _LOCK
+# The `due` order: soonest due (overdue first), then as by priority; cases without a due time
+# after those with one (case_due_idx). Routed cases follow the same order.
+_BY_DUE = _FRESH + "ORDER BY c.due_by ASC NULLS LAST, c.priority DESC, c.created_at" + _LOCK
+_ROUTED_TO_ME_BY_DUE = (
+    _ANY_FRESH + "AND c.routed_to_id = %(expert)s "
+    "ORDER BY c.due_by ASC NULLS LAST, c.priority DESC, c.created_at" + _LOCK
+)
+_ROUTED_ELSEWHERE_BY_DUE = (
+    _ANY_FRESH + "AND c.routed_to_id <> %(expert)s "
+    "ORDER BY c.due_by ASC NULLS LAST, c.priority DESC, c.created_at" + _LOCK
+)
 _BY_UNCERTAINTY = (
     _FRESH + "ORDER BY c.uncertainty DESC NULLS LAST, c.priority DESC, c.created_at" + _LOCK
 )
@@ -82,6 +94,8 @@ def _lease(process: Process) -> timedelta:
 
 def _fresh_stages(process: Process) -> tuple[list[str], str | None]:
     """The queries for fresh cases and how the pick is recorded (None: not recorded)."""
+    if process.queue_order == QueueOrder.DUE:
+        return [_BY_DUE], None
     if process.queue_order != QueueOrder.UNCERTAINTY:
         return [_BY_PRIORITY], None
     if random.random() < process.random_share:
@@ -113,11 +127,12 @@ def claim_next_case(*, process: Process, expert: AbstractUser) -> Case | None:
         "overlap": process.overlap,
         "key": random.random(),
     }
+    by_due = process.queue_order == QueueOrder.DUE
     stages = [
         (_PARTLY_LABELLED, None),
-        (_ROUTED_TO_ME, None),
+        (_ROUTED_TO_ME_BY_DUE if by_due else _ROUTED_TO_ME, None),
         *((sql, pick) for sql in fresh),
-        (_ROUTED_ELSEWHERE, None),
+        (_ROUTED_ELSEWHERE_BY_DUE if by_due else _ROUTED_ELSEWHERE, None),
         (_SKIPPED, None),
     ]
     with connection.cursor() as cursor:

@@ -2,12 +2,12 @@
 no {% load %} needed). Exports and the API keep the raw codes."""
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django import template
 
-from apps.core.display import format_duration, readable_code
+from apps.core.display import format_due, format_duration, readable_code
 
 register = template.Library()
 
@@ -39,3 +39,11 @@ def field_label(name: str, schema: object) -> str:
             if isinstance(spec, Mapping) and spec.get("name") == name:
                 return str(spec.get("label") or readable_code(name))
     return readable_code(name)
+
+
+@register.inclusion_tag("components/due.html")
+def due(due_by: datetime | None) -> dict[str, object]:
+    """`{% due case.due_by %}`: "due in 2 h", or "overdue 15 min" marked as such, with the exact
+    time as its title; nothing without a due time."""
+    text, overdue = format_due(due_by)
+    return {"due_by": due_by, "text": text, "overdue": overdue}
