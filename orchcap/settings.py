@@ -390,8 +390,11 @@ ORCHCAP_WEBHOOK_SECRET_OVERLAP_HOURS = env_int(
     "ORCHCAP_WEBHOOK_SECRET_OVERLAP_HOURS", 24, minimum=0, maximum=24 * 30
 )
 # Hosts (names, addresses or networks like 10.1.0.0/16) webhooks may reach although private,
-# loopback or link-local (SSRF protection); empty: public addresses only.
-ORCHCAP_WEBHOOK_ALLOWED_HOSTS = env_list("ORCHCAP_WEBHOOK_ALLOWED_HOSTS", [])
+# loopback or link-local (SSRF protection); empty: public addresses only. With DEBUG on, 127.0.0.1
+# by default: the demo's simulated source system (manage.py simulate_source) listens there.
+ORCHCAP_WEBHOOK_ALLOWED_HOSTS = env_list(
+    "ORCHCAP_WEBHOOK_ALLOWED_HOSTS", ["127.0.0.1"] if DEBUG else []
+)
 CELERY_BEAT_SCHEDULE["connectors-sweep"] = {
     "task": "apps.connectors.tasks.sweep_connectors",
     "schedule": float(ORCHCAP_WEBHOOK_SWEEP_SECONDS),

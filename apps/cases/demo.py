@@ -403,6 +403,11 @@ def _generate_claims(rng: random.Random, count: int, today: date) -> list[dict]:
     return claims
 
 
+def synthetic_claims(count: int, *, seed: int, today: date) -> list[dict]:
+    """The fields of `count` claims of the demo process (for simulations)."""
+    return _generate_claims(random.Random(seed), count, today)
+
+
 # --- seeding --------------------------------------------------------------------------------------
 
 
