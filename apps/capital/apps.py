@@ -5,3 +5,8 @@ class CapitalConfig(AppConfig):
     name = "apps.capital"
     label = "capital"
     verbose_name = "Capital (assessment, first battle, metrics, roadmap)"
+
+    def ready(self) -> None:
+        from apps.capital.roadmap_ready import register_roadmap
+
+        register_roadmap()
