@@ -1,4 +1,5 @@
 from apps.autonomy.api import router as autonomy_router
+from apps.capital.api_roadmap import router as capital_roadmap_router
 from apps.cases.api import router as cases_router
 from apps.classifiers.api import router as classifiers_router
 from apps.connectors.api import router as connectors_router
@@ -29,3 +30,4 @@ api.add_router("/", autonomy_router)
 api.add_router("/", fabric_router)
 api.add_router("/", connectors_router)
 api.add_router("/", orchestrations_router)
+api.add_router("/", capital_roadmap_router)
