@@ -196,6 +196,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.classifiers.tasks.refresh_uncertainty",
         "schedule": 600.0,
     },
+    # Orchestrations: expert decisions on runs' cases that a lost signal kept from their trace.
+    "orchestrations-catch-up-decisions": {
+        "task": "apps.orchestrations.tasks_events.catch_up_decisions_task",
+        "schedule": 300.0,
+    },
 }
 CELERY_WORKER_CONCURRENCY = env_int("ORCHCAP_WORKER_CONCURRENCY", 2, minimum=1, maximum=256)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

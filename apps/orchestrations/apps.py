@@ -29,3 +29,5 @@ class OrchestrationsConfig(AppConfig):
         from apps.orchestrations.cases_intake import intake_cases
 
         register_orchestrated_intake(intake_cases)
+        # The periodic catch-up of expert decisions a lost signal kept from a run's trace.
+        import apps.orchestrations.tasks_events  # noqa: F401

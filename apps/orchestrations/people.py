@@ -13,10 +13,12 @@ source system was given, the run's outcome and a connector event, in one transac
 - an undo: a step; the run keeps the answer last sent until the case is decided again.
 
 A label that doesn't settle the case yet (overlap, adjudication) is a step only. The run's
-outcome fields always say what the source system was last told.
+outcome fields always say what the source system was last told. A periodic catch-up
+(`catch_up_decisions`, every 5 minutes) records the decisions a lost signal left out.
 """
 
 import logging
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -203,3 +205,40 @@ def step_summary(kind: str, data: dict) -> str:
                 f"{data.get('model_label')}; the correction was sent."
             )
     return ""
+
+
+# --- catching up --------------------------------------------------------------------------------
+
+CATCH_UP_WINDOW = timedelta(hours=24)
+
+
+def catch_up_decisions(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """Record the decisions of the last 24 hours on runs' cases that their traces lack: the
+    signal is sent after the decision commits, so a process that died in between, or a receiver
+    that failed, would otherwise leave the run (and the source system) without the experts'
+    answer. Oldest first, at most `limit`. Returns how many were recorded."""
+    now = now or timezone.now()
+    decisions = list(
+        Decision.objects.filter(
+            decided_at__gte=now - CATCH_UP_WINDOW,
+            case_id__in=Run.objects.filter(case__isnull=False).values("case_id"),
+        )
+        .order_by("decided_at", "pk")
+        .values_list("pk", "case_id")
+    )
+    if not decisions:
+        return 0
+    recorded = set(
+        RunStep.objects.filter(
+            run__case_id__in={case_id for _, case_id in decisions},
+            kind=StepKind.EXPERT_DECISION,
+        ).values_list("data__decision", flat=True)
+    )
+    missing = [(pk, case_id) for pk, case_id in decisions if pk not in recorded][:limit]
+    for pk, case_id in missing:
+        try:
+            record_case_decision(case_id=case_id, decision_id=pk)
+        except Exception:
+            # One case's trouble must not hold up the others; the next sweep tries again.
+            log.exception("decision %s on case %s not recorded in its run", pk, case_id)
+    return len(missing)

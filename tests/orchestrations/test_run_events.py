@@ -16,6 +16,7 @@ from apps.connectors.services.deliveries import drain_connector
 from apps.orchestrations.events import audit_draw
 from apps.orchestrations.inbound import receive_items
 from apps.orchestrations.models import Run
+from apps.orchestrations.people import catch_up_decisions
 from apps.orchestrations.services import change_stage, create_version
 from apps.rules.models import Rule
 from apps.rules.services.authoring import create_rule
@@ -474,3 +475,26 @@ def test_an_audit_that_overturns_the_model_sends_a_correction_and_one_that_agree
     assert AuditSample.objects.get(case_id=confirmed.case_id).correct is True
     page = client_for(manager).get(f"/orchestrations/invoice-flow/runs/{overturned.pk}/")
     assert f"overturns the model&#x27;s {model_label}" in page.content.decode()
+
+
+def test_a_decision_whose_signal_was_lost_is_caught_up_once(
+    manager, expert, process, orchestration, erp, receiver, django_capture_on_commit_callbacks
+):
+    to_expert = route_rule(process, manager, expert)
+    live(orchestration, manager, rules=[{"rule": to_expert.pk}], connectors=[erp.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        receive_items(orchestration=orchestration, items=[{"external_id": "I", "fields": MATCHED}])
+    run = Run.objects.get()
+    # Decided, but its on-commit signal never runs here: as if the process died after the commit.
+    assert decide(client_for(expert), run.case_id, "approve", "ok").status_code == 201
+    run.refresh_from_db()
+    assert run.outcome == "routed"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert catch_up_decisions() == 1
+    assert catch_up_decisions() == 0
+    drain_connector(connector_id=erp.pk)
+
+    run.refresh_from_db()
+    assert (run.outcome, run.decided_by) == ("decided", f"expert:{expert.username}")
+    assert [t for t, _ in messages(receiver, erp)] == ["item.routed", "item.decided"]
