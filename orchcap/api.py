@@ -1,6 +1,4 @@
 from apps.autonomy.api import router as autonomy_router
-from apps.capital.api_metrics import router as capital_metrics_router
-from apps.capital.api_roadmap import router as capital_roadmap_router
 from apps.cases.api import router as cases_router
 from apps.classifiers.api import router as classifiers_router
 from apps.connectors.api import router as connectors_router
@@ -8,6 +6,7 @@ from apps.core.api import OrchcapAPI
 from apps.fabric.api import router as fabric_router
 from apps.notifications.api import router as notifications_router
 from apps.orchestrations.api import router as orchestrations_router
+from apps.orchestrations.api_evidence import router as orchestration_evidence_router
 from apps.people.api import router as people_router
 from apps.people.auth import api_auth
 from apps.rules.api import router as rules_router
@@ -31,5 +30,4 @@ api.add_router("/", autonomy_router)
 api.add_router("/", fabric_router)
 api.add_router("/", connectors_router)
 api.add_router("/", orchestrations_router)
-api.add_router("/", capital_metrics_router)
-api.add_router("/", capital_roadmap_router)
+api.add_router("/", orchestration_evidence_router)

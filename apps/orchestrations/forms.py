@@ -28,3 +28,22 @@ class RollbackForm(forms.Form):
 
 class NewVersionForm(forms.Form):
     from_version = forms.IntegerField(min_value=1, required=False)
+
+
+class ComparisonPeriodForm(forms.Form):
+    """The champion/challenger page's period (whole days, `until` included) and model."""
+
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    model = forms.IntegerField(required=False, min_value=1, label="Challenger model version")
+
+
+class ChallengerForm(forms.Form):
+    model_version = forms.IntegerField(
+        required=False, min_value=1, help_text="Leave empty to stop the challenger."
+    )
+    reason = forms.CharField(required=False, max_length=2000)
+
+
+class PromoteChallengerForm(forms.Form):
+    reason = forms.CharField(max_length=2000)

@@ -23,6 +23,7 @@ from apps.cases.schema import validate_case_fields
 from apps.cases.services.intake import BatchInvalid, create_cases
 from apps.classifiers.learning import CaseInput
 from apps.classifiers.services import predict_cases
+from apps.orchestrations.challenger import record_challenger
 from apps.orchestrations.models import (
     InboundRequest,
     Orchestration,
@@ -309,6 +310,10 @@ def _record(orchestration: Orchestration, items: list[dict], key: str, digest: s
             routed.append((run, item))
         received.runs.append(run)
         received.created.append(True)
+    # The challenger model's answer on the live version's new runs (one batch; acts on nothing).
+    record_challenger(
+        runs=[r for r, new in zip(received.runs, received.created, strict=True) if new]
+    )
     if routed:
         _open_cases(orchestration, routed)
     return received

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.orchestrations import views, views_upload
+from apps.orchestrations import views, views_evidence, views_upload
 
 urlpatterns = [
     path("orchestrations/", views.orchestration_list, name="orchestration_list"),
@@ -28,6 +28,21 @@ urlpatterns = [
         "orchestrations/<slug:orchestration_slug>/upload/",
         views_upload.orchestration_upload,
         name="orchestration_upload",
+    ),
+    path(
+        "orchestrations/<slug:orchestration_slug>/challenger/",
+        views_evidence.orchestration_challenger,
+        name="orchestration_challenger",
+    ),
+    path(
+        "orchestrations/<slug:orchestration_slug>/challenger/set",
+        views_evidence.orchestration_challenger_set,
+        name="orchestration_challenger_set",
+    ),
+    path(
+        "orchestrations/<slug:orchestration_slug>/challenger/promote",
+        views_evidence.orchestration_challenger_promote,
+        name="orchestration_challenger_promote",
     ),
     path(
         "orchestrations/<slug:orchestration_slug>/runs/<int:run_id>/",

@@ -10,11 +10,11 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.connectors.selectors import deliveries_of_run, managed_teams
 from apps.core.api import reason_of
 from apps.core.http import HtmxHttpRequest
-from apps.orchestrations import people, selectors, services
+from apps.orchestrations import selectors, services
 from apps.orchestrations.errors import StageConflict
+from apps.orchestrations.evidence import deploy_evidence
 from apps.orchestrations.forms import NewVersionForm, OrchestrationForm, RollbackForm, StageForm
 from apps.orchestrations.models import Orchestration, Outcome, RunStep, Stage
 from apps.orchestrations.services import NEXT_STAGES
@@ -88,6 +88,8 @@ def orchestration_detail(request: HtmxHttpRequest, orchestration_slug: str) -> H
         "diff_to": new,
         "log": selectors.stage_log(orchestration=orchestration),
         "can_manage": selectors.can_manage(user=request.user, orchestration=orchestration),
+        # How the shadow and canary candidates compared with experts' outcomes (evidence.py).
+        "evidence": deploy_evidence(versions=versions),
         **_runs_context(request, orchestration),
     }
     template = "orchestrations/detail.html"
@@ -148,15 +150,9 @@ def _step_summary(step: RunStep) -> str:
             )
         case "autonomy":
             verdict = "the model decides" if data.get("decides") else "an expert decides"
-            audit = ""
-            if "audited" in data:
-                drawn = "audited." if data["audited"] else "not audited."
-                audit = (
-                    f" Audit draw {data['audit_draw']} against rate {data['audit_rate']}: {drawn}"
-                )
             return (
                 f"Level {data.get('level')}, threshold {data.get('threshold')}, confidence "
-                f"{data.get('confidence')}: {verdict}.{audit}"
+                f"{data.get('confidence')}: {verdict}."
             )
         case "decided":
             return f"Decided {data.get('label')} by {data.get('by')}."
@@ -171,7 +167,16 @@ def _step_summary(step: RunStep) -> str:
                 + (f" ({data.get('label')})" if data.get("label") else "")
                 + "; it acted on nothing."
             )
-    return people.step_summary(step.kind, data)
+        case "challenger":
+            champion = data.get("champion") or {}
+            side = "at or above" if data.get("confident") else "below"
+            return (
+                f"Challenger model v{data.get('model_version')} would have said "
+                f"{data.get('label')} at confidence {data.get('confidence')} ({side} the "
+                f"threshold {data.get('threshold')}); the live model said "
+                f"{champion.get('label') or 'nothing'}. It acted on nothing."
+            )
+    return ""
 
 
 @require_http_methods(["GET"])
@@ -188,16 +193,7 @@ def orchestration_run(
         step.rules = step.data.get("rules") if step.kind == "rules_evaluated" else None
         for rule in step.rules or []:
             rule["action_text"] = describe_action(rule["action"]) if rule.get("action") else ""
-    context = {
-        "orchestration": orchestration,
-        "run": run,
-        "steps": steps,
-        # The connector events sent for this run and their attempts (connectors' delivery log).
-        "deliveries": deliveries_of_run(run_id=run.pk),
-        "can_manage_connectors": managed_teams(user=request.user)
-        .filter(pk=orchestration.team_id)
-        .exists(),
-    }
+    context = {"orchestration": orchestration, "run": run, "steps": steps}
     return render(request, "orchestrations/run.html", context)
 
 
