@@ -1,4 +1,6 @@
 from apps.autonomy.api import router as autonomy_router
+from apps.capital.api_metrics import router as capital_metrics_router
+from apps.capital.api_roadmap import router as capital_roadmap_router
 from apps.cases.api import router as cases_router
 from apps.classifiers.api import router as classifiers_router
 from apps.connectors.api import router as connectors_router
@@ -30,4 +32,6 @@ api.add_router("/", autonomy_router)
 api.add_router("/", fabric_router)
 api.add_router("/", connectors_router)
 api.add_router("/", orchestrations_router)
+api.add_router("/", capital_metrics_router)
+api.add_router("/", capital_roadmap_router)
 api.add_router("/", orchestration_evidence_router)

@@ -196,6 +196,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.classifiers.tasks.refresh_uncertainty",
         "schedule": 600.0,
     },
+    # Orchestrations: expert decisions on runs' cases that a lost signal kept from their trace.
+    "orchestrations-catch-up-decisions": {
+        "task": "apps.orchestrations.tasks_events.catch_up_decisions_task",
+        "schedule": 300.0,
+    },
 }
 CELERY_WORKER_CONCURRENCY = env_int("ORCHCAP_WORKER_CONCURRENCY", 2, minimum=1, maximum=256)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -398,6 +403,17 @@ ORCHCAP_WEBHOOK_ALLOWED_HOSTS = env_list(
 CELERY_BEAT_SCHEDULE["connectors-sweep"] = {
     "task": "apps.connectors.tasks.sweep_connectors",
     "schedule": float(ORCHCAP_WEBHOOK_SWEEP_SECONDS),
+}
+# Capital (apps/capital/snapshots.py): today's daily snapshot rewritten every
+# ORCHCAP_CAPITAL_SNAPSHOT_SECONDS, yesterday's made final; a node takes part in the fabric when
+# online at least ORCHCAP_CAPITAL_ONLINE_HOURS in the last 7 days.
+ORCHCAP_CAPITAL_SNAPSHOT_SECONDS = env_int(
+    "ORCHCAP_CAPITAL_SNAPSHOT_SECONDS", 3600, minimum=60, maximum=86400
+)
+ORCHCAP_CAPITAL_ONLINE_HOURS = env_int("ORCHCAP_CAPITAL_ONLINE_HOURS", 10, minimum=0, maximum=168)
+CELERY_BEAT_SCHEDULE["capital-snapshots"] = {
+    "task": "apps.capital.tasks.refresh_capital_snapshots",
+    "schedule": float(ORCHCAP_CAPITAL_SNAPSHOT_SECONDS),
 }
 # Notifications by email (apps/notifications, docs/notifications.md): Django's email backend,
 # printed to the console by default; the SMTP backend reads the EMAIL_HOST… settings below.

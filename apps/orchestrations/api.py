@@ -12,6 +12,8 @@ from ninja import Query, Router, Status
 from ninja.errors import HttpError
 
 from apps.cases.services.intake import BatchInvalid
+from apps.connectors.models import Delivery
+from apps.connectors.selectors import deliveries_of_run
 from apps.core.api import load_json, reason_of, validation_errors
 from apps.orchestrations import inbound, selectors, services
 from apps.orchestrations.errors import StageConflict
@@ -20,6 +22,7 @@ from apps.orchestrations.schemas import (
     ITEMS_BODY,
     AcceptedOut,
     BatchErrorOut,
+    DeliveryAttemptOut,
     DiffOut,
     ErrorOut,
     ItemsOut,
@@ -27,6 +30,7 @@ from apps.orchestrations.schemas import (
     OrchestrationIn,
     OrchestrationOut,
     RollbackIn,
+    RunDeliveryOut,
     RunDetailOut,
     RunFilters,
     RunOut,
@@ -269,6 +273,7 @@ def run_out(run: Run, created: bool | None = None) -> RunOut:
         routed_to=run.routed_to,
         due_by=run.due_by,
         case_id=run.case_id,
+        callback=run.callback_id,
         received_at=run.received_at,
         finished_at=run.finished_at,
         created=created,
@@ -379,5 +384,32 @@ def get_run(request: HttpRequest, slug: str, run_id: int) -> RunDetailOut:
         fields=run.fields,
         steps=[
             RunStepOut(number=s.number, kind=s.kind, data=s.data, at=s.at) for s in run.steps.all()
+        ],
+        deliveries=[delivery_out(d) for d in deliveries_of_run(run_id=run.pk)],
+    )
+
+
+def delivery_out(delivery: Delivery) -> RunDeliveryOut:
+    attempts = delivery.recent_attempts
+    return RunDeliveryOut(
+        id=delivery.pk,
+        connector=delivery.connector_id,
+        connector_name=delivery.connector.name,
+        event_type=delivery.event_type,
+        webhook_id=delivery.webhook_id,
+        state=delivery.state,
+        attempts=delivery.attempts,
+        created_at=delivery.created_at,
+        delivered_at=delivery.delivered_at,
+        last_status=delivery.last_status,
+        latency_ms=attempts[-1].latency_ms if attempts else None,
+        recent_attempts=[
+            DeliveryAttemptOut(
+                started_at=a.started_at,
+                status_code=a.status_code,
+                latency_ms=a.latency_ms,
+                error=a.error[:200],
+            )
+            for a in attempts
         ],
     )

@@ -7,9 +7,14 @@ class OrchestrationsConfig(AppConfig):
     verbose_name = "Orchestrations (versioned decision pipelines)"
 
     def ready(self) -> None:
+        from apps.cases.signals import decision_recorded, decision_retracted
         from apps.core.registry import NavItem, register_nav_item
+        from apps.orchestrations.receivers import on_decision_recorded, on_decision_retracted
         from apps.orchestrations.selectors import VIEW_ROLES
 
+        # Expert decisions on a run's case become steps of its trace (and its outcome events).
+        decision_recorded.connect(on_decision_recorded, dispatch_uid="orchestrations-decisions")
+        decision_retracted.connect(on_decision_retracted, dispatch_uid="orchestrations-undos")
         # Only for those the list page lets in (a team's experts, managers and admins).
         register_nav_item(
             NavItem(
@@ -24,3 +29,5 @@ class OrchestrationsConfig(AppConfig):
         from apps.orchestrations.cases_intake import intake_cases
 
         register_orchestrated_intake(intake_cases)
+        # The periodic catch-up of expert decisions a lost signal kept from a run's trace.
+        import apps.orchestrations.tasks_events  # noqa: F401

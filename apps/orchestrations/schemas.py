@@ -109,6 +109,28 @@ class RunStepOut(Schema):
     at: datetime
 
 
+class DeliveryAttemptOut(Schema):
+    started_at: datetime
+    status_code: int | None
+    latency_ms: float | None
+    error: str
+
+
+class RunDeliveryOut(Schema):
+    id: int
+    connector: int
+    connector_name: str
+    event_type: str
+    webhook_id: str
+    state: str = Field(description="queued, delivering, delivered, failed (retrying) or dead")
+    attempts: int
+    created_at: datetime
+    delivered_at: datetime | None
+    last_status: int | None
+    latency_ms: float | None = Field(description="The latest attempt's latency.")
+    recent_attempts: list[DeliveryAttemptOut] = Field(description="Oldest first, the latest 10.")
+
+
 class RunOut(Schema):
     id: int
     external_id: str
@@ -117,11 +139,14 @@ class RunOut(Schema):
     outcome: str
     label: str
     reason_code: str
-    decided_by: str = Field(description='"rule:<id>@<version>", "model@<version>" or empty.')
+    decided_by: str = Field(
+        description='"rule:<id>@<version>", "model@<version>", "expert:<username>" or empty.'
+    )
     confidence: float | None
     routed_to: str
     due_by: datetime | None
     case_id: int | None
+    callback: int | None = Field(None, description="The item's own callback connector, if any.")
     received_at: datetime
     finished_at: datetime | None
     created: bool | None = Field(
@@ -132,6 +157,10 @@ class RunOut(Schema):
 class RunDetailOut(RunOut):
     fields: dict[str, Any]
     steps: list[RunStepOut]
+    deliveries: list[RunDeliveryOut] = Field(
+        description="The connector events sent for this run (item.decided, item.routed, "
+        "audit.overturned, sla.breached) and their attempts, oldest first."
+    )
 
 
 class ItemsOut(Schema):
@@ -173,6 +202,11 @@ _ITEM = {
     "properties": {
         "external_id": {"type": "string", "maxLength": 150},
         "fields": {"type": "object", "description": "Values for the process's schema."},
+        "callback": {
+            "type": ["integer", "null"],
+            "description": "A connector of the orchestration's team that also receives this "
+            "item's events (besides the version's connectors).",
+        },
     },
 }
 ITEMS_BODY = {

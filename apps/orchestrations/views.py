@@ -10,9 +10,10 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from apps.connectors.selectors import deliveries_of_run, managed_teams
 from apps.core.api import reason_of
 from apps.core.http import HtmxHttpRequest
-from apps.orchestrations import selectors, services
+from apps.orchestrations import people, selectors, services
 from apps.orchestrations.errors import StageConflict
 from apps.orchestrations.evidence import deploy_evidence
 from apps.orchestrations.forms import NewVersionForm, OrchestrationForm, RollbackForm, StageForm
@@ -150,9 +151,15 @@ def _step_summary(step: RunStep) -> str:
             )
         case "autonomy":
             verdict = "the model decides" if data.get("decides") else "an expert decides"
+            audit = ""
+            if "audited" in data:
+                drawn = "audited." if data["audited"] else "not audited."
+                audit = (
+                    f" Audit draw {data['audit_draw']} against rate {data['audit_rate']}: {drawn}"
+                )
             return (
                 f"Level {data.get('level')}, threshold {data.get('threshold')}, confidence "
-                f"{data.get('confidence')}: {verdict}."
+                f"{data.get('confidence')}: {verdict}.{audit}"
             )
         case "decided":
             return f"Decided {data.get('label')} by {data.get('by')}."
@@ -176,7 +183,7 @@ def _step_summary(step: RunStep) -> str:
                 f"threshold {data.get('threshold')}); the live model said "
                 f"{champion.get('label') or 'nothing'}. It acted on nothing."
             )
-    return ""
+    return people.step_summary(step.kind, data)
 
 
 @require_http_methods(["GET"])
@@ -193,7 +200,16 @@ def orchestration_run(
         step.rules = step.data.get("rules") if step.kind == "rules_evaluated" else None
         for rule in step.rules or []:
             rule["action_text"] = describe_action(rule["action"]) if rule.get("action") else ""
-    context = {"orchestration": orchestration, "run": run, "steps": steps}
+    context = {
+        "orchestration": orchestration,
+        "run": run,
+        "steps": steps,
+        # The connector events sent for this run and their attempts (connectors' delivery log).
+        "deliveries": deliveries_of_run(run_id=run.pk),
+        "can_manage_connectors": managed_teams(user=request.user)
+        .filter(pk=orchestration.team_id)
+        .exists(),
+    }
     return render(request, "orchestrations/run.html", context)
 
 

@@ -1,0 +1,9 @@
+from celery import shared_task
+
+from apps.capital import snapshots
+
+
+@shared_task(acks_late=True)
+def refresh_capital_snapshots() -> dict[str, int]:
+    """Beat: today's provisional capital snapshots of every team, and yesterday's made final."""
+    return snapshots.refresh_recent()

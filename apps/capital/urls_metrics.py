@@ -1,0 +1,18 @@
+from django.urls import path
+
+from apps.capital import views_metrics
+
+urlpatterns = [
+    path("capital/definitions/", views_metrics.definitions, name="capital_definitions"),
+    path("teams/<slug:team_slug>/capital/", views_metrics.dashboard, name="capital_dashboard"),
+    path(
+        "teams/<slug:team_slug>/capital/history.csv",
+        views_metrics.history_export,
+        name="capital_history_csv",
+    ),
+    path(
+        "teams/<slug:team_slug>/capital/figures/<slug:metric>/",
+        views_metrics.figure_rows,
+        name="capital_figure_rows",
+    ),
+]

@@ -1,0 +1,143 @@
+"""Capital metrics pages: the team dashboard, the definitions, a figure's rows, the CSV."""
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from apps.capital import metrics_summary as summary
+from apps.capital.api_metrics import history_csv
+from apps.capital.metrics_definitions import (
+    BASELINE_TEXT,
+    BY_KEY,
+    DEFINITIONS,
+    FAMILY_LABELS,
+    Family,
+    definitions_of,
+)
+from apps.capital.metrics_rows import rows_for
+from apps.capital.snapshots import day_bounds
+from apps.core.charts import Series, chart
+from apps.core.http import HtmxHttpRequest
+
+
+def _period_or_422(request: HtmxHttpRequest) -> tuple[summary.Period | None, str]:
+    try:
+        return summary.parse_period(
+            start=request.GET.get("from") or None, end=request.GET.get("to") or None
+        ), ""
+    except ValidationError as error:
+        return None, " ".join(error.messages)
+
+
+@login_required
+def dashboard(request: HtmxHttpRequest, team_slug: str) -> HttpResponse:
+    team = summary.capital_team(user=request.user, slug=team_slug)
+    period, error = _period_or_422(request)
+    if period is None:
+        period = summary.parse_period(start=None, end=None)
+    views = summary.figures_from_snapshots(team=team, period=period)
+    labels = [day.strftime("%d %b") for day, _ in views[0].series] if views else []
+    families = []
+    for family, items in summary.by_family(views):
+        cards = [
+            {
+                "view": view,
+                "chart": chart(
+                    element_id=f"spark-{view.definition.key}",
+                    title=view.definition.name,
+                    labels=labels,
+                    series=[Series(view.definition.name, [v for _, v in view.series])],
+                    unit=_unit(view.definition.unit),
+                    decimals=2,
+                    sparkline=True,
+                ),
+            }
+            for view in items
+        ]
+        families.append({"family": family, "label": FAMILY_LABELS[family], "cards": cards})
+    hours = next(v for v in views if v.definition.key == "hours_saved")
+    invested = next(v for v in views if v.definition.key == "investment_hours")
+    main_chart = chart(
+        element_id="capital-hours",
+        title="Hours saved and invested per day",
+        labels=labels,
+        series=[
+            Series("Hours saved", [v for _, v in hours.series]),
+            Series("Hours invested", [v for _, v in invested.series]),
+        ],
+        unit="hours",
+        decimals=2,
+    )
+    has_data = any(v for view in views for _, v in view.series if v is not None)
+    return render(
+        request,
+        "capital/dashboard.html",
+        {
+            "team": team,
+            "period": period,
+            "families": families,
+            "main_chart": main_chart,
+            "has_data": has_data,
+            "error": error,
+        },
+        status=422 if error else 200,
+    )
+
+
+def _unit(unit: str) -> str:
+    return {"share": "%", "money": ""}.get(unit, unit)
+
+
+@login_required
+def definitions(request: HtmxHttpRequest) -> HttpResponse:
+    """Every metric's formula, sources and exclusions (open to every signed-in user: it holds
+    no team's figures)."""
+    return TemplateResponse(
+        request,
+        "capital/definitions.html",
+        {
+            "families": [
+                {"label": FAMILY_LABELS[family], "definitions": definitions_of(family)}
+                for family in Family
+            ],
+            "baseline_text": BASELINE_TEXT,
+            "count": len(DEFINITIONS),
+        },
+    )
+
+
+@login_required
+def figure_rows(request: HtmxHttpRequest, team_slug: str, metric: str) -> HttpResponse:
+    team = summary.capital_team(user=request.user, slug=team_slug)
+    definition = BY_KEY.get(metric)
+    if definition is None:
+        raise Http404("No such metric")
+    period, error = _period_or_422(request)
+    if period is None:
+        period = summary.parse_period(start=None, end=None)
+    start, _ = day_bounds(period.start)
+    _, end = day_bounds(period.end)
+    end = min(end, timezone.now())
+    rows = rows_for(definition=definition, team=team, start=start, end=end)
+    return render(
+        request,
+        "capital/figure_rows.html",
+        {"team": team, "definition": definition, "period": period, "rows": rows, "error": error},
+        status=422 if error else 200,
+    )
+
+
+@login_required
+def history_export(request: HtmxHttpRequest, team_slug: str) -> HttpResponse:
+    team = summary.capital_team(user=request.user, slug=team_slug)
+    period, error = _period_or_422(request)
+    if period is None:
+        return HttpResponse(error, status=422, content_type="text/plain")
+    response = HttpResponse(history_csv(team=team, period=period), content_type="text/csv")
+    response["Content-Disposition"] = (
+        f'attachment; filename="capital-{team.slug}-{period.start}-{period.end}.csv"'
+    )
+    return response

@@ -1,0 +1,97 @@
+"""The capital dashboard, its drill-down, definitions, CSV and API: who may see them and what
+they answer."""
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+
+from apps.capital.models import MetricSnapshot
+from apps.cases.services.automation import decide_automatically
+from tests.conftest import client_for
+from tests.factories import make_cases, make_process
+
+
+@pytest.fixture
+def history(team):
+    """A process with one automatic decision today and yesterday's and today's snapshots."""
+    process = make_process(team, minutes_per_case=6)
+    (case, _) = make_cases(process, 2)
+    decide_automatically(case=case, label="approve", reason_code="ok")
+    today = datetime.now(UTC).date()
+    call_command(
+        "capital_backfill", "--since", str(today - timedelta(days=1)), stdout=io.StringIO()
+    )
+    return process
+
+
+@pytest.mark.parametrize(
+    ("persona", "status"), [("manager", 200), ("admin", 200), ("expert", 403), ("outsider", 404)]
+)
+def test_only_managers_and_admins_see_a_teams_capital(request, team, persona, status):
+    user = request.getfixturevalue(persona)
+    client = client_for(user)
+    assert client.get(f"/teams/{team.slug}/capital/").status_code == status
+    assert client.get(f"/api/v1/teams/{team.slug}/capital").status_code == status
+    assert client.get(f"/teams/{team.slug}/capital/history.csv").status_code == status
+    assert client.get(f"/teams/{team.slug}/capital/figures/backlog/").status_code == status
+
+
+def test_the_dashboard_shows_hours_saved_with_its_chart_definition_and_rows(history, manager, team):
+    page = client_for(manager).get(f"/teams/{team.slug}/capital/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    # One automatic decision x 6 minutes = 0.1 h, linked to its definition and rows.
+    assert "0.1 h" in html
+    assert "/capital/definitions/#metric-hours_saved" in html
+    assert f"/teams/{team.slug}/capital/figures/hours_saved/" in html
+    assert 'id="spark-hours_saved-data"' in html  # the chart's data, read by static/js/chart.js
+    assert "<script>" not in html  # no inline script (CSP 'self')
+    rows = client_for(manager).get(f"/teams/{team.slug}/capital/figures/hours_saved/")
+    assert rows.status_code == 200
+    assert "credited" in rows.content.decode()
+
+
+def test_the_api_gives_each_figure_with_its_definition_and_baseline(history, manager, team):
+    today = datetime.now(UTC).date()
+    answer = (
+        client_for(manager).get(f"/api/v1/teams/{team.slug}/capital?from={today}&to={today}").json()
+    )
+    figures = {figure["key"]: figure for figure in answer["figures"]}
+    assert figures["hours_saved"]["value"] == pytest.approx(0.1)
+    assert figures["automatic_decisions"]["value"] == 1
+    assert figures["backlog"]["value"] == 1
+    assert figures["hours_saved"]["definition"]["sources"]
+    assert figures["hours_saved"]["baseline"]["source"] == "measured"
+
+
+@pytest.mark.parametrize(
+    "query", ["from=yesterday", "from=2026-05-02&to=2026-05-01", "to=2999-01-01", "from=2020-01-01"]
+)
+def test_a_bad_period_is_a_422_not_a_500(manager, team, query):
+    answer = client_for(manager).get(f"/api/v1/teams/{team.slug}/capital?{query}")
+    assert answer.status_code == 422
+    assert answer.json()["detail"]
+
+
+def test_the_csv_history_has_one_line_per_day_process_and_metric(history, manager, team):
+    today = datetime.now(UTC).date()
+    answer = client_for(manager).get(
+        f"/teams/{team.slug}/capital/history.csv?from={today - timedelta(days=1)}&to={today}"
+    )
+    rows = list(csv.DictReader(io.StringIO(answer.content.decode())))
+    saved = [r for r in rows if r["metric"] == "hours_saved" and r["day"] == str(today)]
+    assert {r["process"] for r in saved} == {"", history.slug}
+    assert all(float(r["value"]) == pytest.approx(0.1) for r in saved)
+    # The team on both days; the process only today (it was created today, with nothing before).
+    assert MetricSnapshot.objects.filter(team=team).count() == 3
+
+
+def test_the_definitions_page_lists_every_metric(expert):
+    from apps.capital.metrics_definitions import DEFINITIONS
+
+    html = client_for(expert).get("/capital/definitions/").content.decode()
+    for definition in DEFINITIONS:
+        assert f'id="{definition.anchor}"' in html

@@ -1,0 +1,191 @@
+"""Each capital formula on a small scenario whose answer is worked out by hand in the test.
+
+Rows are recorded with the services where their timing does not matter and dated directly where
+it does (a period is [start, end), states are read at `end`)."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from apps.autonomy.models import AutonomyChange
+from apps.capital.metrics import measure
+from apps.capital.metrics_services import set_baseline
+from apps.capital.metrics_summary import baselines
+from apps.capital.models import MetricSnapshot
+from apps.capital.snapshots import take_snapshot
+from apps.cases.models import Case, Decision, Process
+from apps.cases.services.automation import decide_automatically
+from apps.cases.services.decisions import record_decision, undo_last_decision
+from apps.cases.services.queue import claim_next_case
+from apps.fabric.models import ComputeNode, NodeEvent
+from tests.factories import make_cases, make_process
+
+START = datetime(2026, 3, 2, tzinfo=UTC)
+END = START + timedelta(days=7)
+IN_PERIOD = START + timedelta(days=2)
+
+
+def _figures(team, process=None, start=START, end=END):
+    result = measure(team_id=team.pk, start=start, end=end)
+    return result[process.pk if process else None]
+
+
+def _date_decisions(case_ids, at):
+    Decision.objects.filter(case_id__in=case_ids).update(decided_at=at)
+    Case.objects.filter(pk__in=case_ids, status="decided").update(decided_at=at)
+
+
+def test_hours_saved_credit_only_automatic_decisions_that_stood(team, expert):
+    # 6 minutes per case configured, no timed review yet: that estimate is used (and said).
+    process = make_process(team, minutes_per_case=6)
+    cases = make_cases(process, 4)
+    Case.objects.filter(pk__in=[c.pk for c in cases]).update(created_at=START)
+    for case in cases[:3]:
+        decide_automatically(case=case, label="approve", reason_code="ok")
+    _date_decisions([c.pk for c in cases[:3]], IN_PERIOD)
+    # An expert later corrects the third: it is an overturn, not a saving.
+    Decision.objects.create(
+        case=cases[2], expert=expert, label="reject", reason_code="fraud", source="adjudication",
+        decided_at=IN_PERIOD + timedelta(hours=1),
+    )  # fmt: skip
+    Case.objects.filter(pk=cases[2].pk).update(final_label="reject")
+
+    figures = _figures(team, process)
+    assert figures["automatic_decisions"].num == 2
+    assert figures["overturns"].num == 1
+    # 2 credited x 6 min = 12 min = 0.2 h
+    assert figures["hours_saved"].num == pytest.approx(0.2)
+    assert "configured estimate" in figures["hours_saved"].details["minutes_source"]
+    # Straight-through: 2 credited of the 3 cases decided in the period.
+    assert figures["straight_through"].num == 2
+    assert figures["straight_through"].den == 3
+    # The fourth case was never decided: the backlog at the end of the period.
+    assert figures["backlog"].num == 1
+    team_figures = _figures(team)
+    assert team_figures["hours_saved"].num == pytest.approx(0.2)
+
+
+def test_a_process_with_no_decisions_has_empty_ratios_not_zero(team):
+    make_process(team, slug="quiet")
+    now = datetime.now(UTC)
+    figures = _figures(team, start=now - timedelta(days=7), end=now + timedelta(minutes=1))
+    assert figures["review_seconds"].value("ratio") is None
+    assert figures["time_to_decision_hours"].den == 0
+    assert figures["hours_saved"].num == 0
+    assert figures["backlog"].num == 0
+    assert figures["orchestrated_processes"].num == 0
+    assert figures["orchestrated_processes"].den == 1  # it exists, it is not orchestrated
+
+
+def test_an_undo_reopens_the_case_and_keeps_only_the_time_spent(team, expert, settings):
+    settings.ORCHCAP_UNDO_SECONDS = 3600
+    process = make_process(team)
+    make_cases(process, 1)
+    case = claim_next_case(process=process, expert=expert)
+    record_decision(case=case, expert=expert, label="approve", reason_code="ok", seconds_spent=90)
+    undo_last_decision(expert=expert, process_id=process.pk)
+    now = datetime.now(UTC)
+    figures = _figures(team, process, start=now - timedelta(days=1), end=now + timedelta(hours=1))
+    # Open again: in the backlog, not decided, no review time per case (the label was undone)…
+    assert figures["backlog"].num == 1
+    assert figures["time_to_decision_hours"].den == 0
+    assert figures["review_seconds"].den == 0
+    # …but the 90 seconds were spent: 90 / 3600 h invested.
+    assert figures["investment_hours"].num == pytest.approx(90 / 3600)
+
+
+def _node(team, name, created, events):
+    node = ComputeNode.objects.create(
+        name=name, team=team, node_class="workstation", state="online",
+        credential_hash=f"hash-{name}", fingerprint=name, approved_at=created,
+    )  # fmt: skip
+    ComputeNode.objects.filter(pk=node.pk).update(created_at=created)
+    for at, state in events:
+        NodeEvent.objects.create(node=node, kind="state", to_state=state, at=at)
+    return node
+
+
+def test_a_node_enrolled_mid_period_needs_only_its_share_of_the_hours(team, settings):
+    settings.ORCHCAP_CAPITAL_ONLINE_HOURS = 10
+    long_ago = END - timedelta(days=10)
+    # Online all week: 168 h ≥ 10 h.
+    _node(team, "always", long_ago, [(long_ago, "online")])
+    # Enrolled 2 days before the end, online 8 h of them: needs 10 x 48/168 = 2.86 h → takes part.
+    late = END - timedelta(days=2)
+    _node(team, "newcomer", late, [(late, "online"), (late + timedelta(hours=8), "offline")])
+    # Enrolled long ago, online 5 h this week: below 10 h → does not.
+    _node(
+        team, "rarely", long_ago,
+        [(long_ago, "offline"), (END - timedelta(hours=6), "online"),
+         (END - timedelta(hours=1), "offline")],
+    )  # fmt: skip
+    figures = _figures(team)
+    assert figures["fabric_participation"].num == 2
+    assert figures["fabric_participation"].den == 3
+
+
+def test_a_demoted_level_counts_at_its_new_level_after_the_demotion(team):
+    process = make_process(team)
+    Process.objects.filter(pk=process.pk).update(created_at=START - timedelta(days=30))
+    AutonomyChange.objects.create(
+        process=process, kind="promote", from_level=0, to_level=3, at=START + timedelta(days=1)
+    )
+    AutonomyChange.objects.create(
+        process=process, kind="demote", from_level=3, to_level=1, automatic=True,
+        at=START + timedelta(days=4),
+    )  # fmt: skip
+    before = measure(team_id=team.pk, start=START, end=START + timedelta(days=3))
+    after = measure(team_id=team.pk, start=START, end=END)
+    assert before[None]["orchestrated_processes"].details["by_level"] == {"3": 1}
+    assert after[None]["orchestrated_processes"].details["by_level"] == {"1": 1}
+
+
+def test_a_manager_override_sets_the_minutes_per_case_and_says_so(team, manager):
+    process = make_process(team, minutes_per_case=6)
+    (case,) = make_cases(process, 1)
+    decide_automatically(case=case, label="approve", reason_code="ok")
+    _date_decisions([case.pk], IN_PERIOD)
+    set_baseline(
+        team=team, process=process, metric="review_seconds", value=120,
+        reason="measured by stopwatch in the pilot", by=manager,
+    )  # fmt: skip
+    figures = _figures(team, process)
+    # 1 credited x 120 s = 2 min = 1/30 h (not the configured 6 min).
+    assert figures["hours_saved"].num == pytest.approx(1 / 30)
+    assert figures["hours_saved"].details["minutes_source"] == "set by maya"
+    shown = baselines(team=team, process_id=process.pk)["review_seconds"]
+    assert shown.source == "override"
+    assert shown.value == 120
+    assert "maya" in shown.text
+
+
+def test_measured_review_seconds_replace_the_configured_estimate(team, expert):
+    process = make_process(team, minutes_per_case=6)
+    make_cases(process, 3)
+    for seconds in (30, 90):
+        case = claim_next_case(process=process, expert=expert)
+        record_decision(case=case, expert=expert, label="approve", reason_code="ok",
+                        seconds_spent=seconds)  # fmt: skip
+    (left,) = Case.objects.filter(process=process, status="open")
+    decide_automatically(case=left, label="approve", reason_code="ok")
+    now = datetime.now(UTC)
+    figures = _figures(team, process, start=now - timedelta(days=1), end=now + timedelta(hours=1))
+    # Mean of 30 and 90 s = 60 s per case: one automatic decision saves 1 min.
+    assert figures["hours_saved"].num == pytest.approx(1 / 60)
+    assert figures["review_seconds"].num == 120
+    assert figures["review_seconds"].den == 2
+
+
+def test_a_snapshot_taken_twice_is_the_same_row(team, expert):
+    process = make_process(team)
+    cases = make_cases(process, 2)
+    decide_automatically(case=cases[0], label="approve", reason_code="ok")
+    day = datetime.now(UTC).date()
+    now = datetime.now(UTC)
+    assert take_snapshot(team=team, day=day, now=now) == 2  # the team and its one process
+    first = {(row.process_id, row.pk): row.figures for row in MetricSnapshot.objects.all()}
+    # The same day measured at the same moment again (a past day's end is fixed the same way).
+    assert take_snapshot(team=team, day=day, now=now) == 2
+    second = {(row.process_id, row.pk): row.figures for row in MetricSnapshot.objects.all()}
+    assert first == second
+    assert MetricSnapshot.objects.filter(team=team, day=day).count() == 2
