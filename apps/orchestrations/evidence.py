@@ -280,6 +280,35 @@ def _label_share(runs: list[tuple[str, str | None]]) -> Share:
     return Share(sum(label == expert for label, expert in judged), len(judged))
 
 
+_ANSWER_STEPS = {
+    StepKind.DECIDED: Outcome.DECIDED,
+    StepKind.ROUTE: Outcome.ROUTED,
+    StepKind.STANDARD: Outcome.STANDARD,
+}
+
+
+def machine_answers(*, orchestration_id: int, run_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """{run id: (outcome, label)} as the run's version answered it, read from its trace: the
+    run's own fields change once an expert decides a routed item (it becomes `decided` with the
+    expert's label), which would make the version look right by construction. The label of a
+    routed item is its model's suggestion ("" when a rule routed it)."""
+    if not run_ids:
+        return {}
+    steps = RunStep.objects.filter(
+        run__orchestration_id=orchestration_id,
+        run_id__gte=min(run_ids),
+        run_id__lte=max(run_ids),
+        kind__in=list(_ANSWER_STEPS),
+    ).values_list("run_id", "kind", "data")
+    wanted = set(run_ids)
+    answers: dict[int, tuple[str, str]] = {}
+    for run_id, kind, data in steps:
+        if run_id in wanted and run_id not in answers:
+            label = data.get("label") if kind == StepKind.DECIDED else data.get("suggested")
+            answers[run_id] = (_ANSWER_STEPS[kind], label or "")
+    return answers
+
+
 def shadow_evidence(*, version: OrchestrationVersion) -> dict[str, Any] | None:
     """How `version` did in shadow: its would-be outcome on the live items it saw (the `shadow`
     steps naming its number) beside the live answer and the experts' outcomes. None when it
@@ -291,15 +320,16 @@ def shadow_evidence(*, version: OrchestrationVersion) -> dict[str, Any] | None:
             data__version=version.number,
         )
         .order_by("-run_id")
-        .values_list(
-            "run_id", "run__case_id", "run__outcome", "run__label", "run__received_at", "data"
-        )[: MAX_ITEMS + 1]
+        .values_list("run_id", "run__case_id", "run__received_at", "data")[: MAX_ITEMS + 1]
     )
     if not rows:
         return None
     truncated = len(rows) > MAX_ITEMS
     rows = rows[:MAX_ITEMS]
     experts = expert_labels([row[1] for row in rows])
+    answers = machine_answers(
+        orchestration_id=version.orchestration_id, run_ids=[row[0] for row in rows]
+    )
     live_outcomes = dict.fromkeys(Outcome.values, 0)
     outcomes = dict.fromkeys(Outcome.values, 0)
     same = 0
@@ -307,11 +337,14 @@ def shadow_evidence(*, version: OrchestrationVersion) -> dict[str, Any] | None:
     candidate_labels: list[tuple[str, str | None]] = []
     live_labels: list[tuple[str, str | None]] = []
     differ: list[int] = []
-    for run_id, case_id, live_outcome, live_label, _, data in rows:
+    for run_id, case_id, _, data in rows:
         expert = experts.get(case_id)
+        live_outcome, live_label = answers.get(run_id, ("", ""))
         outcome, label = data.get("outcome") or "", data.get("label") or ""
-        live_outcomes[live_outcome] = live_outcomes.get(live_outcome, 0) + 1
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if live_outcome in live_outcomes:
+            live_outcomes[live_outcome] += 1
+        if outcome in outcomes:
+            outcomes[outcome] += 1
         if (outcome, label) == (live_outcome, live_label):
             same += 1
         elif len(differ) < 10:
@@ -323,8 +356,8 @@ def shadow_evidence(*, version: OrchestrationVersion) -> dict[str, Any] | None:
     return {
         "items": len(rows),
         "truncated": truncated,
-        "since": min(row[4] for row in rows),
-        "until": max(row[4] for row in rows),
+        "since": min(row[2] for row in rows),
+        "until": max(row[2] for row in rows),
         "expert_outcomes": sum(1 for row in rows if row[1] in experts),
         "same_as_live": Share(same, len(rows)),
         "outcomes": outcomes,
@@ -356,7 +389,8 @@ def _canary_period(version: OrchestrationVersion) -> tuple[datetime, datetime] |
 def _side(runs: list[tuple[int, str, str, int | None]], experts: dict[int, str]) -> dict:
     outcomes = dict.fromkeys(Outcome.values, 0)
     for _, outcome, _, _ in runs:
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if outcome in outcomes:  # an unfinished run has none yet
+            outcomes[outcome] += 1
     total = len(runs)
     return {
         "runs": total,
@@ -384,10 +418,16 @@ def canary_evidence(*, version: OrchestrationVersion) -> dict[str, Any] | None:
             received_at__lte=until,
         )
         .order_by("-id")
-        .values_list("version_id", "id", "outcome", "label", "case_id")[: MAX_ITEMS + 1]
+        .values_list("version_id", "id", "case_id")[: MAX_ITEMS + 1]
     )
     truncated = len(runs) > MAX_ITEMS
-    runs = runs[:MAX_ITEMS]
+    answers = machine_answers(
+        orchestration_id=version.orchestration_id, run_ids=[row[1] for row in runs[:MAX_ITEMS]]
+    )
+    runs = [
+        (version_id, run_id, *answers.get(run_id, ("", "")), case_id)
+        for version_id, run_id, case_id in runs[:MAX_ITEMS]
+    ]
     experts = expert_labels([row[4] for row in runs])
     mine = [row[1:] for row in runs if row[0] == version.pk]
     others = [row[1:] for row in runs if row[0] != version.pk]

@@ -103,6 +103,9 @@ def test_the_challenger_answers_beside_the_live_model_on_the_same_items_and_acts
         "champion": {"model_version": models[0].version, "label": "approve", "confidence": 0.95,
                      "decides": False},
     }  # fmt: skip
+    page = client.get(f"/orchestrations/invoice-flow/runs/{by_model['id']}/").content.decode()
+    assert f"Challenger model v{models[1].version} would have said reject" in page
+    assert "the live model said approve. It acted on nothing." in page
     # An item a rule settled never reached a model: nothing to compare.
     ruled_kinds = [s["kind"] for s in client.get(f"{API}/runs/{by_rule['id']}").json()["steps"]]
     assert "challenger" not in ruled_kinds

@@ -6,6 +6,7 @@ import pytest
 from apps.cases.models import Case
 from apps.cases.services.decisions import record_decision
 from apps.orchestrations.inbound import receive_items
+from apps.orchestrations.models import Run
 from apps.orchestrations.services import change_stage, create_version
 from apps.rules.models import Rule
 from tests.conftest import client_for
@@ -70,6 +71,13 @@ def test_a_shadow_version_is_compared_with_experts_on_the_live_items_it_saw(
     ):
         decide(run, expert, label)
 
+    # An expert's decision settles the run (its outcome and label become the expert's, as the
+    # events of apps/orchestrations/people.py do): the live answer is read from the trace.
+    for run, label in zip(
+        runs, ["request_info", "request_info", "reject", "approve"], strict=False
+    ):
+        Run.objects.filter(pk=run.pk).update(outcome="decided", label=label)
+
     data = client_for(expert).get(f"{API}/versions/2/evidence").json()
 
     s = data["shadow"]
@@ -114,6 +122,7 @@ def test_a_canary_is_compared_with_the_live_runs_of_the_same_period(
     # Experts decide every live item request_info, as the live model said, except the first.
     for n, run in enumerate(on_live):
         decide(run, expert, "reject" if n == 0 else "request_info")
+        Run.objects.filter(pk=run.pk).update(outcome="decided")  # settled (people.py)
 
     c = client_for(manager).get(f"{API}/versions/2/evidence").json()["canary"]
 
