@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection
 
 from apps.autonomy.demo import seed_autonomy_demo
+from apps.capital.demo_roadmap import seed_roadmap_demo
 from apps.cases.demo import seed_demo_cases
 from apps.classifiers.demo import seed_learning_demo
 from apps.people.demo import seed_demo_organisation
@@ -30,6 +31,7 @@ class Command(BaseCommand):
         if learning:
             self.stdout.write(learning)
         self.stdout.write(seed_autonomy_demo())
+        self.stdout.write(seed_roadmap_demo())
         # Thousands of rows just written: without statistics the planner guesses and the first
         # pages are several times slower (quality 450 ms vs 47 ms) until autovacuum gets there.
         with connection.cursor() as cursor:
