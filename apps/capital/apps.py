@@ -10,3 +10,7 @@ class CapitalConfig(AppConfig):
         from apps.capital.roadmap_ready import register_roadmap
 
         register_roadmap()
+
+        from apps.capital.metrics_ready import register_metrics
+
+        register_metrics()

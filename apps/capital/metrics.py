@@ -6,10 +6,10 @@
 `end` is in the past. Each `_sql_*` function answers one question with one query over the whole
 team, grouped by process, so a team costs the same few queries whatever its number of processes.
 
-Sources that do not exist yet are read where they are, not invented: runs have no error state
-(only finished runs are credited), decided runs have no later expert correction (no run is
-overturned yet), SLA breaches come from `Run.due_by` and the routed case's decision time, and the
-assessment's listed assets and data sources come from `apps.capital` models when present.
+Sources are read where they are, not invented: runs have no error state (only finished runs are
+credited); an automatic run's decision is overturned only through an audit (AuditSample, counted
+with the audits); SLA attainment comes from the due time orchestrations give routed cases
+(`Case.due_by`); the assessment's listed assets and data sources from `assessment_sources`.
 """
 
 from dataclasses import dataclass, field
@@ -216,43 +216,67 @@ def _sql_audits(params: dict[str, Any]) -> dict[int, tuple[int, int]]:
 
 @dataclass
 class RunCounts:
-    decided: int = 0
+    decided: int = 0  # decided by a rule or the model, no person involved
     standard: int = 0
-    routed: int = 0
+    routed: int = 0  # sent to people (their case counts as a case)
     caught_confirmed: int = 0
-    sla_due: int = 0
-    sla_met: int = 0
 
 
 def _sql_runs(params: dict[str, Any]) -> dict[int, RunCounts]:
-    """Finished orchestration runs of the period by process, and routed runs due in it."""
+    """Finished orchestration runs of the period by process.
+
+    A run decided by a rule or the model without a case is automatic. A routed run keeps its
+    case (its `decided_by` becomes `expert:<name>` once experts decide it), and so does a run
+    drawn for audit: those count as cases, not as automatic decisions. A catch is confirmed when
+    experts decided the routed case with the label the model suggested when routing it.
+    """
     rows = _rows(
         """
         SELECT o.process_id,
-               COUNT(*) FILTER (WHERE r.outcome = 'decided'
+               COUNT(*) FILTER (WHERE r.outcome = 'decided' AND r.case_id IS NULL
+                                AND r.decided_by NOT LIKE 'expert:%%'
                                 AND r.finished_at >= %(start)s AND r.finished_at < %(end)s),
                COUNT(*) FILTER (WHERE r.outcome = 'standard'
                                 AND r.finished_at >= %(start)s AND r.finished_at < %(end)s),
-               COUNT(*) FILTER (WHERE r.outcome = 'routed'
+               COUNT(*) FILTER (WHERE r.case_id IS NOT NULL
                                 AND r.finished_at >= %(start)s AND r.finished_at < %(end)s),
-               COUNT(*) FILTER (WHERE r.outcome = 'routed' AND r.label <> ''
-                                AND c.status = 'decided' AND c.final_label = r.label
-                                AND c.decided_at >= %(start)s AND c.decided_at < %(end)s),
-               COUNT(*) FILTER (WHERE r.due_by >= %(start)s AND r.due_by < %(end)s),
-               COUNT(*) FILTER (WHERE r.due_by >= %(start)s AND r.due_by < %(end)s
-                                AND c.decided_at IS NOT NULL AND c.decided_at <= r.due_by)
+               COUNT(*) FILTER (WHERE c.status = 'decided'
+                                AND c.decided_at >= %(start)s AND c.decided_at < %(end)s
+                                AND EXISTS (SELECT 1 FROM orchestrations_runstep s
+                                            WHERE s.run_id = r.id AND s.kind = 'route'
+                                              AND s.data ->> 'suggested' = c.final_label))
         FROM orchestrations_run r
         JOIN orchestrations_orchestration o ON o.id = r.orchestration_id
         LEFT JOIN cases_case c ON c.id = r.case_id
         WHERE o.team_id = %(team)s AND r.state = 'finished'
           AND ((r.finished_at >= %(start)s AND r.finished_at < %(end)s)
-               OR (r.due_by >= %(start)s AND r.due_by < %(end)s)
                OR (c.decided_at >= %(start)s AND c.decided_at < %(end)s))
         GROUP BY o.process_id
         """,
         params,
     )
     return {row[0]: RunCounts(*(int(v) for v in row[1:])) for row in rows}
+
+
+def _sql_sla(params: dict[str, Any]) -> dict[int, tuple[int, int]]:
+    """{process: (met, settled)} for cases due in the period (Case.due_by, set by the
+    orchestration that routed them), as apps.cases.selectors_sla counts them: met when decided
+    by the due time; missed when decided after it or still undecided when the period ends."""
+    rows = _rows(
+        """
+        SELECT c.process_id,
+               COUNT(*) FILTER (WHERE c.decided_at IS NOT NULL AND c.decided_at < %(end)s
+                                AND c.decided_at <= c.due_by),
+               COUNT(*) FILTER (WHERE (c.decided_at IS NOT NULL AND c.decided_at < %(end)s)
+                                OR c.due_by < %(end)s)
+        FROM cases_case c
+        WHERE c.process_id = ANY(%(procs)s)
+          AND c.due_by >= %(start)s AND c.due_by < %(end)s
+        GROUP BY c.process_id
+        """,
+        params,
+    )
+    return {row[0]: (int(row[1]), int(row[2])) for row in rows}
 
 
 def _sql_cases_decided(params: dict[str, Any]) -> dict[int, tuple[int, float]]:
@@ -553,6 +577,7 @@ def measure(
     model = _sql_model_decisions(params)
     audits = _sql_audits(params)
     runs = _sql_runs(params)
+    sla = _sql_sla(params)
     decided = _sql_cases_decided(params)
     backlog = _sql_backlog(params)
     reviews = _sql_review_times(params)
@@ -572,6 +597,7 @@ def measure(
         times = reviews.get(pid, ReviewTimes())
         state = states.get(pid, {})
         reused, versions = reuse.get(pid, (0, 0))
+        sla_met, sla_settled = sla.get(pid, (0, 0))
 
         seconds_per_case = process.seconds_per_case
         credited = credited_cases + run.decided
@@ -643,7 +669,7 @@ def measure(
             "backlog_age_days": Raw(backlog_days, float(n_backlog)),
             "time_to_decision_hours": Raw(decision_hours, float(n_decided)),
             "review_seconds": Raw(times.seconds, float(times.timed)),
-            "sla_attainment": Raw(float(run.sla_met), float(run.sla_due)),
+            "sla_attainment": Raw(float(sla_met), float(sla_settled)),
             "component_reuse": Raw(float(reused), float(versions)),
             "time_to_first_live_days": Raw(ttl or 0.0, 1.0 if ttl is not None else 0.0),
             "investment_hours": Raw(invested),

@@ -176,7 +176,7 @@ DEFINITIONS: tuple[Definition, ...] = (
         unit="count",
         kind=Kind.SUM,
         formula="cases the model decided at autonomy level 3 + orchestration runs decided by a "
-        "rule or the model, that day, not overturned",
+        "rule or the model without a case, that day, not overturned",
         sources=("cases_decision", "cases_case", "orchestrations_run"),
         excludes="Retracted decisions, overturned ones (counted under Overturns), standard "
         "runs and unfinished runs.",
@@ -220,7 +220,7 @@ DEFINITIONS: tuple[Definition, ...] = (
         unit="count",
         kind=Kind.SUM,
         formula="audit samples where the expert confirmed the model + routed runs whose case "
-        "experts decided with the label the rule or model caught",
+        "experts decided with the label the model suggested when routing it",
         sources=("autonomy_auditsample", "orchestrations_run", "cases_case"),
         excludes="Audits the expert decided otherwise; routed runs whose case is still open.",
         drill=Drill.CASES,
@@ -234,7 +234,7 @@ DEFINITIONS: tuple[Definition, ...] = (
         formula="(credited automatic decisions + standard runs) ÷ (cases decided + runs "
         "decided or standard)",
         sources=("cases_case", "cases_decision", "orchestrations_run"),
-        excludes="Routed runs are counted once, as their case.",
+        excludes="Routed and audited runs are counted once, as their case.",
         drill=Drill.RUNS,
         headline=True,
         scale=100,
@@ -294,11 +294,11 @@ DEFINITIONS: tuple[Definition, ...] = (
         name="SLA attainment",
         unit="share",
         kind=Kind.RATIO,
-        formula="routed runs due that day whose case was decided by its due time ÷ routed runs "
-        "due that day",
-        sources=("orchestrations_run.due_by", "cases_case.decided_at"),
-        excludes="Runs of versions without an SLA (no due time).",
-        drill=Drill.RUNS,
+        formula="cases due that day decided by their due time / cases due that day that are "
+        "settled (decided, or still undecided once the day is over)",
+        sources=("cases_case.due_by", "cases_case.decided_at"),
+        excludes="Cases without a due time (only orchestrations with an SLA give one).",
+        drill=Drill.CASES,
         scale=100,
     ),
     Definition(

@@ -111,6 +111,19 @@ def rows_for(*, definition: Definition, team: Team, start: datetime, end: dateti
             .order_by("created_at", "pk")[:LIMIT]
         )
         return Rows(CASE_HEADINGS, _case_rows(cases), "Oldest first.")
+    if key == "sla_attainment":
+        cases = list(
+            team_cases.filter(due_by__gte=start, due_by__lt=end).order_by("due_by", "pk")[:LIMIT]
+        )
+        why = {
+            case.pk: "met"
+            if case.decided_at is not None and case.decided_at <= case.due_by
+            else "missed"
+            if case.decided_at is not None or case.due_by < end
+            else "pending"
+            for case in cases
+        }
+        return Rows(CASE_HEADINGS, _case_rows(cases, why))
     if key == "time_to_decision_hours":
         cases = list(
             team_cases.filter(status="decided", decided_at__gte=start, decided_at__lt=end).order_by(

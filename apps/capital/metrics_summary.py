@@ -42,6 +42,19 @@ def capital_team(*, user: AnyUser, slug: str) -> Team:
     return team
 
 
+def capital_dashboard_teams(*, user: AnyUser) -> QuerySet[Team]:
+    """The teams whose capital `user` may read, by name."""
+    if is_org_admin(user=user):
+        return Team.objects.order_by("name")
+    if not user.is_authenticated:
+        return Team.objects.none()
+    return (
+        Team.objects.filter(memberships__user=user, memberships__role__in=TEAM_MANAGER_ROLES)
+        .distinct()
+        .order_by("name")
+    )
+
+
 @dataclass(frozen=True)
 class Period:
     start: date  # first day

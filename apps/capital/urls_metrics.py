@@ -3,6 +3,7 @@ from django.urls import path
 from apps.capital import views_metrics
 
 urlpatterns = [
+    path("capital/", views_metrics.dashboards, name="capital_dashboards"),
     path("capital/definitions/", views_metrics.definitions, name="capital_definitions"),
     path("teams/<slug:team_slug>/capital/", views_metrics.dashboard, name="capital_dashboard"),
     path(

@@ -1,9 +1,9 @@
 """Capital metrics pages: the team dashboard, the definitions, a figure's rows, the CSV."""
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
@@ -30,6 +30,17 @@ def _period_or_422(request: HtmxHttpRequest) -> tuple[summary.Period | None, str
         ), ""
     except ValidationError as error:
         return None, " ".join(error.messages)
+
+
+@login_required
+def dashboards(request: HtmxHttpRequest) -> HttpResponse:
+    """The teams whose capital the user may read; with one, its dashboard directly."""
+    teams = list(summary.capital_dashboard_teams(user=request.user))
+    if len(teams) == 1:
+        return redirect("capital_dashboard", team_slug=teams[0].slug)
+    if not teams:
+        raise PermissionDenied("Only managers and admins of a team see its capital metrics.")
+    return render(request, "capital/dashboards.html", {"teams": teams})
 
 
 @login_required

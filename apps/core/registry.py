@@ -136,3 +136,25 @@ def precedent_weights(process: Any) -> dict[str, float] | None:
         if weights:
             return weights
     return None
+
+
+# More families for `GET /metrics` (Prometheus text format) from apps above fabric (capital's
+# headline figures): each provider returns complete `# HELP`/`# TYPE`/sample lines.
+_metrics_expositions: list[Callable[[], str]] = []
+
+
+def register_metrics_exposition(provider: Callable[[], str]) -> None:
+    if provider not in _metrics_expositions:
+        _metrics_expositions.append(provider)
+
+
+def metrics_expositions() -> str:
+    """The registered providers' text, one after the other; a failing one is logged and left
+    out, so the fabric's own figures are still served."""
+    parts = []
+    for provider in _metrics_expositions:
+        try:
+            parts.append(provider())
+        except Exception:
+            log.exception("metrics exposition %s failed", provider)
+    return "".join(parts)

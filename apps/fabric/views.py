@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.core import one_time
+from apps.core import one_time, registry
 from apps.core.http import HtmxHttpRequest
 from apps.fabric import metrics as fabric_metrics
 from apps.fabric import ownership, selectors
@@ -475,5 +475,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return HttpResponse(
             "set ORCHCAP_METRICS_TOKEN to publish /metrics\n", status=403, content_type="text/plain"
         )
-    body = fabric_metrics.render(fabric_metrics.snapshot())
+    body = fabric_metrics.render(fabric_metrics.snapshot()) + registry.metrics_expositions()
     return HttpResponse(body, content_type="text/plain; version=0.0.4; charset=utf-8")

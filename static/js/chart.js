@@ -38,6 +38,7 @@
       ctx.save();
       ctx.font = "12px system-ui, sans-serif";
       ctx.textBaseline = "middle";
+      const taken = [];
       chart.data.datasets.forEach((dataset, i) => {
         const meta = chart.getDatasetMeta(i);
         let last = -1;
@@ -48,7 +49,11 @@
         ctx.fillStyle = "#1b1b1b";
         const width = ctx.measureText(text).width;
         const x = Math.min(point.x + 6, chart.width - width - 2);
-        ctx.fillText(text, x, point.y - 10);
+        // Labels of lines ending close together are stacked instead of printed over each other.
+        let y = point.y - 10;
+        while (taken.some((other) => Math.abs(other - y) < 14)) { y -= 14; }
+        taken.push(y);
+        ctx.fillText(text, x, Math.max(y, 8));
       });
       ctx.restore();
     },

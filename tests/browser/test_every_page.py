@@ -169,6 +169,7 @@ def everything(team, expert, second_expert, manager, staff, admin, outsider, fit
     values = {
         "slug": process.slug,
         "team_slug": team.slug,
+        "metric": "hours_saved",
         "case_id": case.pk,
         "rule_id": rule.pk,
         "version": model.version,

@@ -95,3 +95,21 @@ def test_the_definitions_page_lists_every_metric(expert):
     html = client_for(expert).get("/capital/definitions/").content.decode()
     for definition in DEFINITIONS:
         assert f'id="{definition.anchor}"' in html
+
+
+def test_metrics_serves_the_capital_headline_gauges(history, team, client, settings):
+    settings.ORCHCAP_METRICS_TOKEN = "scrape-me"
+    body = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me").content.decode()
+    assert "# TYPE orchcap_capital_hours_saved gauge" in body
+    assert f'orchcap_capital_hours_saved{{team="{team.slug}"}} 0.1' in body
+    assert f'orchcap_capital_backlog{{team="{team.slug}"}} 1' in body
+    assert "orchcap_fabric_nodes" in body  # the fabric's own figures are still there
+
+
+def test_the_capital_menu_entry_leads_a_manager_to_the_dashboard(manager, expert, team):
+    page = client_for(manager).get("/capital/")
+    assert page.status_code == 302
+    assert page["Location"] == f"/teams/{team.slug}/capital/"
+    assert 'href="/capital/"' in client_for(manager).get("/").content.decode()
+    assert 'href="/capital/"' not in client_for(expert).get("/").content.decode()
+    assert client_for(expert).get("/capital/").status_code == 403

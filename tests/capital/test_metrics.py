@@ -189,3 +189,45 @@ def test_a_snapshot_taken_twice_is_the_same_row(team, expert):
     second = {(row.process_id, row.pk): row.figures for row in MetricSnapshot.objects.all()}
     assert first == second
     assert MetricSnapshot.objects.filter(team=team, day=day).count() == 2
+
+
+def test_runs_credit_rule_and_model_decisions_and_count_routed_items_as_cases(
+    team, manager, expert
+):
+    from apps.orchestrations.models import Run
+    from apps.orchestrations.services import change_stage, create_orchestration, create_version
+
+    process = make_process(team, minutes_per_case=6)
+    orchestration = create_orchestration(
+        process=process, slug="invoice-flow", name="Invoice flow", owner=manager
+    )
+    version = create_version(orchestration=orchestration, actor=manager, values={})
+    change_stage(version=version, stage="live", actor=manager, reason="go")
+    now = datetime.now(UTC)
+    (routed_case, late_case) = make_cases(process, 2)
+
+    def run(external_id, **fields):
+        return Run.objects.create(
+            orchestration=orchestration, version=version, external_id=external_id,
+            state=fields.pop("state", "finished"), finished_at=now, **fields,
+        )  # fmt: skip
+
+    run("r1", outcome="decided", decided_by="rule:1@1", label="request_info")
+    run("r2", outcome="decided", decided_by="expert:erin", label="approve", case=routed_case)
+    run("r3", outcome="standard")
+    run("r4", state="running", outcome="")  # unfinished: nothing
+    # The routed case was decided 10 minutes before its due time; the other is past due, open.
+    Case.objects.filter(pk=routed_case.pk).update(
+        status="decided", final_label="approve", decided_at=now - timedelta(minutes=20),
+        due_by=now - timedelta(minutes=10), created_at=now - timedelta(hours=1),
+    )  # fmt: skip
+    Case.objects.filter(pk=late_case.pk).update(due_by=now - timedelta(minutes=5))
+
+    figures = _figures(team, process, start=now - timedelta(days=1), end=now + timedelta(hours=1))
+    assert figures["automatic_decisions"].num == 1  # r1 only
+    assert figures["hours_saved"].num == pytest.approx(0.1)  # 1 x 6 min
+    # (r1 + r3) / (the routed case + r1 + r3)
+    assert (figures["straight_through"].num, figures["straight_through"].den) == (2, 3)
+    # One met, one missed (open past its due time): 50 %.
+    assert (figures["sla_attainment"].num, figures["sla_attainment"].den) == (1, 2)
+    assert figures["orchestrated_processes"].num == 1
