@@ -12,6 +12,7 @@ from apps.orchestrations.api_evidence import router as orchestration_evidence_ro
 from apps.people.api import router as people_router
 from apps.people.auth import api_auth
 from apps.rules.api import router as rules_router
+from apps.skills.api import router as skills_router
 
 # OrchcapAPI: every answer JSON (a 500 too, with an id for the log), NUL characters and absurd
 # nesting refused up front, and the common error answers declared on every operation.
@@ -35,3 +36,4 @@ api.add_router("/", orchestrations_router)
 api.add_router("/", capital_metrics_router)
 api.add_router("/", capital_roadmap_router)
 api.add_router("/", orchestration_evidence_router)
+api.add_router("/", skills_router)

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "apps.connectors",
     "apps.orchestrations",
     "apps.capital",
+    "apps.skills",
 ]
 
 MIDDLEWARE = [
@@ -201,6 +202,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.orchestrations.tasks_events.catch_up_decisions_task",
         "schedule": 300.0,
     },
+    # Skills: everyone's evidence measured again; levels granted and lost to match.
+    "refresh-skills": {"task": "apps.skills.tasks.refresh_skills", "schedule": 3600.0},
 }
 CELERY_WORKER_CONCURRENCY = env_int("ORCHCAP_WORKER_CONCURRENCY", 2, minimum=1, maximum=256)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -32,4 +32,5 @@ urlpatterns = [
     path("", include("apps.connectors.urls")),
     path("", include("apps.orchestrations.urls")),
     path("", include("apps.capital.urls")),
+    path("", include("apps.skills.urls")),
 ]

@@ -166,6 +166,14 @@ def everything(team, expert, second_expert, manager, staff, admin, outsider, fit
     from apps.capital.services_roadmap import record_assessment
 
     record_assessment(team=team, by=manager)
+    # Skills: the seeded framework and one plan (the person, plan and framework pages).
+    from apps.skills.demo import seed_skills
+    from apps.skills.models import CareerRole
+    from apps.skills.services import create_plan
+
+    seed_skills()
+    author = CareerRole.objects.get(slug="knowledge-author")
+    skill_plan = create_plan(person=expert, target_role=author, by=expert)
     values = {
         "slug": process.slug,
         "team_slug": team.slug,
@@ -186,6 +194,11 @@ def everything(team, expert, second_expert, manager, staff, admin, outsider, fit
         "run_id": run.pk,
         "number": 2,
         "action": "approve",  # the node actions are POST-only: their GET must answer 405
+        "plan_id": skill_plan.pk,
+        "skill_id": author.requirements.first().skill_id,
+        "role_id": author.pk,
+        "evidence_id": skill_plan.pk,  # POST-only (405)
+        "review_id": skill_plan.pk,  # POST-only (405)
     }
     # Where one argument name means different objects on different pages.
     by_page = {

@@ -1,0 +1,112 @@
+"""Skill evidence from rules (registered for `skills`, see apps/core/evidence_kinds.py).
+
+- `rules.rules_authored`: rules the person owns whose current version's backtest reaches
+  `min_precision` (and, by default, that are still enabled); the figure is their mean precision.
+- `rules.rationales_reused`: the person's rationales on cases a rule version was drafted from
+  (`provenance.cases`, chat-model drafts from rationale groups): knowledge others turned into rules.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.urls import reverse
+
+from apps.cases.models import Decision, DecisionSource
+from apps.core.evidence_kinds import (
+    MAX_REFS,
+    EvidenceKind,
+    Measurement,
+    Param,
+    Ref,
+    between,
+    register_evidence_kind,
+)
+from apps.rules.models import Rule, RuleVersion
+
+PROCESS = Param("process", "process", "a process slug (empty: every process)")
+
+
+def _rule_ref(rule: Rule, text: str) -> Ref:
+    url = reverse("rule_builder", kwargs={"slug": rule.process.slug}) + f"?rule={rule.pk}"
+    return Ref(f"rule “{rule.name}”{text}", url)
+
+
+def rules_authored(
+    *, person: AbstractBaseUser, params: dict[str, Any], since: datetime | None, until: datetime
+) -> Measurement:
+    rules = Rule.objects.filter(
+        owner=person, current__backtested_at__isnull=False, **between("created_at", since, until)
+    ).select_related("process", "current")
+    if params.get("process"):
+        rules = rules.filter(process__slug=params["process"])
+    if params.get("enabled_only", True):
+        rules = rules.filter(enabled=True)
+    bar = params.get("min_precision", 0.0)
+    kept: list[tuple[Rule, float]] = []
+    for rule in rules.order_by("-created_at", "-pk"):
+        precision = (rule.current.backtest or {}).get("precision")
+        if precision is not None and precision >= bar:
+            kept.append((rule, precision))
+    refs = [_rule_ref(rule, f": precision {precision:.2f}") for rule, precision in kept[:MAX_REFS]]
+    mean = sum(p for _, p in kept) / len(kept) if kept else None
+    return Measurement(count=len(kept), value=mean, refs=refs)
+
+
+def rationales_reused(
+    *, person: AbstractBaseUser, params: dict[str, Any], since: datetime | None, until: datetime
+) -> Measurement:
+    versions = RuleVersion.objects.filter(
+        provenance__has_key="cases", **between("created_at", since, until)
+    ).select_related("rule__process")
+    if params.get("process"):
+        versions = versions.filter(rule__process__slug=params["process"])
+    rule_of_case: dict[int, Rule] = {}
+    for version in versions.order_by("created_at", "pk"):
+        for case_id in version.provenance.get("cases") or []:
+            if isinstance(case_id, int):
+                rule_of_case.setdefault(case_id, version.rule)
+    reused = list(
+        Decision.objects.filter(
+            expert=person,
+            case_id__in=list(rule_of_case),
+            retracted_at__isnull=True,
+            source__in=(DecisionSource.REVIEW, DecisionSource.API, DecisionSource.IMPORT),
+        )
+        .exclude(rationale="")
+        .order_by("-decided_at")
+        .values_list("case_id", flat=True)
+    )
+    refs = [
+        _rule_ref(rule_of_case[case_id], f" drew on the rationale on case {case_id}")
+        for case_id in reused[:MAX_REFS]
+    ]
+    return Measurement(count=len(reused), refs=refs)
+
+
+register_evidence_kind(
+    EvidenceKind(
+        key="rules.rules_authored",
+        label="Rules you own that passed their backtest",
+        value_label="mean precision",
+        measure=rules_authored,
+        params=(
+            PROCESS,
+            Param("min_precision", "float", "the backtest precision each rule needs", 0.0),
+            Param("enabled_only", "bool", "count only rules still enabled", True),
+        ),
+        todo="author {n} more rules that pass their backtest",
+        owner="rules",
+    )
+)
+register_evidence_kind(
+    EvidenceKind(
+        key="rules.rationales_reused",
+        label="Your rationales reused as a rule's provenance",
+        value_label="",
+        measure=rationales_reused,
+        params=(PROCESS,),
+        todo="write {n} more rationales that rules are drafted from",
+        owner="rules",
+    )
+)

@@ -1,0 +1,277 @@
+"""The skill framework (areas, skills, levels, evidence rules, roles), what people hold (evidence,
+levels, their history, manual evidence) and their plans. One framework per organisation, i.e. per
+orchcap installation. See docs/skills.md."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from apps.core.models import TimeStampedModel
+
+User = settings.AUTH_USER_MODEL
+
+
+class SkillArea(models.Model):
+    slug = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Skill(models.Model):
+    area = models.ForeignKey(SkillArea, on_delete=models.PROTECT, related_name="skills")
+    slug = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    position = models.PositiveIntegerField(default=0)
+    # Suggested order only: a prerequisite advises, it never locks a skill.
+    prerequisites = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="leads_to"
+    )
+
+    class Meta:
+        ordering = ["area__position", "position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LevelMatch(models.TextChoices):
+    ALL = "all", "every rule"
+    ANY = "any", "any one rule"
+
+
+class SkillLevel(models.Model):
+    """One step of a skill's proficiency scale (rank 1 is the first). It is granted when its
+    evidence rules are met (all or any of them) and every lower level is held."""
+
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="levels")
+    rank = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=60)
+    description = models.TextField(blank=True)
+    match = models.CharField(max_length=3, choices=LevelMatch.choices, default=LevelMatch.ALL)
+
+    class Meta:
+        ordering = ["skill", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["skill", "rank"], name="skill_level_rank_unique"),
+            models.CheckConstraint(condition=Q(rank__gte=1), name="skill_level_rank_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.skill}: {self.name}"
+
+
+class EvidenceRule(models.Model):
+    """Data, not code: an evidence kind (apps/core/evidence_kinds.py) with its parameters, and the
+    thresholds its measurement must reach over the last `period_days` (None: all time)."""
+
+    level = models.ForeignKey(SkillLevel, on_delete=models.CASCADE, related_name="rules")
+    kind = models.CharField(max_length=80)
+    params = models.JSONField(default=dict, blank=True)
+    min_count = models.PositiveIntegerField(default=1)
+    min_value = models.FloatField(null=True, blank=True)
+    period_days = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["level", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(period_days__isnull=True) | Q(period_days__gte=1),
+                name="evidence_rule_period_positive",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.level}"
+
+
+class CareerRole(models.Model):
+    """A role people grow into (knowledge author, AI trainer…): the skill levels it asks for, and
+    the roles it leads to. Not a team role (people.Role): it grants no permission."""
+
+    slug = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    position = models.PositiveIntegerField(default=0)
+    leads_to = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="comes_from"
+    )
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RoleRequirement(models.Model):
+    role = models.ForeignKey(CareerRole, on_delete=models.CASCADE, related_name="requirements")
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="+")
+    rank = models.PositiveSmallIntegerField(help_text="The level of the skill the role asks for.")
+
+    class Meta:
+        ordering = ["role", "skill__area__position", "skill__position"]
+        constraints = [
+            models.UniqueConstraint(fields=["role", "skill"], name="role_requirement_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} asks {self.skill} level {self.rank}"
+
+
+class Evidence(models.Model):
+    """The latest measurement of one rule for one person (recomputed, upserted)."""
+
+    person = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    rule = models.ForeignKey(EvidenceRule, on_delete=models.CASCADE, related_name="evidence")
+    count = models.PositiveIntegerField(default=0)
+    value = models.FloatField(null=True, blank=True)
+    met = models.BooleanField(default=False)
+    since = models.DateTimeField(null=True, blank=True)
+    until = models.DateTimeField()
+    refs = models.JSONField(default=list, blank=True, help_text="[{label, url}] of counted rows")
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["person", "rule"], name="evidence_one_per_rule")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule} for {self.person}: {self.count}"
+
+
+class PersonSkill(models.Model):
+    """The level a person holds in a skill now (None: none yet, or lost)."""
+
+    person = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="+")
+    level = models.ForeignKey(SkillLevel, on_delete=models.SET_NULL, null=True, related_name="+")
+    since = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["person", "skill"], name="person_skill_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person}: {self.skill} {self.level}"
+
+
+class LevelEvent(models.Model):
+    """History: a level granted or lost, with the evidence that decided it. Never edited."""
+
+    GRANTED, LOST = "granted", "lost"
+
+    person = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="+")
+    level = models.ForeignKey(SkillLevel, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=8, choices=[(GRANTED, "granted"), (LOST, "lost")])
+    detail = models.CharField(max_length=300, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["person", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.person}: {self.level} {self.kind}"
+
+
+class ManualEvidence(models.Model):
+    """A course, a certificate…: counts (kind `skills.manual`) once a manager approves it."""
+
+    class Kind(models.TextChoices):
+        COURSE = "course", "Course"
+        CERTIFICATE = "certificate", "Certificate"
+        OTHER = "other", "Other"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting for a manager"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    person = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.COURSE)
+    title = models.CharField(max_length=200)
+    url = models.URLField(blank=True)
+    note = models.TextField(blank=True)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    submitted_at = models.DateTimeField()
+    reviewed_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-submitted_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.person}: {self.title}"
+
+
+class PlanState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    AGREED = "agreed", "Agreed"
+    ACTIVE = "active", "Active"
+    DONE = "done", "Done"
+
+
+class Plan(TimeStampedModel):
+    """A person's plan towards a target role: draft → agreed → active → done."""
+
+    person = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    target_role = models.ForeignKey(CareerRole, on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=8, choices=PlanState.choices, default=PlanState.DRAFT)
+    proposed_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    agreed_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+
+class PlanEvent(models.Model):
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="events")
+    from_state = models.CharField(max_length=8, blank=True)
+    to_state = models.CharField(max_length=8)
+    actor = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    note = models.TextField(blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"plan {self.plan_id}: {self.from_state} → {self.to_state}"
+
+
+class PlanReview(models.Model):
+    """A request for a manager to look at a plan's progress, and their answer."""
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="reviews")
+    requested_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    requested_at = models.DateTimeField()
+    note = models.TextField(blank=True)
+    resolved_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    response = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"review of plan {self.plan_id}"
