@@ -200,3 +200,15 @@ def test_the_seeded_framework_is_valid_and_seeding_twice_adds_nothing(db):
     assert paths["fabric-operator"] == ["intelligence-coordinator"]
     assert paths["data-steward"] == ["ai-trainer"]
     assert paths["process-owner"] == ["orchestration-designer"]
+
+
+def test_the_demo_puts_sam_on_the_path_to_ai_trainer_agreed_with_maya(staff, manager):
+    from apps.skills.demo import seed_skills_demo
+    from apps.skills.models import Plan
+
+    line = seed_skills_demo()
+    plan = Plan.objects.get(person=staff)
+    assert (plan.target_role.slug, plan.state, plan.agreed_by) == ("ai-trainer", "active", manager)
+    assert "Levels measured for 2 people" in line
+    seed_skills_demo()  # again: no second plan
+    assert Plan.objects.filter(person=staff).count() == 1

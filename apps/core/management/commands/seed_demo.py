@@ -7,6 +7,7 @@ from apps.capital.demo_roadmap import seed_roadmap_demo
 from apps.cases.demo import seed_demo_cases
 from apps.classifiers.demo import seed_learning_demo
 from apps.people.demo import seed_demo_organisation
+from apps.skills.demo import seed_skills_demo
 
 
 class Command(BaseCommand):
@@ -32,6 +33,8 @@ class Command(BaseCommand):
             self.stdout.write(learning)
         self.stdout.write(seed_autonomy_demo())
         self.stdout.write(seed_roadmap_demo())
+        # Last: skills are measured from everything seeded above.
+        self.stdout.write(seed_skills_demo())
         # Thousands of rows just written: without statistics the planner guesses and the first
         # pages are several times slower (quality 450 ms vs 47 ms) until autovacuum gets there.
         with connection.cursor() as cursor:
