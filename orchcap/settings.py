@@ -407,6 +407,16 @@ CELERY_BEAT_SCHEDULE["connectors-sweep"] = {
     "task": "apps.connectors.tasks.sweep_connectors",
     "schedule": float(ORCHCAP_WEBHOOK_SWEEP_SECONDS),
 }
+# Orchestration runs (apps/orchestrations/execution.py): an unfinished run that nothing evaluates
+# (never dispatched, its request died, its fabric task failed) is sent to the fabric again by the
+# sweeper once it is ORCHCAP_RUN_PICKUP_SECONDS old, up to ORCHCAP_RUN_MAX_DISPATCHES times.
+ORCHCAP_RUN_SWEEP_SECONDS = env_int("ORCHCAP_RUN_SWEEP_SECONDS", 5, minimum=1, maximum=3600)
+ORCHCAP_RUN_PICKUP_SECONDS = env_int("ORCHCAP_RUN_PICKUP_SECONDS", 10, minimum=0, maximum=86400)
+ORCHCAP_RUN_MAX_DISPATCHES = env_int("ORCHCAP_RUN_MAX_DISPATCHES", 5, minimum=1, maximum=100)
+CELERY_BEAT_SCHEDULE["orchestrations-sweep-runs"] = {
+    "task": "apps.orchestrations.tasks.sweep_runs",
+    "schedule": float(ORCHCAP_RUN_SWEEP_SECONDS),
+}
 # Capital (apps/capital/snapshots.py): today's daily snapshot rewritten every
 # ORCHCAP_CAPITAL_SNAPSHOT_SECONDS, yesterday's made final; a node takes part in the fabric when
 # online at least ORCHCAP_CAPITAL_ONLINE_HOURS in the last 7 days.

@@ -91,6 +91,9 @@ class ModelVersion(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     promoted_at = models.DateTimeField(null=True, blank=True)
+    # Predicts only on GPU nodes of the compute fabric: orchestration runs using it are placed
+    # there, never evaluated in the web request.
+    gpu_only = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["process", "-version"]

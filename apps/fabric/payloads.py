@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Modules whose import registers more payload functions; Django-free, like this one.
-PAYLOAD_MODULES = ("apps.classifiers.node_work",)
+PAYLOAD_MODULES = ("apps.classifiers.node_work", "apps.orchestrations.node_work")
 MAX_PROBE_SECONDS = 3600
 MAX_BATCH_ROWS = 10_000
 SHA256_HEX = frozenset("0123456789abcdef")

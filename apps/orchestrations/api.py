@@ -17,7 +17,13 @@ from apps.connectors.selectors import deliveries_of_run
 from apps.core.api import load_json, reason_of, validation_errors
 from apps.orchestrations import inbound, selectors, services
 from apps.orchestrations.errors import StageConflict
-from apps.orchestrations.models import Orchestration, OrchestrationVersion, Run, StageChange
+from apps.orchestrations.models import (
+    Orchestration,
+    OrchestrationVersion,
+    Run,
+    RunState,
+    StageChange,
+)
 from apps.orchestrations.schemas import (
     ITEMS_BODY,
     AcceptedOut,
@@ -304,8 +310,9 @@ def _inbound_errors(view: Callable[..., Any]) -> Callable[..., Any]:
     summary="Send one item or a list (up to 500) through the orchestration; known external_ids "
     "return their run",
     description="Each new item becomes a run of the live version (or the canary, by a stable "
-    "hash of its external_id). With `wait_ms` the answer carries each run's outcome (201 when "
-    "one was created, 200 when all were known); without it, 202 with the run ids. Any bad item "
+    "hash of its external_id). With `wait_ms` the answer carries each run's outcome if every "
+    "run reached one within `wait_ms` (201 when one was created, 200 when all were known); "
+    "otherwise, and without it, 202 with the run ids. Any bad item "
     "rejects the whole request (422 with `rows`); nothing is recorded then.",
     openapi_extra={"requestBody": ITEMS_BODY, "parameters": _ITEM_PARAMETERS},
 )  # fmt: skip
@@ -319,13 +326,14 @@ def send_items(request: HttpRequest, slug: str, wait_ms: int | None = None) -> A
     key = request.headers.get("Idempotency-Key", "").strip()
     received, stored = inbound.receive_items(
         orchestration=orchestration, items=items, idempotency_key=key,
-        body_hash=inbound.body_hash(request.body),
+        body_hash=inbound.body_hash(request.body), wait_ms=wait_ms,
     )  # fmt: skip
     if stored is not None:
         return JsonResponse(stored["body"], status=stored["status"])
     created = sum(received.created)
     answer: dict[str, Any] = {"created": created, "existing": len(received.runs) - created}
-    if wait_ms is None:
+    # The outcomes when every run reached one within wait_ms, else 202 with the run ids.
+    if wait_ms is None or any(run.state != RunState.FINISHED for run in received.runs):
         status = 202
         answer["run_ids"] = [run.pk for run in received.runs]
     else:

@@ -1,3 +1,5 @@
+import importlib
+
 from django.apps import AppConfig
 
 
@@ -29,5 +31,7 @@ class OrchestrationsConfig(AppConfig):
         from apps.orchestrations.cases_intake import intake_cases
 
         register_orchestrated_intake(intake_cases)
+        # Runs are evaluated on the compute fabric; this registers the handler of their results.
+        importlib.import_module("apps.orchestrations.execution")
         # The periodic catch-up of expert decisions a lost signal kept from a run's trace.
         import apps.orchestrations.tasks_events  # noqa: F401

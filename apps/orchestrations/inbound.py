@@ -1,7 +1,8 @@
-"""Inbound items: each one becomes a Run through the version picked at receipt, evaluated in
-process for now (exception filter, pinned rules, pinned model, autonomy policy) with one RunStep
-per stage naming the component versions it used, so the trace explains the outcome after the
-rules and the model change.
+"""Inbound items: each one becomes a Run pinned at receipt to the version that takes it,
+recorded (state `received`) in one transaction, then evaluated in micro-batches in the request
+or on the compute fabric (execution.py: exception filter, pinned rules, pinned model, autonomy
+policy) with one RunStep per stage naming the component versions it used, so the trace explains
+the outcome after the rules and the model change.
 
 Idempotency (IETF draft "The Idempotency-Key HTTP Header Field"): the key is claimed in its own
 committed row before the work, so a re-send while the first is in flight is told so (409); the
@@ -9,8 +10,9 @@ answer is stored on that row and a later re-send with the same body gets it back
 """
 
 import hashlib
+import logging
+import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -23,22 +25,23 @@ from apps.cases.schema import validate_case_fields
 from apps.cases.services.intake import BatchInvalid, create_cases
 from apps.classifiers.learning import CaseInput
 from apps.classifiers.services import predict_cases
-from apps.orchestrations.challenger import record_challenger
+from apps.orchestrations.events import callback_errors
+from apps.orchestrations.execution import dispatch_runs, spec_of, wait_for
 from apps.orchestrations.models import (
     InboundRequest,
     Orchestration,
     OrchestrationVersion,
-    Outcome,
     Run,
     RunState,
     RunStep,
     Stage,
     StepKind,
 )
-from apps.rules.language import compile_predicate
-from apps.rules.models import RuleVersion
+from apps.orchestrations.pipeline import evaluate_batch
 
+log = logging.getLogger(__name__)
 MAX_ITEMS = 500
+CODE_WAIT_MS = 5000  # callers in code (the demo, tests) wait for the outcome by default
 MAX_EXTERNAL_ID = 150  # the case made for a routed item is "<slug>/<external_id>" (≤ 200)
 MAX_KEY = 200
 
@@ -71,7 +74,8 @@ def canary_bucket(orchestration: Orchestration, external_id: str) -> float:
 
 
 def validate_items(*, orchestration: Orchestration, items: object) -> list[dict]:
-    """[{"external_id", "fields"}] cleaned against the process's schema; BatchInvalid listing
+    """[{"external_id", "fields", "callback"}] cleaned against the process's schema (a callback:
+    a connector of the orchestration's team, or None); BatchInvalid listing
     every bad row (nothing is recorded then)."""
     if not isinstance(items, list) or not items:
         raise ValidationError("send one item object or a non-empty list of them")
@@ -81,12 +85,13 @@ def validate_items(*, orchestration: Orchestration, items: object) -> list[dict]
     clean: list[dict] = []
     errors: list[dict] = []
     seen: dict[str, int] = {}
+    bad_callbacks = callback_errors(orchestration=orchestration, items=items)
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             errors.append({"row": index, "errors": {"row": "must be an object"}})
             continue
         row_errors: dict[str, str] = {}
-        unknown = set(item) - {"external_id", "fields"}
+        unknown = set(item) - {"external_id", "fields", "callback"}
         if unknown:
             row_errors["row"] = f"unknown key(s): {', '.join(sorted(map(str, unknown)))}"
         fields, field_errors = validate_case_fields(specs, item.get("fields", {}))
@@ -102,10 +107,14 @@ def validate_items(*, orchestration: Orchestration, items: object) -> list[dict]
                 row_errors["external_id"] = f"repeats row {seen[external_id]} of this request"
             else:
                 seen[external_id] = index
+        if index in bad_callbacks:
+            row_errors["callback"] = bad_callbacks[index]
         if row_errors:
             errors.append({"row": index, "errors": row_errors})
         else:
-            clean.append({"external_id": external_id, "fields": fields})
+            clean.append(
+                {"external_id": external_id, "fields": fields, "callback": item.get("callback")}
+            )
     if errors:
         raise BatchInvalid(errors)
     return clean
@@ -126,105 +135,28 @@ class Evaluation:
     due_by: Any = None
 
 
-def _rule_versions(version: OrchestrationVersion) -> dict[tuple[int, int], RuleVersion]:
-    pins = [(p["rule"], p["version"]) for p in version.rules]
-    if not pins:
-        return {}
-    found = RuleVersion.objects.filter(rule_id__in=[r for r, _ in pins]).select_related("rule")
-    return {(rv.rule_id, rv.version): rv for rv in found if (rv.rule_id, rv.version) in pins}
-
-
 def evaluate(
     *, version: OrchestrationVersion, fields: dict, specs: list[dict], cache: dict | None = None
 ) -> Evaluation:
-    """The outcome `version` gives an item with these fields, and the steps that led to it."""
-    cache = cache if cache is not None else {}
-    steps: list[tuple[str, dict]] = []
-    condition = version.exception_filter
-    is_exception = True
-    if condition is not None:
-        is_exception = bool(compile_predicate(condition, fields=specs)(fields, "", []))
-    steps.append((StepKind.EXCEPTION_CHECK, {"filter": condition, "exception": is_exception}))
-    if not is_exception:
-        steps.append((StepKind.STANDARD, {"why": "the exception filter does not match"}))
-        return Evaluation(Outcome.STANDARD, steps)
-
-    rule_versions = cache.setdefault(("rules", version.pk), _rule_versions(version))
-    checked: list[dict] = []
-    hit: tuple[RuleVersion, dict] | None = None
-    for pin in version.rules:
-        rule_version = rule_versions.get((pin["rule"], pin["version"]))
-        entry = {"rule": pin["rule"], "version": pin["version"]}
-        if rule_version is None:
-            checked.append({**entry, "skipped": "no longer exists"})
-            continue
-        entry["name"] = rule_version.rule.name
-        if not rule_version.rule.enabled:
-            checked.append({**entry, "enabled": False, "matched": None})
-            continue
-        try:
-            matched = bool(compile_predicate(rule_version.condition, fields=specs)(fields, "", []))
-        except ValidationError:
-            checked.append({**entry, "skipped": "no longer fits the schema"})
-            continue
-        acts = matched and ("decide" in rule_version.action or "route" in rule_version.action)
-        checked.append(
-            {**entry, "enabled": True, "matched": matched, "action": rule_version.action}
-        )
-        if acts:
-            hit = (rule_version, rule_version.action)
-            break
-    steps.append(
-        (StepKind.RULES_EVALUATED, {"rules": checked, "hit": checked[-1] if hit else None})
-    )
-    now = timezone.now()
-    due_by = now + timedelta(minutes=version.sla_minutes) if version.sla_minutes else None
-    if hit is not None:
-        rule_version, action = hit
-        by = f"rule:{rule_version.rule_id}@{rule_version.version}"
-        if "decide" in action:
-            label = str(action["decide"])
-            reason = str(action.get("reason_code") or "")
-            steps.append((StepKind.DECIDED, {"by": by, "label": label, "reason_code": reason}))
-            return Evaluation(
-                Outcome.DECIDED, steps, label=label, reason_code=reason, decided_by=by
-            )
-        route = str(action["route"])
-        steps.append((StepKind.ROUTE, {"by": by, "to": route, "due_by": _iso(due_by)}))
-        return Evaluation(Outcome.ROUTED, steps, routed_to=route, decided_by=by, due_by=due_by)
-
-    label, confidence = "", None
+    """The outcome `version` gives an item with these fields, and the steps that led to it,
+    evaluated here (pure apart from reading the version's rules and model; records nothing).
+    Runs of inbound items are evaluated in batches by execution.py with the same pipeline."""
+    spec = spec_of(version, cache)
     model = version.model_version
-    if model is not None:
-        [prediction] = predict_cases(version=model, cases=[CaseInput(fields, "", [])])
-        label, confidence = prediction.label, round(prediction.confidence, 4)
-        steps.append(
-            (StepKind.MODEL, {"model_version": model.version, "label": label,
-                              "confidence": confidence})
-        )  # fmt: skip
-    decides = (
-        version.autonomy_level == 3 and confidence is not None and confidence >= version.threshold
-    )
-    steps.append(
-        (StepKind.AUTONOMY, {"level": version.autonomy_level, "threshold": version.threshold,
-                             "confidence": confidence, "decides": decides})
-    )  # fmt: skip
-    if decides:
-        by = f"model@{model.version}"
-        steps.append((StepKind.DECIDED, {"by": by, "label": label, "confidence": confidence}))
-        return Evaluation(Outcome.DECIDED, steps, label=label, decided_by=by, confidence=confidence)
-    route = version.routes.get(label, "") if label else ""
-    steps.append(
-        (StepKind.ROUTE, {"to": route or None, "suggested": label or None,
-                          "due_by": _iso(due_by)})
+
+    def predict(_: dict, rows: list[dict]) -> list[tuple[str, float]]:
+        predictions = predict_cases(version=model, cases=[CaseInput(r, "", []) for r in rows])
+        return [(p.label, p.confidence) for p in predictions]
+
+    [result] = evaluate_batch(
+        schema=specs, specs={"v": spec}, items=[("v", fields)], predict=predict,
+        now=timezone.now(),
     )  # fmt: skip
     return Evaluation(
-        Outcome.ROUTED, steps, label=label, confidence=confidence, routed_to=route, due_by=due_by
-    )
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
+        result.outcome, result.steps, label=result.label, reason_code=result.reason_code,
+        decided_by=result.decided_by, confidence=result.confidence, routed_to=result.routed_to,
+        due_by=result.due_by,
+    )  # fmt: skip
 
 
 # --- receiving ----------------------------------------------------------------------------------
@@ -250,88 +182,82 @@ def pick_version(
     return traffic[Stage.LIVE], bucket
 
 
+def _new_run(
+    orchestration: Orchestration, item: dict, traffic: dict, key: str, digest: str
+) -> tuple[Run, dict]:
+    version, bucket = pick_version(orchestration, item["external_id"], traffic)
+    shadow = traffic.get(Stage.SHADOW)
+    run = Run(
+        orchestration=orchestration, version=version, shadow_version=shadow,
+        external_id=item["external_id"], fields=item["fields"], state=RunState.RECEIVED,
+        idempotency_key=key, request_hash=digest, callback_id=item.get("callback"),
+    )  # fmt: skip
+    received = {"version": version.number, "stage": version.stage, "bucket": round(bucket, 4)}
+    if shadow is not None:
+        received["shadow_version"] = shadow.number
+    return run, received
+
+
 @transaction.atomic
 def _record(orchestration: Orchestration, items: list[dict], key: str, digest: str) -> Received:
+    """Record one run per new item (state `received`, pinned to its version, the `received`
+    step written) in one transaction; evaluation comes after commit (execution.py)."""
     traffic = _traffic(orchestration)
     if Stage.LIVE not in traffic:
         raise ValidationError(f"{orchestration.slug!r} has no live version to receive items")
-    specs = orchestration.process.schema.fields
     existing = {
         run.external_id: run
         for run in Run.objects.filter(
             orchestration=orchestration, external_id__in=[i["external_id"] for i in items]
         )
     }
-    received = Received(runs=[])
-    cache: dict = {}
-    routed: list[tuple[Run, dict]] = []
-    for item in items:
-        if item["external_id"] in existing:
-            received.runs.append(existing[item["external_id"]])
-            received.created.append(False)
-            continue
-        version, bucket = pick_version(orchestration, item["external_id"], traffic)
-        result = evaluate(version=version, fields=item["fields"], specs=specs, cache=cache)
-        steps = [(StepKind.RECEIVED, {"version": version.number, "stage": version.stage,
-                                      "bucket": round(bucket, 4)})]  # fmt: skip
-        steps += result.steps
-        shadow = traffic.get(Stage.SHADOW)
-        if shadow is not None:
-            # Evaluated for comparison only: it acts on nothing.
-            ghost = evaluate(version=shadow, fields=item["fields"], specs=specs, cache=cache)
-            steps.append(
-                (StepKind.SHADOW, {"version": shadow.number, "outcome": ghost.outcome,
-                                   "label": ghost.label, "decided_by": ghost.decided_by,
-                                   "confidence": ghost.confidence})
-            )  # fmt: skip
-        try:
-            with transaction.atomic():
-                run = Run.objects.create(
-                    orchestration=orchestration, version=version,
-                    external_id=item["external_id"], fields=item["fields"],
-                    state=RunState.FINISHED, outcome=result.outcome, label=result.label,
-                    reason_code=result.reason_code, decided_by=result.decided_by,
-                    confidence=result.confidence, routed_to=result.routed_to,
-                    due_by=result.due_by, idempotency_key=key, request_hash=digest,
-                    finished_at=timezone.now(),
-                )  # fmt: skip
-        except IntegrityError:
-            # The same external_id arrived concurrently: that run is the answer.
-            received.runs.append(
-                Run.objects.get(orchestration=orchestration, external_id=item["external_id"])
-            )
-            received.created.append(False)
-            continue
-        RunStep.objects.bulk_create(
-            RunStep(run=run, number=n, kind=kind, data=data)
-            for n, (kind, data) in enumerate(steps, start=1)
-        )
-        if result.outcome == Outcome.ROUTED:
-            routed.append((run, item))
-        received.runs.append(run)
-        received.created.append(True)
-    # The challenger model's answer on the live version's new runs (one batch; acts on nothing).
-    record_challenger(
-        runs=[r for r, new in zip(received.runs, received.created, strict=True) if new]
+    fresh = [
+        (item, *_new_run(orchestration, item, traffic, key, digest))
+        for item in items
+        if item["external_id"] not in existing
+    ]
+    try:
+        with transaction.atomic():
+            Run.objects.bulk_create([run for _, run, _ in fresh])
+    except IntegrityError:
+        # Some external_id arrived concurrently: one by one, the concurrent run is the answer.
+        made = []
+        for item, run, step in fresh:
+            try:
+                with transaction.atomic():
+                    run.save()
+                made.append((item, run, step))
+            except IntegrityError:
+                run.pk = None
+                existing[item["external_id"]] = Run.objects.get(
+                    orchestration=orchestration, external_id=item["external_id"]
+                )
+        fresh = made
+    RunStep.objects.bulk_create(
+        RunStep(run=run, number=1, kind=StepKind.RECEIVED, data=step) for _, run, step in fresh
     )
-    if routed:
-        _open_cases(orchestration, routed)
+    new = {item["external_id"]: run for item, run, _ in fresh}
+    received = Received(runs=[])
+    for item in items:
+        created = item["external_id"] in new
+        received.runs.append(new[item["external_id"]] if created else existing[item["external_id"]])
+        received.created.append(created)
     return received
 
 
-def _open_cases(orchestration: Orchestration, routed: list[tuple[Run, dict]]) -> None:
-    """Routed items become cases of the process, so experts see them in the review queue."""
+def open_cases(orchestration: Orchestration, runs: list[Run]) -> None:
+    """Routed runs become cases of the process, so experts see them in the review queue."""
     rows = [
-        {"external_id": f"{orchestration.slug}/{run.external_id}", "fields": item["fields"]}
-        for run, item in routed
+        {"external_id": f"{orchestration.slug}/{run.external_id}", "fields": run.fields}
+        for run in runs
     ]
     result = create_cases(process=orchestration.process, rows=rows)
-    for (run, _), case in zip(routed, result.cases, strict=True):
+    for run, case in zip(runs, result.cases, strict=True):
         run.case = case
-        run.save(update_fields=["case"])
+    Run.objects.bulk_update(runs, ["case"])
     # An expert route puts the case first in that expert's queue (as autonomy level 1 does).
     experts: dict[str, list[int]] = {}
-    for run, _ in routed:
+    for run in runs:
         kind, _, username = run.routed_to.partition(":")
         if kind == "expert":
             experts.setdefault(username, []).append(run.case_id)
@@ -346,11 +272,19 @@ def _open_cases(orchestration: Orchestration, routed: list[tuple[Run, dict]]) ->
 
 
 def receive_items(
-    *, orchestration: Orchestration, items: object, idempotency_key: str = "", body_hash: str = ""
+    *,
+    orchestration: Orchestration,
+    items: object,
+    idempotency_key: str = "",
+    body_hash: str = "",
+    wait_ms: int | None = CODE_WAIT_MS,
 ) -> tuple[Received | None, dict | None]:
-    """Record one run per new item (known external_ids give their existing run). Returns
-    (received, None), or (None, stored answer) for a re-send of an answered key.
-    BatchInvalid/ValidationError for bad items (nothing recorded), KeyReused, KeyInFlight."""
+    """Record one run per new item (known external_ids give their existing run), then have them
+    evaluated (execution.dispatch_runs): with `wait_ms` (> 0) in this process when their
+    placement allows it, else on the fabric; and wait up to `wait_ms` for their outcomes (the
+    runs returned are as they are then: finished or not). Returns (received, None), or
+    (None, stored answer) for a re-send of an answered key. BatchInvalid/ValidationError for
+    bad items (nothing recorded), KeyReused, KeyInFlight."""
     if idempotency_key:
         if len(idempotency_key) > MAX_KEY:
             raise ValidationError(f"Idempotency-Key: at most {MAX_KEY} characters")
@@ -370,9 +304,10 @@ def receive_items(
                     "a request with this Idempotency-Key is still in flight"
                 ) from None
             return None, {"status": first.status, "body": first.response}
+    started = time.monotonic()
     try:
         clean = validate_items(orchestration=orchestration, items=items)
-        return _record(orchestration, clean, idempotency_key, body_hash), None
+        received = _record(orchestration, clean, idempotency_key, body_hash)
     except BaseException:
         if idempotency_key:
             # Nothing was recorded: the key is free again for a corrected request.
@@ -380,6 +315,21 @@ def receive_items(
                 orchestration=orchestration, key=idempotency_key, status__isnull=True
             ).delete()
         raise
+    wait = wait_ms is not None and wait_ms > 0
+    new_ids = [run.pk for run, made in zip(received.runs, received.created, strict=True) if made]
+    try:
+        dispatch_runs(run_ids=new_ids, wait=wait)
+    except Exception:
+        # The runs are recorded: the sweeper sends them to the fabric (execution.sweep_runs).
+        log.exception(
+            "orchestration %s: %d run(s) not dispatched", orchestration.slug, len(new_ids)
+        )
+    if wait:
+        ids = [run.pk for run in received.runs]
+        wait_for(run_ids=ids, deadline=started + wait_ms / 1000)
+        fresh = Run.objects.select_related("version").in_bulk(ids)
+        received.runs = [fresh[pk] for pk in ids]
+    return received, None
 
 
 def store_answer(*, orchestration: Orchestration, key: str, status: int, body: dict) -> None:

@@ -31,6 +31,8 @@ class Orchestration(TimeStampedModel):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Pinned to a site: its runs are evaluated only on fabric nodes labelled site=<this>.
+    site = models.CharField(max_length=60, blank=True)
     # A model version of the process predicting in shadow beside the live version's model on the
     # same items (apps/orchestrations/challenger.py); it acts on nothing.
     challenger = models.ForeignKey(
@@ -199,12 +201,27 @@ class Run(models.Model):
     request_hash = models.CharField(max_length=64, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Execution (apps/orchestrations/execution.py): the shadow version pinned at receipt, the
+    # fabric task evaluating the run's batch, when it was last sent and how often.
+    shadow_version = models.ForeignKey(
+        OrchestrationVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    fabric_task = models.ForeignKey(
+        "fabric.FabricTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatch_attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [
             models.Index(fields=["orchestration", "-id"]),
             models.Index(fields=["orchestration", "idempotency_key"]),
+            # The sweeper reads the unfinished runs often; they are few.
+            models.Index(
+                fields=["id"], condition=~Q(state="finished"), name="orchestration_run_unfinished"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -227,6 +244,7 @@ class StepKind(models.TextChoices):
     STANDARD = "standard", "Standard"
     SHADOW = "shadow", "Shadow"
     CHALLENGER = "challenger", "Challenger"
+    EXECUTED = "executed", "Executed"
     EXPERT_DECISION = "expert_decision", "Expert decision"
     DECISION_RETRACTED = "decision_retracted", "Decision undone"
     AUDIT = "audit", "Audit"

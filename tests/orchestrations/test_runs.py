@@ -155,7 +155,11 @@ def test_items_the_exception_filter_does_not_match_are_standard(manager, orchest
     [run] = receive_items(orchestration=orchestration, items=[ITEM])[0].runs
     assert run.outcome == "standard"
     assert run.case is None
-    assert [s.kind for s in run.steps.all()] == ["received", "exception_check", "standard"]
+    steps = list(run.steps.all())
+    assert [s.kind for s in steps] == ["received", "executed", "exception_check", "standard"]
+    # Evaluated in the request (the caller waited, no placement forbids it), batch of one.
+    assert steps[1].data["path"] == "in-request"
+    assert steps[1].data["batch_size"] == 1
 
 
 def test_the_trace_of_an_old_run_still_explains_it_after_the_rules_and_the_model_changed(
@@ -189,13 +193,15 @@ def test_the_trace_of_an_old_run_still_explains_it_after_the_rules_and_the_model
 
     trace = client.get(f"{API}/runs/{by_rule['id']}").json()
     kinds = [step["kind"] for step in trace["steps"]]
-    assert kinds == ["received", "exception_check", "rules_evaluated", "decided", "shadow"]
-    rules = trace["steps"][2]["data"]["rules"]
+    assert kinds == [
+        "received", "executed", "exception_check", "rules_evaluated", "decided", "shadow"
+    ]  # fmt: skip
+    rules = trace["steps"][3]["data"]["rules"]
     assert rules[0]["version"] == 1
     assert rules[0]["action"] == {"decide": "request_info"}
     assert trace["decided_by"] == f"rule:{enabled_rule.pk}@1"
-    assert trace["steps"][4]["data"]["version"] == shadow.number
-    assert trace["steps"][4]["data"]["outcome"] == "routed"  # the shadow acted on nothing
+    assert trace["steps"][5]["data"]["version"] == shadow.number
+    assert trace["steps"][5]["data"]["outcome"] == "routed"  # the shadow acted on nothing
     # No case but, perhaps, the audit case of the model's decision (a stable draw per item).
     assert not Case.objects.filter(audit__isnull=True).exists()
 

@@ -1,0 +1,409 @@
+"""Executing runs: where a recorded run is evaluated, in micro-batches, and how its outcome is
+recorded exactly once.
+
+A run is recorded first (state `received`, pinned version, in the request's transaction), then
+evaluated by one of two paths, both running pipeline.evaluate_batch over a batch of runs:
+
+- **in the request** (`in-request`): when the caller waits for the answer (`?wait_ms`) and the
+  runs' placement allows the control plane (their model is not GPU-only, and the orchestration
+  is pinned to no site, or to the control plane's own site label). The request's items are one
+  batch: one model load (cached per process), one predict_proba.
+- **on the compute fabric** (`fabric`): otherwise. The runs of a request (or of a sweep) go out
+  as `evaluate_runs` tasks of up to BATCH_MAX runs, placed by their requirements (a GPU-only
+  model: `gpus: 1`; a site: `labels: {site: …}`); on one machine node `local` runs them. The
+  node sends back the results; the completion handler records them.
+
+Either way `finish_runs` records the outcome, locking the runs in id order and skipping those
+already finished, in one transaction with the steps, the case of a routed item and (for the
+fabric) the task's handled mark: a run finishes once, whichever evaluation comes first. The
+trace's `executed` step says where it ran (path, node) and in which batch.
+
+Durability: the sweeper (`sweep_runs`, Celery beat every ORCHCAP_RUN_SWEEP_SECONDS) sends to the
+fabric every unfinished run that nothing is evaluating (never dispatched, its request died, or
+its task failed) once it is ORCHCAP_RUN_PICKUP_SECONDS old. A fabric task lost with its node or
+broker message is moved by the fabric itself (leases, docs/fabric.md).
+"""
+
+import logging
+import os
+import socket
+import uuid
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.classifiers.models import ModelVersion
+from apps.classifiers.services import load_pipeline
+from apps.fabric.models import (
+    FINISHED_TASK_STATES,
+    ComputeNode,
+    FabricArtifact,
+    FabricTask,
+    FabricTaskState,
+)
+from apps.fabric.services import dispatch
+from apps.fabric.services.completion import completion_handler
+from apps.orchestrations import node_work
+from apps.orchestrations.models import (
+    OrchestrationVersion,
+    Outcome,
+    Run,
+    RunState,
+    RunStep,
+    StepKind,
+)
+from apps.orchestrations.pipeline import Result
+from apps.rules.models import RuleVersion
+
+log = logging.getLogger(__name__)
+EVALUATE = "orchestrations.evaluate"  # the completion handler of `evaluate_runs` tasks
+BATCH_MAX = 500
+SWEEP_BATCH = 2_000
+IN_REQUEST = "in-request"
+FABRIC = "fabric"
+_WEB_NODE = f"web {socket.gethostname()}:{os.getpid()}"
+
+
+# --- specs and placement ------------------------------------------------------------------------
+
+
+def _rule_pins(version: OrchestrationVersion) -> list[dict[str, Any]]:
+    pins = [(p["rule"], p["version"]) for p in version.rules]
+    found = {}
+    if pins:
+        rows = RuleVersion.objects.filter(rule_id__in=[r for r, _ in pins]).select_related("rule")
+        found = {(rv.rule_id, rv.version): rv for rv in rows}
+    out = []
+    for rule, number in pins:
+        rv = found.get((rule, number))
+        if rv is None:
+            out.append({"rule": rule, "version": number, "missing": True})
+        else:
+            out.append(
+                {"rule": rule, "version": number, "name": rv.rule.name, "enabled": rv.rule.enabled,
+                 "condition": rv.condition, "action": rv.action}
+            )  # fmt: skip
+    return out
+
+
+def spec_of(version: OrchestrationVersion, cache: dict | None = None) -> dict[str, Any]:
+    """The version's pinned components as the pure pipeline reads them (rules inlined with
+    their enabled flag as it is now; a disabled rule is skipped, as a run's trace records)."""
+    cache = cache if cache is not None else {}
+    key = ("spec", version.pk)
+    if key not in cache:
+        model = version.model_version
+        cache[key] = {
+            "version": version.number,
+            "exception_filter": version.exception_filter,
+            "rules": _rule_pins(version),
+            "model": {"version": model.version, "sha256": model.artifact_sha256}
+            if model is not None
+            else None,
+            "autonomy_level": version.autonomy_level,
+            "threshold": version.threshold,
+            "routes": version.routes,
+            "sla_minutes": version.sla_minutes,
+        }
+    return cache[key]
+
+
+def requirements_of(run: Run) -> dict[str, Any]:
+    """Fabric requirements of a run: a GPU for a GPU-only model (its version's or its shadow
+    version's), the site label of a site-pinned orchestration."""
+    requirements: dict[str, Any] = {}
+    models = [v.model_version for v in (run.version, run.shadow_version) if v is not None]
+    if any(m is not None and m.gpu_only for m in models):
+        requirements["gpus"] = 1
+    if run.orchestration.site:
+        requirements["labels"] = {"site": run.orchestration.site}
+    return requirements
+
+
+def may_run_in_request(requirements: dict[str, Any]) -> bool:
+    """Whether the control plane itself may evaluate runs with these requirements: no GPU, and
+    any labels are the control plane's node's own (its `local` node, when there is one)."""
+    if requirements.get("gpus"):
+        return False
+    labels = requirements.get("labels") or {}
+    if not labels:
+        return True
+    own = ComputeNode.objects.filter(control_plane=True).values_list("labels", flat=True).first()
+    return bool(own) and all(own.get(k) == v for k, v in labels.items())
+
+
+def _select(ids: list[int]) -> Any:
+    return Run.objects.filter(pk__in=ids).select_related(
+        "orchestration__process__schema",
+        "version__model_version",
+        "shadow_version__model_version",
+    )
+
+
+# --- dispatch -----------------------------------------------------------------------------------
+
+
+def dispatch_runs(*, run_ids: list[int], wait: bool) -> None:
+    """Evaluate newly recorded runs: in this process when the caller waits and their placement
+    allows it, else on the fabric. Call after the runs are committed."""
+    if not run_ids:
+        return
+    runs = list(_select(run_ids).exclude(state=RunState.FINISHED).order_by("pk"))
+    here: list[Run] = []
+    away: list[int] = []
+    allowed: dict[str, bool] = {}
+    for run in runs:
+        requirements = requirements_of(run)
+        key = repr(sorted(requirements.items()))
+        if key not in allowed:
+            allowed[key] = wait and may_run_in_request(requirements)
+        (here.append(run) if allowed[key] else away.append(run.pk))
+    for start in range(0, len(here), BATCH_MAX):
+        evaluate_here(here[start : start + BATCH_MAX])
+    if away:
+        send_to_fabric(run_ids=away)
+
+
+def _model_versions(runs: list[Run]) -> dict[str, ModelVersion]:
+    out: dict[str, ModelVersion] = {}
+    for run in runs:
+        for version in (run.version, run.shadow_version):
+            if version is not None and version.model_version is not None:
+                out[version.model_version.artifact_sha256] = version.model_version
+    return out
+
+
+def _payload(runs: list[Run], cache: dict) -> dict[str, Any]:
+    specs: dict[str, dict] = {}
+    rows = []
+    for run in runs:
+        key = str(run.version_id)
+        specs.setdefault(key, spec_of(run.version, cache))
+        shadow = None
+        if run.shadow_version is not None:
+            shadow = str(run.shadow_version_id)
+            specs.setdefault(shadow, spec_of(run.shadow_version, cache))
+        rows.append([run.pk, key, shadow, run.fields])
+    return {
+        "schema": runs[0].orchestration.process.schema.fields,
+        "specs": specs,
+        "rows": rows,
+        "now": timezone.now().isoformat(),
+    }
+
+
+def evaluate_here(runs: list[Run]) -> list[Run]:
+    """The in-request path: evaluate the batch in this process and record it."""
+    if not runs:
+        return []
+    models = _model_versions(runs)
+    predict = node_work.predictor(lambda sha256: load_pipeline(models[sha256]))
+    by_orchestration: dict[int, list[Run]] = defaultdict(list)
+    for run in runs:
+        by_orchestration[run.orchestration_id].append(run)
+    finished: list[Run] = []
+    cache: dict = {}
+    for group in by_orchestration.values():
+        answer = node_work.evaluate_rows(_payload(group, cache), predict)
+        batch = f"request {uuid.uuid4().hex[:12]}"
+        finished += finish_runs(
+            results=answer["results"],
+            execution={"path": IN_REQUEST, "node": _WEB_NODE, "batch": batch,
+                       "batch_size": len(group), "seconds": answer["seconds"]},
+        )  # fmt: skip
+    return finished
+
+
+def _models_on_fabric(models: dict[str, ModelVersion]) -> tuple[str, ...]:
+    """The models' artefacts, stored for the fabric when they are not yet (one query)."""
+    from apps.classifiers.fabric import model_artifact_on_fabric
+
+    stored = set(
+        FabricArtifact.objects.filter(sha256__in=list(models)).values_list("sha256", flat=True)
+    )
+    for sha256, version in models.items():
+        if sha256 not in stored:
+            model_artifact_on_fabric(version)
+    return tuple(sorted(models))
+
+
+def send_to_fabric(*, run_ids: list[int], now: datetime | None = None) -> list[FabricTask]:
+    """Send these unfinished runs to the fabric as `evaluate_runs` tasks of up to BATCH_MAX runs
+    (one per orchestration and requirements). Runs another transaction holds are skipped (it is
+    sending or finishing them). Returns the tasks."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        # Locked in id order (and skipped when taken): two senders never send a run twice.
+        runs = list(
+            _select(run_ids)
+            .exclude(state=RunState.FINISHED)
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("pk")
+        )
+        if not runs:
+            return []
+        groups: dict[tuple, list[Run]] = defaultdict(list)
+        for run in runs:
+            requirements = requirements_of(run)
+            groups[(run.orchestration_id, repr(sorted(requirements.items())))].append(run)
+        cache: dict = {}
+        specs: list[dispatch.TaskSpec] = []
+        chunks: list[list[Run]] = []
+        for group in groups.values():
+            requirements = requirements_of(group[0])
+            for start in range(0, len(group), BATCH_MAX):
+                chunk = group[start : start + BATCH_MAX]
+                artifacts = _models_on_fabric(_model_versions(chunk))
+                specs.append(
+                    dispatch.TaskSpec(
+                        kind="call",
+                        payload={"function": "evaluate_runs", "args": _payload(chunk, cache)},
+                        requirements=requirements,
+                        artifacts=artifacts,
+                        on_done=EVALUATE,
+                    )
+                )
+                chunks.append(chunk)
+        tasks = dispatch.submit_tasks(specs=specs)
+        for task, chunk in zip(tasks, chunks, strict=True):
+            Run.objects.filter(pk__in=[r.pk for r in chunk]).update(
+                state=RunState.RUNNING,
+                fabric_task=task,
+                dispatched_at=now,
+                dispatch_attempts=F("dispatch_attempts") + 1,
+            )
+    return tasks
+
+
+@completion_handler(EVALUATE)
+def record_evaluation(task: FabricTask) -> None:
+    """A finished `evaluate_runs` task: its runs' results recorded, or (failed) the runs left
+    for the sweeper to send again."""
+    if task.state != FabricTaskState.DONE:
+        Run.objects.filter(fabric_task=task).exclude(state=RunState.FINISHED).update(
+            fabric_task=None, error=f"evaluation failed on the fabric: {task.error}"[:300]
+        )
+        return
+    node = ComputeNode.objects.filter(pk=task.node_id).values_list("name", flat=True).first()
+    results = (task.result or {}).get("results") or []
+    finish_runs(
+        results=results,
+        execution={"path": FABRIC, "node": node or "", "batch": f"task {task.pk}",
+                   "task": task.pk, "attempt": task.attempts, "batch_size": len(results),
+                   "seconds": (task.result or {}).get("seconds")},
+    )  # fmt: skip
+
+
+# --- recording outcomes -------------------------------------------------------------------------
+
+_RUN_FIELDS = ["state", "outcome", "label", "reason_code", "decided_by", "confidence",
+               "routed_to", "due_by", "finished_at", "error"]  # fmt: skip
+
+
+def finish_runs(*, results: list[dict[str, Any]], execution: dict[str, Any]) -> list[Run]:
+    """Record evaluated runs: outcome, trace steps, the case of a routed item. `results` are
+    evaluate_rows' items ({"run", "result", "shadow"}); `execution` says where and in which
+    batch they ran (the trace's `executed` step). Runs already finished are skipped, so a
+    second evaluation of the same run (a redelivered task, a sweep racing a slow request)
+    records nothing. Returns the runs finished now (the place where a run reaches its outcome)."""
+    from apps.orchestrations.challenger import record_challenger
+    from apps.orchestrations.events import outcomes_recorded
+    from apps.orchestrations.inbound import open_cases
+
+    by_run = {item["run"]: item for item in results}
+    now = timezone.now()
+    with transaction.atomic():
+        # Locked in id order: two finishers of overlapping batches can't deadlock.
+        runs = list(
+            _select(sorted(by_run))
+            .exclude(state=RunState.FINISHED)
+            .select_for_update(of=("self",))
+            .order_by("pk")
+        )
+        steps: list[RunStep] = []
+        routed: dict[int, list[Run]] = defaultdict(list)
+        for run in runs:
+            item = by_run[run.pk]
+            result = Result.from_json(item["result"])
+            run.state, run.outcome, run.finished_at, run.error = (
+                RunState.FINISHED, result.outcome, now, "")  # fmt: skip
+            run.label, run.reason_code, run.decided_by = (
+                result.label, result.reason_code, result.decided_by)  # fmt: skip
+            run.confidence, run.routed_to, run.due_by = (
+                result.confidence, result.routed_to, result.due_by)  # fmt: skip
+            trace = [(StepKind.EXECUTED, execution), *result.steps]
+            if item.get("shadow") is not None and run.shadow_version is not None:
+                ghost = item["shadow"]
+                trace.append(
+                    (StepKind.SHADOW, {"version": run.shadow_version.number,
+                                       "outcome": ghost["outcome"], "label": ghost["label"],
+                                       "decided_by": ghost["decided_by"],
+                                       "confidence": ghost["confidence"]})
+                )  # fmt: skip
+            # Step 1 is `received`, written with the run.
+            steps += [
+                RunStep(run=run, number=n, kind=kind, data=data)
+                for n, (kind, data) in enumerate(trace, start=2)
+            ]
+            if result.outcome == Outcome.ROUTED:
+                routed[run.orchestration_id].append(run)
+        if not runs:
+            return []
+        Run.objects.bulk_update(runs, _RUN_FIELDS)
+        RunStep.objects.bulk_create(steps)
+        for group in routed.values():
+            open_cases(group[0].orchestration, group)
+        # The challenger model's answer on the runs that reached the live model (acts on
+        # nothing; apps/orchestrations/challenger.py).
+        record_challenger(runs=runs)
+        # Audit draws, audit cases and the outcome events, in this transaction (events.py).
+        outcomes_recorded(runs=runs)
+    return runs
+
+
+# --- the sweeper --------------------------------------------------------------------------------
+
+
+def sweep_runs(*, now: datetime | None = None) -> int:
+    """Send to the fabric the unfinished runs nothing evaluates any more: never dispatched (the
+    request that recorded them died, or the broker was down), or whose task failed, once they
+    are ORCHCAP_RUN_PICKUP_SECONDS old (up to ORCHCAP_RUN_MAX_DISPATCHES sends). Returns how
+    many were sent."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.ORCHCAP_RUN_PICKUP_SECONDS)
+    idle = Q(fabric_task__isnull=True) | Q(
+        fabric_task__state__in=FINISHED_TASK_STATES, fabric_task__handled_at__isnull=False
+    )
+    old = Q(dispatched_at__isnull=True, received_at__lt=cutoff) | Q(dispatched_at__lt=cutoff)
+    ids = list(
+        Run.objects.exclude(state=RunState.FINISHED)
+        .filter(idle & old, dispatch_attempts__lt=settings.ORCHCAP_RUN_MAX_DISPATCHES)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    if not ids:
+        return 0
+    sent = send_to_fabric(run_ids=ids, now=now)
+    count = sum(len(t.payload["args"]["rows"]) for t in sent)
+    log.warning("orchestrations: %d unfinished run(s) sent to the fabric again", count)
+    return count
+
+
+def wait_for(*, run_ids: list[int], deadline: float) -> bool:
+    """Poll until every run is finished or the monotonic `deadline` passes; whether they are."""
+    import time
+
+    pause = 0.002
+    while True:
+        left = Run.objects.filter(pk__in=run_ids).exclude(state=RunState.FINISHED).exists()
+        if not left:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 2, 0.05)
