@@ -209,14 +209,25 @@ def hours_saved_fallback(team: Team) -> float:
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
+# One roadmap evaluation asks the metrics for several figures at the same `now`: the last
+# answer is kept for that (team, now) only, so a later evaluation always measures afresh.
+_last_measured: dict[tuple[int, datetime], dict] = {}
+
+
 def _team_metrics(team: Team, now: datetime) -> dict | None:
     """The team's all-time figures from apps/capital/metrics.py (the metrics' own definitions:
     overturns and standard items not credited), or None when that module can't answer."""
+    key = (team.pk, now)
+    if key in _last_measured:
+        return _last_measured[key]
     try:
         from apps.capital import metrics
     except ImportError:
         return None
-    return metrics.measure(team_id=team.pk, start=EPOCH, end=now)[None]
+    figures = metrics.measure(team_id=team.pk, start=EPOCH, end=now)[None]
+    _last_measured.clear()
+    _last_measured[key] = figures
+    return figures
 
 
 def team_hours_saved(team: Team, now: datetime) -> tuple[float, str]:
