@@ -206,3 +206,26 @@ def test_pages_need_a_login(db, client):
     response = client.get(reverse("notification_list"))
     assert response.status_code == 302
     assert reverse("login") in response.url
+
+
+def test_a_disabled_connector_tells_its_owner_in_the_app_even_without_an_email(team, manager):
+    from apps.connectors.services.connectors import create_connector
+    from apps.connectors.services.deliveries import disable_connector
+
+    manager.email = ""
+    manager.save(update_fields=["email"])
+    connector = create_connector(
+        team=team, name="ERP", url="https://93.184.216.34/hooks", event_types=["item.decided"],
+        owner=manager,
+    )  # fmt: skip
+
+    assert disable_connector(connector=connector, reason="410 Gone from the endpoint")
+
+    (row,) = Notification.objects.filter(recipient=manager)
+    assert row.kind == Kind.CONNECTOR_DISABLED
+    assert row.title == "Connector 'ERP' was disabled"
+    assert "410 Gone from the endpoint" in row.body
+    assert row.url == reverse("connector_detail", args=[connector.pk])
+    assert row.emailed_at is None
+    page = client_for(manager).get(reverse("notification_list")).content.decode()
+    assert "Connector &#x27;ERP&#x27; was disabled" in page
