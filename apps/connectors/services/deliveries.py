@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.client import HTTPException
 
+import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
@@ -117,26 +118,67 @@ class Event:
     run_id: int | None = None
 
 
-def _check_event(event: Event) -> None:
+def _event_json(event: Event) -> str:
+    """The payload as JSON text; ValidationError for a bad event."""
     if event.event_type not in EventType.values:
         raise ValidationError(f"Unknown event type {event.event_type!r}.")
     if not isinstance(event.payload, dict):
         raise ValidationError("The payload must be a JSON object.")
     try:
-        json.dumps(event.payload)
+        return json.dumps(event.payload)
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"The payload is not JSON: {exc}.") from None
+
+
+_INSERT_DELIVERIES = """
+    INSERT INTO connectors_delivery (
+        id, connector_id, event_type, payload, webhook_id, state, created_at, next_attempt_at,
+        attempts, retry_step, last_error, run_id)
+    SELECT t.id, t.connector_id, t.event_type, t.payload::jsonb, t.webhook_id, 'queued',
+           %(now)s, %(now)s, 0, 0, '', t.run_id
+    FROM unnest(%(ids)b::bigint[], %(connectors)b::bigint[], %(types)b::text[],
+                %(payloads)b::text[], %(webhook_ids)b::text[], %(runs)b::bigint[])
+         AS t(id, connector_id, event_type, payload, webhook_id, run_id)
+"""
+
+
+def _insert(deliveries: list[Delivery], payloads: list[str], now: datetime) -> None:
+    """Insert in one statement over arrays bound in binary (Django's bulk_create quotes every
+    JSON payload in Python: ten times slower for a batch of outcomes). Ids come from the table's
+    sequence first, in list order, so a connector's deliveries are sent in the order given."""
+    connection.ensure_connection()
+    # psycopg's own cursor on Django's connection: the same transaction.
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('connectors_delivery', 'id'))"
+            " FROM generate_series(1, %s)",
+            [len(deliveries)],
+        )
+        for delivery, (pk,) in zip(deliveries, cursor.fetchall(), strict=True):
+            delivery.pk = pk
+            delivery._state.adding, delivery._state.db = False, connection.alias
+        cursor.execute(
+            _INSERT_DELIVERIES,
+            {
+                "now": now,
+                "ids": [d.pk for d in deliveries],
+                "connectors": [d.connector_id for d in deliveries],
+                "types": [d.event_type for d in deliveries],
+                "payloads": payloads,
+                "webhook_ids": [d.webhook_id for d in deliveries],
+                "runs": [d.run_id for d in deliveries],
+            },
+        )
 
 
 def enqueue_events(
     *, team: Team, events: list[Event], now: datetime | None = None
 ) -> list[Delivery]:
-    """The deliveries of many events of one team in three statements (its connectors, one insert,
-    one nudge), in the caller's transaction and sent after it commits; per connector in the order
-    of `events`. Raises ValidationError (nothing recorded) for an unknown event type or a payload
-    that isn't a JSON object."""
-    for event in events:
-        _check_event(event)
+    """The deliveries of many events of one team in four statements (its connectors, their ids,
+    one insert, one nudge), in the caller's transaction and sent after it commits; per connector
+    in the order of `events`. Raises ValidationError (nothing recorded) for an unknown event
+    type or a payload that isn't a JSON object."""
+    texts = [_event_json(event) for event in events]
     if not events:
         return []
     now = now or timezone.now()
@@ -145,23 +187,28 @@ def enqueue_events(
         .order_by("pk")
         .values_list("pk", "event_types")
     )
-    deliveries = [
-        Delivery(
-            connector_id=pk,
-            event_type=event.event_type,
-            payload=event.payload,
-            webhook_id=new_webhook_id(),
-            created_at=now,
-            next_attempt_at=now,
-            run_id=event.run_id,
-        )
-        for event in events
-        for pk, types in connectors
-        if event.event_type in types and (event.connector_ids is None or pk in event.connector_ids)
-    ]
+    deliveries: list[Delivery] = []
+    payloads: list[str] = []
+    for event, text in zip(events, texts, strict=True):
+        for pk, types in connectors:
+            if event.event_type in types and (
+                event.connector_ids is None or pk in event.connector_ids
+            ):
+                deliveries.append(
+                    Delivery(
+                        connector_id=pk,
+                        event_type=event.event_type,
+                        payload=event.payload,
+                        webhook_id=new_webhook_id(),
+                        created_at=now,
+                        next_attempt_at=now,
+                        run_id=event.run_id,
+                    )
+                )
+                payloads.append(text)
     if not deliveries:
         return []
-    Delivery.objects.bulk_create(deliveries)
+    _insert(deliveries, payloads, now)
     nudge(connector_ids=sorted({delivery.connector_id for delivery in deliveries}))
     return deliveries
 
