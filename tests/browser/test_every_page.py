@@ -157,6 +157,14 @@ def everything(team, expert, second_expert, manager, staff, admin, outsider, fit
         orchestration=orchestration, actor=manager,
         values={"rules": [{"rule": rule.pk}], "connectors": [connector.pk], "sla_minutes": 60},
     )  # fmt: skip
+    # A challenger model and a shadow version (the challenger page's figures, the evidence).
+    from apps.orchestrations.challenger import set_challenger
+
+    set_challenger(orchestration=orchestration, model_version=model.version, actor=manager)
+    change_stage(
+        version=create_version(orchestration=orchestration, actor=manager, values={}),
+        stage="shadow", actor=manager,
+    )  # fmt: skip
     # One routed run (with its case) for the run page and its trace.
     [run] = receive_items(
         orchestration=orchestration,
