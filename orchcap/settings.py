@@ -443,6 +443,13 @@ if EMAIL_USE_TLS and EMAIL_USE_SSL:
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1, maximum=300)
 # Where people open orchcap: links in notification emails start with it.
 ORCHCAP_BASE_URL = env_str("ORCHCAP_BASE_URL", "http://127.0.0.1:8000")
+# SLA escalation (docs/orchestrations.md#sla-and-escalation): overdue routed items are looked
+# for this often.
+ORCHCAP_SLA_SWEEP_SECONDS = env_int("ORCHCAP_SLA_SWEEP_SECONDS", 60, minimum=5, maximum=3600)
+CELERY_BEAT_SCHEDULE["orchestrations-escalate-overdue"] = {
+    "task": "apps.orchestrations.tasks_sla.escalate_overdue_task",
+    "schedule": float(ORCHCAP_SLA_SWEEP_SECONDS),
+}
 
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True)
 LOGGING = {

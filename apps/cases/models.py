@@ -181,7 +181,7 @@ class Case(models.Model):
         related_name="+",
     )
     # SLA (set for items an orchestration routed to people; docs/orchestrations.md): when the
-    # case is due, when it first went past that, the escalation steps taken (0–3) and when the
+    # case is due, when it first went past that, the escalation steps taken (0 to 3) and when the
     # next one is due (NULL: none left). Capital counts breaches and attainment from these.
     due_by = models.DateTimeField(null=True, blank=True)
     sla_breached_at = models.DateTimeField(null=True, blank=True)

@@ -35,3 +35,6 @@ class OrchestrationsConfig(AppConfig):
         importlib.import_module("apps.orchestrations.execution")
         # The periodic catch-up of expert decisions a lost signal kept from a run's trace.
         import apps.orchestrations.tasks_events  # noqa: F401
+
+        # The SLA sweep: escalation of overdue routed items (sla.py).
+        importlib.import_module("apps.orchestrations.tasks_sla")

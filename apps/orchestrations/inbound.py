@@ -25,6 +25,7 @@ from apps.cases.schema import validate_case_fields
 from apps.cases.services.intake import BatchInvalid, create_cases
 from apps.classifiers.learning import CaseInput
 from apps.classifiers.services import predict_cases
+from apps.orchestrations import sla
 from apps.orchestrations.events import callback_errors
 from apps.orchestrations.execution import dispatch_runs, spec_of, wait_for
 from apps.orchestrations.models import (
@@ -269,6 +270,8 @@ def open_cases(orchestration: Orchestration, runs: list[Run]) -> None:
             Case.objects.filter(pk__in=case_ids, status=CaseStatus.OPEN).update(
                 routed_to_id=users[username]
             )
+    # Due times on the cases, and the people they are routed to told (apps/orchestrations/sla.py).
+    sla.on_routed(orchestration=orchestration, runs=runs)
 
 
 def receive_items(

@@ -248,6 +248,7 @@ class StepKind(models.TextChoices):
     EXPERT_DECISION = "expert_decision", "Expert decision"
     DECISION_RETRACTED = "decision_retracted", "Decision undone"
     AUDIT = "audit", "Audit"
+    SLA_BREACHED = "sla_breached", "SLA breached"
 
 
 class RunStep(models.Model):

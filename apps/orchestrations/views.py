@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apps.connectors.selectors import deliveries_of_run, managed_teams
 from apps.core.api import reason_of
 from apps.core.http import HtmxHttpRequest
-from apps.orchestrations import people, selectors, services
+from apps.orchestrations import people, selectors, services, sla
 from apps.orchestrations.errors import StageConflict
 from apps.orchestrations.evidence import deploy_evidence
 from apps.orchestrations.forms import NewVersionForm, OrchestrationForm, RollbackForm, StageForm
@@ -183,6 +183,8 @@ def _step_summary(step: RunStep) -> str:
                 f"threshold {data.get('threshold')}); the live model said "
                 f"{champion.get('label') or 'nothing'}. It acted on nothing."
             )
+        case "sla_breached":
+            return sla.step_summary(data)
     return people.step_summary(step.kind, data)
 
 

@@ -5,44 +5,64 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cases', '0005_import_job_outbox'),
+        ("cases", "0005_import_job_outbox"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='case',
-            name='due_by',
+            model_name="case",
+            name="due_by",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='case',
-            name='escalate_at',
+            model_name="case",
+            name="escalate_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='case',
-            name='escalation_level',
+            model_name="case",
+            name="escalation_level",
             field=models.PositiveSmallIntegerField(db_default=0, default=0),
         ),
         migrations.AddField(
-            model_name='case',
-            name='sla_breached_at',
+            model_name="case",
+            name="sla_breached_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='process',
-            name='queue_order',
-            field=models.CharField(choices=[('priority', 'Priority field'), ('uncertainty', 'Model uncertainty (active learning)'), ('due', 'Due time (SLA of routed items), then priority')], default='priority', help_text='How fresh cases are ordered: by the priority field, or most uncertain first.', max_length=16),
+            model_name="process",
+            name="queue_order",
+            field=models.CharField(
+                choices=[
+                    ("priority", "Priority field"),
+                    ("uncertainty", "Model uncertainty (active learning)"),
+                    ("due", "Due time (SLA of routed items), then priority"),
+                ],
+                default="priority",
+                help_text="How fresh cases are ordered: by the priority field, or most uncertain first.",
+                max_length=16,
+            ),
         ),
         migrations.AddIndex(
-            model_name='case',
-            index=models.Index(models.F('process'), models.F('label_count'), models.OrderBy(models.F('due_by'), nulls_last=True), models.OrderBy(models.F('priority'), descending=True), models.F('created_at'), condition=models.Q(('status', 'open')), name='case_due_idx'),
+            model_name="case",
+            index=models.Index(
+                models.F("process"),
+                models.F("label_count"),
+                models.OrderBy(models.F("due_by"), nulls_last=True),
+                models.OrderBy(models.F("priority"), descending=True),
+                models.F("created_at"),
+                condition=models.Q(("status", "open")),
+                name="case_due_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='case',
-            index=models.Index(condition=models.Q(('escalate_at__isnull', False), ('status', 'open')), fields=['escalate_at'], name='case_escalate_idx'),
+            model_name="case",
+            index=models.Index(
+                condition=models.Q(("escalate_at__isnull", False), ("status", "open")),
+                fields=["escalate_at"],
+                name="case_escalate_idx",
+            ),
         ),
     ]
