@@ -122,11 +122,9 @@ class IntakeRowOut(Schema):
 class IntakeOut(Schema):
     created: int
     existing: int
-    cases: list[IntakeRowOut] = Field(description="One entry per row sent, in order.")
-    runs: list[dict[str, Any]] | None = Field(
-        None,
-        description="With `orchestration`: each row's run, in order, as the items API returns "
-        "it (outcome, label, decided_by, routed_to, case_id…).",
+    cases: list[IntakeRowOut] = Field(
+        description="One entry per row sent, in order. With `orchestration` the answer also has "
+        "`runs`: each row's run, in order, as the items API returns it."
     )
 
 

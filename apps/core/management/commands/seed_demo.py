@@ -6,6 +6,7 @@ from apps.autonomy.demo import seed_autonomy_demo
 from apps.capital.demo_roadmap import seed_roadmap_demo
 from apps.cases.demo import seed_demo_cases
 from apps.classifiers.demo import seed_learning_demo
+from apps.orchestrations.demo import seed_orchestration_demo
 from apps.people.demo import seed_demo_organisation
 from apps.skills.demo import seed_skills_demo
 
@@ -14,7 +15,7 @@ class Command(BaseCommand):
     help = (
         "Create (idempotently) the demo organisation: two teams and one user per role, then the "
         "synthetic demo processes with their cases and historical decisions, induced rules, trained "
-        "models and their autonomy levels."
+        "models and their autonomy levels, and a live orchestration of the invoice process."
     )
 
     def handle(self, *args: object, **options: object) -> None:
@@ -33,6 +34,7 @@ class Command(BaseCommand):
             self.stdout.write(learning)
         self.stdout.write(seed_autonomy_demo())
         self.stdout.write(seed_roadmap_demo())
+        self.stdout.write(seed_orchestration_demo())
         # Last: skills are measured from everything seeded above.
         self.stdout.write(seed_skills_demo())
         # Thousands of rows just written: without statistics the planner guesses and the first

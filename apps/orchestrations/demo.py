@@ -1,0 +1,122 @@
+"""The orchestrations part of the demo (`seed_demo` calls it after the autonomy demo): a live
+orchestration of the invoice process with a history (v1 retired, v2 live, v3 in shadow), a
+connector for the simulated source system (`manage.py simulate_source`), and a few dozen runs made
+through the real inbound service, so the pages have something to show.
+
+The connector is pinned by the shadow version only (which acts on nothing): the seeded runs send
+no callbacks, so a fresh demo has no backlog for a receiver that isn't running yet;
+simulate_source names it as each item's `callback`."""
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from apps.autonomy.selectors import autonomy_of
+from apps.cases import demo as cases_demo
+from apps.cases.models import Process
+from apps.classifiers.models import ModelVersion
+from apps.connectors.models import Connector
+from apps.connectors.services.connectors import create_connector
+from apps.orchestrations import inbound, services, simulator
+from apps.orchestrations.models import Orchestration, Stage
+from apps.rules.models import Rule
+
+DEMO_SLUG = "invoice-exceptions"
+RUNS_ON_V1 = 12
+RUNS_ON_V2 = 36
+SEED = 20261203
+
+
+def _items(count: int, *, prefix: str, seed: int) -> list[dict]:
+    return [
+        {"external_id": f"{prefix}-{n:04d}", "fields": fields}
+        for n, (fields, *_) in enumerate(
+            cases_demo.synthetic_invoice_cases(count, seed=seed), start=1
+        )
+    ]
+
+
+def _connector(process: Process, owner: object) -> tuple[Connector | None, str]:
+    url = f"http://127.0.0.1:{simulator.DEFAULT_PORT}{simulator.RECEIVER_PATH}"
+    existing = Connector.objects.filter(team=process.team, url=url).first()
+    if existing is not None:
+        return existing, ""
+    try:
+        connector = create_connector(
+            team=process.team, name="ERP (simulated: manage.py simulate_source)", url=url,
+            event_types=["item.decided", "item.routed"], owner=owner,
+            description="The simulated system of record on this machine: run "
+            f"`python manage.py simulate_source --orchestration {DEMO_SLUG} --rate 5`.",
+        )  # fmt: skip
+    except ValidationError as exc:
+        # Loopback is refused unless allow-listed (ORCHCAP_WEBHOOK_ALLOWED_HOSTS; 127.0.0.1 by
+        # default with DEBUG on): the demo goes on without its connector.
+        return None, f" (no connector: {' '.join(exc.messages)})"
+    return connector, ""
+
+
+def seed_orchestration_demo() -> str:
+    """Idempotent: does nothing when the demo orchestration exists or the invoice process is not
+    ready (no enabled rules or no promoted model)."""
+    if Orchestration.objects.filter(slug=DEMO_SLUG).exists():
+        return "Orchestrations demo: already present"
+    process = Process.objects.filter(slug=cases_demo.AP_SLUG).select_related("team").first()
+    model = ModelVersion.objects.filter(process=process, is_promoted=True).first()
+    rules = list(Rule.objects.filter(process=process, enabled=True).order_by("priority", "pk"))
+    owner = get_user_model().objects.filter(username="maya").first()
+    if process is None or model is None or not rules or owner is None:
+        return "Orchestrations demo: the invoice process has no enabled rules or model; skipped"
+    earned = autonomy_of(process=process)
+    level = min(earned.level, 2)
+    threshold = max(earned.threshold, 0.5) if level else 0.9
+    # An expert route needs an expert of the team: erin is one in the demo organisation.
+    routes = {"route_to_procurement": "team:ap", "reject": "expert:erin"}
+    with transaction.atomic():
+        connector, note = _connector(process, owner)
+        orchestration = services.create_orchestration(
+            process=process, slug=DEMO_SLUG, name="Invoice exceptions", owner=owner
+        )
+        v1 = services.create_version(
+            orchestration=orchestration, actor=owner,
+            values={"rules": [{"rule": r.pk} for r in rules[: max(len(rules) // 2, 1)]],
+                    "model_version": model.version, "autonomy_level": min(level, 1),
+                    "threshold": threshold, "routes": routes, "sla_minutes": 480},
+        )  # fmt: skip
+        services.change_stage(version=v1, stage=Stage.LIVE, actor=owner, reason="demo: first go")
+    inbound.receive_items(
+        orchestration=orchestration, items=_items(RUNS_ON_V1, prefix="ERP-2026-A", seed=SEED)
+    )
+    with transaction.atomic():
+        v2 = services.create_version(
+            orchestration=orchestration, actor=owner, base=v1,
+            values={"rules": [{"rule": r.pk} for r in rules], "autonomy_level": level,
+                    "sla_minutes": 240},
+        )  # fmt: skip
+        services.change_stage(
+            version=v2, stage=Stage.LIVE, actor=owner,
+            reason="demo: every induced rule, and suggestions at the level the process earned",
+        )  # fmt: skip
+        v3 = services.create_version(
+            orchestration=orchestration, actor=owner, base=v2,
+            values={"exception_filter": {"field": "amount", "op": "gt", "value": 250},
+                    "sla_minutes": 120,
+                    "connectors": [connector.pk] if connector is not None else []},
+        )  # fmt: skip
+        services.change_stage(
+            version=v3, stage=Stage.SHADOW, actor=owner,
+            reason="demo: would small invoices (≤ 250) be better left to the ERP?",
+        )  # fmt: skip
+    inbound.receive_items(
+        orchestration=orchestration, items=_items(RUNS_ON_V2, prefix="ERP-2026-B", seed=SEED + 1)
+    )
+    allowed = (
+        ""
+        if connector is None or settings.ORCHCAP_WEBHOOK_ALLOWED_HOSTS
+        else " (loopback not allow-listed)"
+    )
+    return (
+        f"Orchestrations demo: {orchestration.name!r} ({DEMO_SLUG}) v1 retired, v2 live, v3 in "
+        f"shadow, {RUNS_ON_V1 + RUNS_ON_V2} runs; connector for simulate_source on port "
+        f"{simulator.DEFAULT_PORT}{note}{allowed}"
+    )
