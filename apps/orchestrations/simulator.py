@@ -333,6 +333,12 @@ class Simulator:
         if not connector["enabled"]:
             self.api.expect("PATCH", f"/connectors/{connector['id']}", {"enabled": True})
             self.say(f"connector #{connector['id']} enabled again")
+        missing = [t for t in ("item.decided", "item.routed") if t not in connector["event_types"]]
+        if missing:
+            # Without them, decided or routed items would never come back here.
+            types = [*connector["event_types"], *missing]
+            self.api.expect("PATCH", f"/connectors/{connector['id']}", {"event_types": types})
+            self.say(f"connector #{connector['id']} now also receives {', '.join(missing)}")
         if not self.secrets:
             # The secret is shown only once; a rotation shows a new one (the old one keeps
             # signing during the overlap, so deliveries already on their way still verify).

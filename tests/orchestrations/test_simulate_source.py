@@ -206,3 +206,58 @@ def test_the_loop_end_to_end_every_callback_verified(
     deliveries = Delivery.objects.filter(connector=connector)
     assert deliveries.count() == len(answered), output
     assert set(deliveries.values_list("state", flat=True)) == {"delivered"}
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_path_reuses_the_connector_and_the_owners_token(
+    live_server, manager, orchestration, rule, settings
+):
+    """As a newcomer runs it on the demo: the connector for its port exists (here disabled), no
+    --token: the owner's token is made and revoked, the secret rotated, the connector enabled."""
+    from apps.connectors.services.connectors import create_connector, update_connector
+    from apps.people.models import ApiToken
+
+    settings.ORCHCAP_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    Rule.objects.filter(pk=rule.pk).update(enabled=True)
+    version = create_version(
+        orchestration=orchestration, actor=manager, values={"rules": [{"rule": rule.pk}]}
+    )
+    change_stage(version=version, stage="live", actor=manager)
+    port = free_port()
+    connector = create_connector(
+        team=orchestration.team, name="ERP (simulated)",
+        url=f"http://127.0.0.1:{port}/orchcap/callbacks", event_types=["item.decided"],
+        owner=manager,
+    )  # fmt: skip
+    update_connector(connector=connector, values={"enabled": False})
+    old_secret = connector.secret
+    worker = start_worker(
+        DATABASE_URL=child_database_url(), ORCHCAP_WEBHOOK_ALLOWED_HOSTS="127.0.0.1"
+    )
+    out = io.StringIO()
+    try:
+        call_command(
+            "simulate_source", "--orchestration", orchestration.slug, "--rate", "10",
+            "--count", "4", "--port", str(port), "--base-url", live_server.url, "--wait", "90",
+            "--seed", "5", stdout=out,
+        )  # fmt: skip
+    except CommandError as exc:
+        pytest.fail(f"{exc}\n{out.getvalue()}\n{stop_process(worker)}")
+    finally:
+        stop_process(worker)
+    printed = out.getvalue()
+
+    connector.refresh_from_db()
+    assert connector.enabled
+    assert connector.secret != old_secret  # rotated to learn it
+    assert Connector.objects.count() == 1  # reused, not a second one
+    assert "no --token: using a token of the orchestration's owner" in printed
+    [token] = ApiToken.objects.filter(user=manager)
+    assert token.revoked_at is not None
+    # It subscribed to item.decided only: the simulator added item.routed, so every decided or
+    # routed item came back.
+    assert {"item.decided", "item.routed"} <= set(connector.event_types)
+    answered = Run.objects.filter(orchestration=orchestration, outcome__in=["decided", "routed"])
+    assert answered.count() > 0
+    assert f"{answered.count()} callbacks verified" in printed, printed
