@@ -241,6 +241,9 @@ class Plan(TimeStampedModel):
     class Meta:
         ordering = ["-created_at", "-pk"]
 
+    def __str__(self) -> str:
+        return f"{self.person} → {self.target_role} ({self.state})"
+
 
 class PlanEvent(models.Model):
     plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="events")

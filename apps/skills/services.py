@@ -120,6 +120,17 @@ def create_role(*, slug: str, name: str, description: str = "") -> CareerRole:
     )
 
 
+def update_role(
+    *, role: CareerRole, name: str, description: str, leads_to: list[CareerRole]
+) -> CareerRole:
+    if any(r.pk == role.pk for r in leads_to):
+        raise ValidationError("A role can't lead to itself.")
+    role.name, role.description = name, description
+    role.save(update_fields=["name", "description"])
+    role.leads_to.set(leads_to)
+    return role
+
+
 def set_requirement(*, role: CareerRole, skill: Skill, rank: int) -> RoleRequirement:
     """The level of `skill` that `role` asks for (replacing an earlier one)."""
     if not skill.levels.filter(rank=rank).exists():

@@ -415,12 +415,13 @@ def career_role_edit(request: HtmxHttpRequest, role_id: int) -> HttpResponse:
         if what == "role":
             role_form = skill_forms.RoleEditForm(request.POST, role=role, prefix="role")
             if role_form.is_valid():
-                role.name = role_form.cleaned_data["name"]
-                role.description = role_form.cleaned_data["description"]
-                role.save(update_fields=["name", "description"])
-                role.leads_to.set(role_form.cleaned_data["leads_to"])
-                messages.success(request, "Saved.")
-                return redirect("career_role_edit", role_id=role.pk)
+                try:
+                    services.update_role(role=role, **role_form.cleaned_data)
+                except ValidationError as exc:
+                    _fail(role_form, exc)
+                else:
+                    messages.success(request, "Saved.")
+                    return redirect("career_role_edit", role_id=role.pk)
         else:
             requirement_form = skill_forms.RequirementForm(request.POST, prefix="req")
             if requirement_form.is_valid():

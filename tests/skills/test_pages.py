@@ -201,3 +201,66 @@ def test_paths_list_the_roles_skills_in_suggested_order(framework, expert):
     # Authoring rules comes before training models, which comes before designing orchestrations.
     assert section.index("Authoring rules") < section.index("Training models")
     assert section.index("Training models") < section.index("Designing orchestrations")
+
+
+def test_the_api_says_what_is_missing_and_links_the_rows(framework, team, expert):
+    process = make_process(team)
+    cases = make_cases(process, 6)
+    for case in cases:
+        record_decision(case=case, expert=expert, label="approve", reason_code="ok")
+    services.refresh_person(person=expert)
+    body = token_client(expert).get("/api/v1/people/erin/skills").json()
+    deciding = next(s for s in body["skills"] if s["skill"] == "deciding-cases")
+    assert deciding["level"] == {"rank": 1, "name": "Aware"}
+    # Practising: 50 decisions in 90 days (6 so far) with agreement ≥ 0.8 (1.0 so far).
+    assert deciding["missing"] == ["decide 44 more cases over the last 90 days"]
+    first = deciding["evidence"][0]
+    assert (first["kind"], first["count"], first["value"], first["met"]) == (
+        "cases.decisions_agree", 6, 1.0, True,
+    )  # fmt: skip
+    assert {ref["url"] for ref in first["refs"]} == {f"/cases/{c.pk}/" for c in cases}
+
+
+def test_a_manager_reviews_only_their_teams_evidence(framework, staff, manager, outsider):
+    from apps.skills.models import Skill
+
+    skill = Skill.objects.get(slug="analysing-data")
+    services.submit_manual_evidence(person=staff, skill=skill, kind="course", title="SQL 101")
+    services.submit_manual_evidence(person=outsider, skill=skill, kind="course", title="Excel")
+    page = client_for(manager).get("/skills/reviews/").content.decode()
+    assert "SQL 101" in page
+    assert "Excel" not in page
+    assert client_for(staff).get("/skills/reviews/").status_code == 403
+
+
+def test_an_outsider_cannot_propose_a_plan(framework, staff, outsider):
+    response = token_client(outsider).post(
+        "/api/v1/people/sam/plans", {"target_role": "ai-trainer"}, content_type="application/json"
+    )
+    assert response.status_code == 404
+    assert not Plan.objects.exists()
+
+
+def test_framework_edits_refuse_a_skill_or_role_pointing_at_itself(framework, admin):
+    from apps.skills.models import Skill
+
+    client = client_for(admin)
+    skill = Skill.objects.get(slug="authoring-rules")
+    response = client.post(
+        f"/skills/framework/skills/{skill.pk}/",
+        {"save": "skill", "skill-area": skill.area_id, "skill-name": "Authoring rules",
+         "skill-prerequisites": [skill.pk]},
+    )  # fmt: skip
+    assert response.status_code == 422
+    role = CareerRole.objects.get(slug="rule-author")
+    response = client.post(
+        f"/skills/framework/roles/{role.pk}/",
+        {"save": "role", "role-name": "Rule author", "role-leads_to": [role.pk]},
+    )
+    assert response.status_code == 422
+    response = client.post(
+        f"/skills/framework/skills/{skill.pk}/",
+        {"save": "level", "level-name": "Master", "level-match": "all"},
+    )
+    assert response.status_code == 302
+    assert skill.levels.order_by("-rank").first().rank == 5
