@@ -90,6 +90,7 @@ def assessment_page(request: HtmxHttpRequest, team_slug: str) -> HttpResponse:
         "source": DataSourceForm(data if action == "source" else None, prefix="source"),
         "named": NamedProcessForm(data if action == "named" else None, team=team, prefix="named"),
         "record": RecordForm(data if action == "record" else None, prefix="record"),
+        "page_errors": [],
     }
     status = 200
     if request.method == "POST":
@@ -162,12 +163,12 @@ def _assessment_action(
                 item_id=int(request.POST.get("item", "0") or 0),
             )
         except (ValueError, ValidationError) as exc:
-            forms["record"].add_error(
-                None, reason_of(exc) if isinstance(exc, ValidationError) else "No such item."
+            forms["page_errors"].append(
+                reason_of(exc) if isinstance(exc, ValidationError) else "No such item."
             )
             return None
         return "Removed."
-    forms["record"].add_error(None, "Unknown action.")
+    forms["page_errors"].append("Unknown action.")
     return None
 
 
@@ -217,6 +218,7 @@ def battle_page(request: HtmxHttpRequest, team_slug: str) -> HttpResponse:
         "owner": OwnerForm(
             data if action == "owner" else None, team=team, processes=processes, prefix="owner"
         ),
+        "page_errors": [],
     }
     status = 200
     if request.method == "POST":
@@ -272,10 +274,10 @@ def _battle_action(
         try:
             services.refresh_battle_estimate(team=team, by=user)
         except ValidationError as exc:
-            forms["choose"].add_error(None, reason_of(exc))
+            forms["page_errors"].append(reason_of(exc))
             return None
         return "Estimate refreshed from today's figures."
-    forms["choose"].add_error(None, "Unknown action.")
+    forms["page_errors"].append("Unknown action.")
     return None
 
 
@@ -368,6 +370,7 @@ def criteria_page(request: HtmxHttpRequest) -> HttpResponse:
     form = CriterionForm(
         request.POST if request.method == "POST" and "remove" not in request.POST else None
     )
+    page_errors: list[str] = []
     status = 200
     if request.method == "POST":
         if not can_edit:
@@ -376,7 +379,7 @@ def criteria_page(request: HtmxHttpRequest) -> HttpResponse:
             try:
                 services.remove_criterion(criterion_id=int(request.POST["remove"]))
             except (ValueError, ValidationError):
-                form.add_error(None, "No such criterion.")
+                page_errors.append("No such criterion.")
             else:
                 messages.success(request, "Criterion removed.")
                 return redirect("capital_criteria")
@@ -398,6 +401,7 @@ def criteria_page(request: HtmxHttpRequest) -> HttpResponse:
         "form": form if can_edit else None,
         "can_edit": can_edit,
         "labels": {r.pk: _label(r) for r in rows},
+        "page_errors": page_errors,
         "back": reverse("capital_roadmaps"),
     }
     return render(request, "capital/criteria.html", context, status=status)

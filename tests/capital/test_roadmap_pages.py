@@ -160,3 +160,44 @@ def test_only_organisation_admins_change_criteria(team, manager, admin, team_adm
     assert b"A share is between 0 and 1" in share.content
     unknown = client_for(admin).post(url, {"phase": "9", "kind": "nope", "threshold": "1"})
     assert unknown.status_code == 422
+
+
+def test_the_dashboard_tab_only_for_those_who_may_open_it(team, process, manager, expert):
+    dashboard = f'href="{reverse("capital_dashboard", kwargs={"team_slug": team.slug})}"'.encode()
+    assert dashboard in client_for(manager).get(_url("capital_roadmap", team)).content
+    assert dashboard not in client_for(expert).get(_url("capital_roadmap", team)).content
+
+
+def test_removing_a_listed_item(team, process, manager):
+    as_manager = client_for(manager)
+    url = _url("capital_assessment", team)
+    as_manager.post(url, {"action": "source", "source-name": "erp"})
+    source = team.capital_data_sources.get()
+    assert (
+        as_manager.post(url, {"action": "remove", "kind": "source", "item": "x"}).status_code == 422
+    )
+    assert (
+        as_manager.post(url, {"action": "remove", "kind": "disk", "item": source.pk}).status_code
+        == 422
+    )
+    ok = as_manager.post(url, {"action": "remove", "kind": "source", "item": source.pk})
+    assert ok.status_code == 302
+    assert not team.capital_data_sources.exists()
+
+
+def test_the_roadmap_endpoints_are_in_the_openapi_schema(manager):
+    paths = client_for(manager).get("/api/v1/openapi.json").json()["paths"]
+    assert "get" in paths["/api/v1/teams/{slug}/roadmap"]
+    assert "404" in paths["/api/v1/teams/{slug}/roadmap"]["get"]["responses"]
+    assert "get" in paths["/api/v1/teams/{slug}/first-battle"]
+
+
+def test_page_level_errors_are_422_not_500(team, process, manager, admin):
+    battle = client_for(manager).post(_url("capital_battle", team), {"action": "refresh"})
+    assert battle.status_code == 422
+    assert b"No first battle is chosen" in battle.content
+    odd = client_for(manager).post(_url("capital_battle", team), {"action": "dance"})
+    assert odd.status_code == 422
+    criteria = client_for(admin).post(reverse("capital_criteria"), {"remove": "nope"})
+    assert criteria.status_code == 422
+    assert b"No such criterion" in criteria.content
