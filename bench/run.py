@@ -25,11 +25,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SYSTEM_PG = os.environ.get("BENCH_SYSTEM_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 sys.path.insert(0, str(ROOT))
 
-from cases import bench_cases  # noqa: E402 (bench/cases.py, beside this file)
+from capital import bench_capital  # noqa: E402 (bench/capital.py, beside this file)
+from cases import bench_cases  # noqa: E402
 from classifiers import bench_classifiers  # noqa: E402
 from connectors import bench_connectors  # noqa: E402
 from fabric import bench_fabric  # noqa: E402
 from measure import REPEATS, figure, timed  # noqa: E402
+from orchestrations import bench_orchestrations  # noqa: E402
 from pages import bench_pages  # noqa: E402
 from precedents import bench_precedents  # noqa: E402
 
@@ -213,6 +215,8 @@ def main() -> None:
         ("fabric", "compute fabric (1,000 nodes, real agents, failover at default settings)…", bench_fabric),
         ("pages", "every page's server time on the demo data (about 2 minutes)…", bench_pages),
         ("connectors", "outbound webhooks (a real worker and beat, a loopback receiver, a 60 s outage; about 6 minutes)…", bench_connectors),
+        ("orchestrations", "orchestrations: sync answers (20 clients) and batched inbound, served by gunicorn with a worker (about 5 minutes)…", bench_orchestrations),
+        ("capital", "capital metrics (a team with 1M cases, 50k runs, 1,000 nodes; 100 teams' snapshot)…", bench_capital),
     ]  # fmt: skip
     results: list[dict[str, object]] = []
     failed: list[str] = []

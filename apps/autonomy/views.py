@@ -11,9 +11,8 @@ from apps.autonomy.models import LEVEL_HELP, Level
 from apps.autonomy.services import gate, levels, shadow
 from apps.cases import selectors as case_selectors
 from apps.cases.models import Process
+from apps.core.charts import Series, chart
 from apps.core.http import HtmxHttpRequest
-
-CHART_WIDTH, CHART_HEIGHT = 320, 140
 
 
 def _viewable(request: HtmxHttpRequest, slug: str) -> Process:
@@ -55,27 +54,20 @@ def autonomy_overview(request: HtmxHttpRequest) -> HttpResponse:
 
 
 def _chart(sweep: list[dict]) -> dict[str, object]:
-    """Polyline points of precision and coverage against the threshold (0.5 … 1.0)."""
-
-    def x(threshold: float) -> float:
-        return round((threshold - 0.5) / 0.5 * CHART_WIDTH, 1)
-
-    def y(value: float) -> float:
-        return round((1 - value) * CHART_HEIGHT, 1)
-
-    def line(key: str) -> str:
-        return " ".join(
-            f"{x(p['threshold'])},{y(p[key])}"
-            for p in sweep
-            if p[key] is not None and p["threshold"] >= 0.5
-        )
-
-    return {
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "precision": line("precision"),
-        "coverage": line("coverage"),
-    }
+    """Precision and coverage against the confidence threshold (0.5 … 1.0): the design system's
+    chart component (Chart.js, with the numbers as a table)."""
+    points = [p for p in sweep if p["threshold"] >= 0.5]
+    return chart(
+        element_id="sweep-chart",
+        title="Precision and coverage by confidence threshold",
+        labels=[f"{p['threshold']:g}" for p in points],
+        series=[
+            Series("Precision", [p["precision"] for p in points]),
+            Series("Coverage", [p["coverage"] for p in points]),
+        ],
+        decimals=3,
+        label_heading="Threshold",
+    )
 
 
 def _page(

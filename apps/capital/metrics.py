@@ -6,8 +6,8 @@
 `end` is in the past. Each `_sql_*` function answers one question with one query over the whole
 team, grouped by process, so a team costs the same few queries whatever its number of processes.
 
-Sources are read where they are, not invented: runs have no error state (only finished runs are
-credited); an automatic run's decision is overturned only through an audit (AuditSample, counted
+Sources are read where they are, not invented: only finished runs without an error are
+credited; an automatic run's decision is overturned only through an audit (AuditSample, counted
 with the audits); SLA attainment comes from the due time orchestrations give routed cases
 (`Case.due_by`); the assessment's listed assets and data sources from `assessment_sources`.
 """
@@ -86,6 +86,7 @@ class ProcessInfo:
     measured_count: int = 0
     override_seconds: float | None = None
     override_by: str = ""
+    first_decision: datetime | None = None
 
     @property
     def seconds_per_case(self) -> float:
@@ -104,49 +105,96 @@ class ProcessInfo:
         return "configured estimate (no timed reviews yet)"
 
 
-def team_processes(*, team_id: int, end: datetime | None = None) -> list[ProcessInfo]:
-    """The team's processes that existed before `end` (created, or with a case or a decision,
-    imported history included), with the minutes per case hours saved use:
-    a manager's override, else the measured baseline, else the configured estimate."""
-    params: dict[str, Any] = {"team": team_id, "days": BASELINE_DAYS, "end": end}
+@dataclass
+class ProcessHistory:
+    """What does not depend on the day measured: when a process started, and its measured
+    minutes per case (fixed once its first BASELINE_DAYS of timed reviews have passed)."""
+
+    started_at: datetime | None  # its creation, first case or first decision, whichever first
+    first_decision: datetime | None
+    measured_count: int
+    measured_seconds: float | None
+
+
+def process_history(*, team_id: int) -> dict[int, ProcessHistory]:
+    """One pass over the team's decisions (and an index probe per process for its first case)."""
     rows = _rows(
         """
-        SELECT p.id, p.name, p.slug, p.created_at, p.minutes_per_case, b.n, b.mean
+        WITH d AS MATERIALIZED (
+            SELECT c.process_id, d.decided_at, d.seconds_spent,
+                   (d.seconds_spent IS NOT NULL AND d.source IN ('review', 'api')) AS timed
+            FROM cases_decision d
+            JOIN cases_case c ON c.id = d.case_id
+            JOIN cases_process p ON p.id = c.process_id
+            WHERE p.team_id = %(team)s AND d.retracted_at IS NULL
+        ), f AS (
+            SELECT process_id, MIN(decided_at) AS first_any,
+                   MIN(decided_at) FILTER (WHERE timed) AS first_timed
+            FROM d GROUP BY process_id
+        ), b AS (
+            SELECT f.process_id, COUNT(*) AS n, AVG(d.seconds_spent) AS mean
+            FROM f JOIN d ON d.process_id = f.process_id
+            WHERE d.timed AND d.decided_at < f.first_timed + make_interval(days => %(days)s)
+            GROUP BY f.process_id
+        )
+        SELECT p.id, p.created_at,
+               (SELECT MIN(c1.created_at) FROM cases_case c1 WHERE c1.process_id = p.id),
+               f.first_any, b.n, b.mean
         FROM cases_process p
-        LEFT JOIN LATERAL (
-            SELECT COUNT(*) AS n, AVG(d.seconds_spent) AS mean
-            FROM cases_decision d JOIN cases_case c ON c.id = d.case_id
-            WHERE c.process_id = p.id AND d.seconds_spent IS NOT NULL
-              AND d.retracted_at IS NULL AND d.source IN ('review', 'api')
-              AND d.decided_at < (
-                SELECT MIN(d0.decided_at) FROM cases_decision d0
-                JOIN cases_case c0 ON c0.id = d0.case_id
-                WHERE c0.process_id = p.id AND d0.seconds_spent IS NOT NULL
-                  AND d0.retracted_at IS NULL AND d0.source IN ('review', 'api')
-              ) + make_interval(days => %(days)s)
-        ) b ON true
-        WHERE p.team_id = %(team)s AND (%(end)s::timestamptz IS NULL OR LEAST(
-            p.created_at,
-            (SELECT MIN(c1.created_at) FROM cases_case c1 WHERE c1.process_id = p.id),
-            (SELECT MIN(d1.decided_at) FROM cases_decision d1
-             JOIN cases_case c1 ON c1.id = d1.case_id WHERE c1.process_id = p.id)
-        ) < %(end)s)
-        ORDER BY p.id
+        LEFT JOIN f ON f.process_id = p.id
+        LEFT JOIN b ON b.process_id = p.id
+        WHERE p.team_id = %(team)s
         """,
-        params,
+        {"team": team_id, "days": BASELINE_DAYS},
     )
-    processes = [
-        ProcessInfo(
-            id=row[0],
-            name=row[1],
-            slug=row[2],
-            created_at=row[3],
-            configured_minutes=_f(row[4]),
-            measured_count=int(row[5] or 0),
-            measured_seconds=_f(row[6]) if row[5] else None,
+    return {
+        row[0]: ProcessHistory(
+            started_at=min(at for at in (row[1], row[2], row[3]) if at is not None),
+            first_decision=row[3],
+            measured_count=int(row[4] or 0),
+            measured_seconds=_f(row[5]) if row[4] else None,
         )
         for row in rows
-    ]
+    }
+
+
+def team_processes(
+    *,
+    team_id: int,
+    end: datetime | None = None,
+    history: dict[int, ProcessHistory] | None = None,
+) -> list[ProcessInfo]:
+    """The team's processes that existed before `end` (created, or with a case or a decision,
+    imported history included), with the minutes per case hours saved use:
+    a manager's override, else the measured baseline, else the configured estimate.
+    `history` (process_history) may be passed in when many days are measured in a row."""
+    if history is None:
+        history = process_history(team_id=team_id)
+    rows = _rows(
+        """
+        SELECT p.id, p.name, p.slug, p.created_at, p.minutes_per_case
+        FROM cases_process p WHERE p.team_id = %(team)s ORDER BY p.id
+        """,
+        {"team": team_id},
+    )
+    processes = []
+    for row in rows:
+        known = history.get(row[0])
+        started = known.started_at if known else row[3]
+        if end is not None and started >= end:
+            continue
+        processes.append(
+            ProcessInfo(
+                id=row[0],
+                name=row[1],
+                slug=row[2],
+                created_at=row[3],
+                configured_minutes=_f(row[4]),
+                measured_count=known.measured_count if known else 0,
+                measured_seconds=known.measured_seconds if known else None,
+                first_decision=known.first_decision if known else None,
+            )
+        )
     from apps.capital.models import BaselineOverride
 
     overrides = (
@@ -248,7 +296,7 @@ def _sql_runs(params: dict[str, Any]) -> dict[int, RunCounts]:
         FROM orchestrations_run r
         JOIN orchestrations_orchestration o ON o.id = r.orchestration_id
         LEFT JOIN cases_case c ON c.id = r.case_id
-        WHERE o.team_id = %(team)s AND r.state = 'finished'
+        WHERE o.team_id = %(team)s AND r.state = 'finished' AND r.error = ''
           AND ((r.finished_at >= %(start)s AND r.finished_at < %(end)s)
                OR (c.decided_at >= %(start)s AND c.decided_at < %(end)s))
         GROUP BY o.process_id
@@ -385,7 +433,7 @@ def _sql_training_seconds(params: dict[str, Any]) -> dict[int, float]:
 
 def _sql_process_states(params: dict[str, Any]) -> dict[int, dict[str, Any]]:
     """Per process at `end`: best orchestration stage, autonomy level, rules enabled, whether a
-    model was promoted, first decision, first live, and whether first live fell in the period."""
+    model was promoted, first live, and whether first live fell in the period."""
     rows = _rows(
         """
         WITH vstage AS (
@@ -415,10 +463,6 @@ def _sql_process_states(params: dict[str, Any]) -> dict[int, dict[str, Any]]:
                               WHERE rv.rule_id = r.id AND rv.created_at < %(end)s)),
                EXISTS (SELECT 1 FROM classifiers_modelversion m
                        WHERE m.process_id = p.id AND m.promoted_at < %(end)s),
-               (SELECT MIN(d.decided_at) FROM cases_decision d
-                JOIN cases_case c ON c.id = d.case_id
-                WHERE c.process_id = p.id AND d.retracted_at IS NULL
-                  AND d.decided_at < %(end)s),
                (SELECT MIN(fl.at) FROM first_live fl WHERE fl.process_id = p.id),
                (SELECT COUNT(*) FROM first_live fl
                 WHERE fl.process_id = p.id AND fl.at >= %(start)s)
@@ -434,9 +478,8 @@ def _sql_process_states(params: dict[str, Any]) -> dict[int, dict[str, Any]]:
             "level": int(row[2]),
             "rules": int(row[3]),
             "model": bool(row[4]),
-            "first_decision": row[5],
-            "first_live": row[6],
-            "new_live": int(row[7]),
+            "first_live": row[5],
+            "new_live": int(row[6]),
         }
         for row in rows
     }
@@ -565,13 +608,14 @@ def measure(
     start: datetime,
     end: datetime,
     processes: list[ProcessInfo] | None = None,
+    history: dict[int, ProcessHistory] | None = None,
 ) -> Measurement:
     """Every metric of the team and of each of its processes for [start, end) (states at `end`).
 
     Precondition: `start < end`, both aware. Returns {process id: {key: Raw}, None: {key: Raw}}.
     """
     if processes is None:
-        processes = team_processes(team_id=team_id, end=end)
+        processes = team_processes(team_id=team_id, end=end, history=history)
     procs = [process.id for process in processes]
     params = {"team": team_id, "procs": procs, "start": start, "end": end}
     model = _sql_model_decisions(params)
@@ -619,7 +663,9 @@ def measure(
         hours = automatic_hours + suggestion_hours
         invested = times.invested_seconds / 3600 + training.get(pid, 0.0) / 3600
 
-        first_decision, first_live = state.get("first_decision"), state.get("first_live")
+        first_decision, first_live = process.first_decision, state.get("first_live")
+        if first_decision is not None and first_decision >= end:
+            first_decision = None
         ttl = None
         if first_decision is not None and first_live is not None:
             ttl = max((first_live - first_decision).total_seconds() / 86400, 0.0)

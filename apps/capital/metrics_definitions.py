@@ -79,7 +79,8 @@ DEFINITIONS: tuple[Definition, ...] = (
         unit="share",
         kind=Kind.STATE_RATIO,
         formula="processes with an orchestration version live or in canary at the end of the "
-        "day ÷ the team's processes created by then",
+        "day ÷ the team's processes by then (created, or with a case or decision recorded, "
+        "imported history included)",
         sources=(
             "cases_process",
             "orchestrations_orchestrationversion",
@@ -179,7 +180,7 @@ DEFINITIONS: tuple[Definition, ...] = (
         "rule or the model without a case, that day, not overturned",
         sources=("cases_decision", "cases_case", "orchestrations_run"),
         excludes="Retracted decisions, overturned ones (counted under Overturns), standard "
-        "runs and unfinished runs.",
+        "runs, runs that ended in an error and unfinished runs.",
         drill=Drill.CASES,
     ),
     Definition(

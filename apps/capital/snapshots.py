@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.capital.metrics import Measurement, measure
+from apps.capital.metrics import Measurement, ProcessHistory, measure, process_history
 from apps.capital.models import MetricSnapshot
 from apps.people.models import Team
 
@@ -30,23 +30,36 @@ def today() -> date:
     return timezone.localdate()
 
 
-def measure_day(*, team: Team, day: date, now: datetime | None = None) -> Measurement:
+def measure_day(
+    *,
+    team: Team,
+    day: date,
+    now: datetime | None = None,
+    history: dict[int, ProcessHistory] | None = None,
+) -> Measurement:
     now = now or timezone.now()
     start, end = day_bounds(day)
     end = min(end, now)
     if end <= start:
         raise ValueError(f"{day} has not started yet")
-    return measure(team_id=team.pk, start=start, end=end)
+    return measure(team_id=team.pk, start=start, end=end, history=history)
 
 
 @transaction.atomic
-def take_snapshot(*, team: Team, day: date, now: datetime | None = None) -> int:
+def take_snapshot(
+    *,
+    team: Team,
+    day: date,
+    now: datetime | None = None,
+    history: dict[int, ProcessHistory] | None = None,
+) -> int:
     """Measure `team` on `day` and write its rows (team and each process); returns how many.
 
     Precondition: `day` is today or earlier. Idempotent: rows are keyed (team, process, day).
+    `history` (metrics.process_history, read once) saves a pass per day in a backfill.
     """
     now = now or timezone.now()
-    measurement = measure_day(team=team, day=day, now=now)
+    measurement = measure_day(team=team, day=day, now=now, history=history)
     rows = [
         MetricSnapshot(
             team=team,
@@ -102,8 +115,9 @@ def backfill(
     since = max(since, until - timedelta(days=max_days - 1))
     days = 0
     day = since
+    history = process_history(team_id=team.pk)
     while day <= until:
-        take_snapshot(team=team, day=day)
+        take_snapshot(team=team, day=day, history=history)
         day += timedelta(days=1)
         days += 1
     return days

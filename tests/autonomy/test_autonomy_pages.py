@@ -24,8 +24,9 @@ def test_manager_sees_evidence_sweep_and_buttons(trained_process, manager, exper
     assert "12 shadow predictions decided by experts afterwards" in html
     assert "&lt; target 0.90 at threshold 0.6" in html  # what is missing
     assert 'id="sweep"' in html
-    assert "<svg" in html
-    assert "<polyline" in html
+    # The chart component: its data for Chart.js, and the same numbers as a table.
+    assert 'id="sweep-chart-data"' in html
+    assert "Precision and coverage by confidence threshold: the numbers" in html
     assert reverse("autonomy_shadow", args=[trained_process.slug]) in html
     assert reverse("autonomy_promote", args=[trained_process.slug]) not in html  # gate fails
     assert 'name="threshold"' in html  # settings form

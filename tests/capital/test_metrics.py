@@ -216,6 +216,7 @@ def test_runs_credit_rule_and_model_decisions_and_count_routed_items_as_cases(
     run("r2", outcome="decided", decided_by="expert:erin", label="approve", case=routed_case)
     run("r3", outcome="standard")
     run("r4", state="running", outcome="")  # unfinished: nothing
+    run("r5", outcome="decided", decided_by="model@1", label="approve", error="evaluation failed")
     # The routed case was decided 10 minutes before its due time; the other is past due, open.
     Case.objects.filter(pk=routed_case.pk).update(
         status="decided", final_label="approve", decided_at=now - timedelta(minutes=20),
@@ -224,7 +225,7 @@ def test_runs_credit_rule_and_model_decisions_and_count_routed_items_as_cases(
     Case.objects.filter(pk=late_case.pk).update(due_by=now - timedelta(minutes=5))
 
     figures = _figures(team, process, start=now - timedelta(days=1), end=now + timedelta(hours=1))
-    assert figures["automatic_decisions"].num == 1  # r1 only
+    assert figures["automatic_decisions"].num == 1  # r1 only (r5 ended in an error)
     assert figures["hours_saved"].num == pytest.approx(0.1)  # 1 x 6 min
     # (r1 + r3) / (the routed case + r1 + r3)
     assert (figures["straight_through"].num, figures["straight_through"].den) == (2, 3)
