@@ -9,6 +9,8 @@ import pytest
 from apps.autonomy.models import ProcessAutonomy
 from apps.cases.models import Case
 from apps.cases.services.decisions import record_decision
+from apps.classifiers.models import ModelArtifact
+from apps.orchestrations.evidence import Share
 from apps.orchestrations.inbound import receive_items
 from apps.orchestrations.models import ChallengerEvent, OrchestrationVersion, Run, RunStep
 from apps.orchestrations.services import change_stage, create_version
@@ -372,3 +374,29 @@ def test_the_page_sets_and_stops_the_challenger(manager, orchestration, live, mo
     orchestration.refresh_from_db()
     assert orchestration.challenger is None
     assert Run.objects.count() == 0
+
+
+def test_a_challenger_that_cannot_load_costs_the_items_nothing(
+    manager, process, orchestration, live, models
+):
+    broken = store_table_model(process, "broken")
+    ModelArtifact.objects.filter(sha256=broken.artifact_sha256).update(content=b"tampered")
+    set_challenger(client_for(manager), broken.version)
+
+    runs = receive_items(
+        orchestration=orchestration, items=[item(1, "approve@0.95", "reject@0.9")]
+    )[0].runs
+
+    assert [(r.outcome, r.label) for r in runs] == [("routed", "approve")]
+    assert not RunStep.objects.filter(kind="challenger").exists()
+
+
+@pytest.mark.parametrize(
+    ("count", "total", "low", "high"),
+    [(3, 4, 0.3006, 0.9544), (0, 10, 0.0, 0.2775), (50, 100, 0.4038, 0.5962)],
+)
+def test_shares_carry_the_wilson_interval_and_flag_small_samples(count, total, low, high):
+    figure = Share(count, total).as_dict()
+    assert (figure["low"], figure["high"]) == (pytest.approx(low, abs=1e-4), pytest.approx(high, abs=1e-4))  # fmt: skip
+    assert figure["small_sample"] is (total < 30)
+    assert Share(0, 0).as_dict()["share"] is None
