@@ -3,12 +3,13 @@ they prefer), the case carries its due time (queue, case page, `due` queue order
 item escalates next expert → team → managers, each step once, told, counted and traced, with
 the `sla.breached` event to the version's connectors."""
 
+import threading
 import time
 from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -258,6 +259,33 @@ def test_a_process_created_by_api_can_order_its_queue_by_due_time(team, manager)
         content_type="application/json",
     )  # fmt: skip
     assert bad.status_code == 422
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_at_once_take_each_step_once(routed_to_erin, second_expert):
+    (run,) = receive(routed_to_erin, "INV-1")
+    later = run.due_by + timedelta(minutes=5)
+    start = threading.Barrier(2)
+    taken: list[list] = []
+
+    def sweep() -> None:
+        try:
+            start.wait(timeout=10)
+            taken.append(escalate_overdue(now=later))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(len(steps) for steps in taken) == [0, 1]
+    assert Case.objects.get(pk=run.case_id).escalation_level == 1
+    assert RunStep.objects.filter(run=run, kind="sla_breached").count() == 1
+    assert Notification.objects.filter(recipient=second_expert, kind=Kind.CASE_ROUTED).count() == 1
+    assert Delivery.objects.filter(event_type="sla.breached").count() == 1
 
 
 @pytest.mark.slow
