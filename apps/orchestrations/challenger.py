@@ -225,6 +225,12 @@ def promote_challenger(
     live = _live(orchestration)
     if live is None:
         raise StageConflict("a challenger is promoted from the live version: there is none")
+    if live.model_version_id == challenger.pk:
+        # Promoted earlier and live since: nothing left to promote.
+        raise StageConflict(
+            f"the live version {live.number} already uses model v{challenger.version}: "
+            "set another challenger"
+        )
     level, note = _policy_for(orchestration, live, challenger)
     draft = create_version(
         orchestration=orchestration,

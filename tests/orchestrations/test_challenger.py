@@ -284,6 +284,18 @@ def test_promote_makes_a_draft_pinning_the_challenger_logged_with_actor_and_reas
         content_type="application/json",
     )  # fmt: skip
     assert shadow.status_code == 200
+    # Once it is live, the challenger is the champion: nothing more to record or promote.
+    change_stage(version=OrchestrationVersion.objects.get(number=2), stage="live", actor=manager)
+    receive_items(orchestration=orchestration, items=[item(2, "approve@0.95", "reject@0.95")])
+    assert RunStep.objects.filter(kind="challenger").count() == 1
+    again = client.post(
+        f"{API}/challenger/promote",
+        json.dumps({"reason": "again"}),
+        content_type="application/json",
+    )
+    assert again.status_code == 409
+    assert "already uses model" in again.json()["detail"]
+    assert "it records nothing more" in client.get(PAGE).content.decode()
     assert client.post(f"{API}/challenger/promote", "{}", content_type="application/json").status_code == 422  # fmt: skip
 
 
