@@ -167,44 +167,35 @@ def audit_draw(orchestration: Orchestration, external_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def draw_audits(*, runs: list[Run]) -> list[Run]:
-    """The audit draw of each model decision among `runs` (just recorded, with their steps),
-    written into its autonomy step (rate, draw, audited). Returns the runs drawn for audit.
-    Other outcomes (rule decisions, routes, standard) are never audited."""
-    by_model = {
-        run.pk: run
-        for run in runs
-        if run.outcome == Outcome.DECIDED and run.decided_by.startswith("model@")
-    }
-    if not by_model:
-        return []
-    drawn: list[Run] = []
-    steps = list(RunStep.objects.filter(run_id__in=list(by_model), kind=StepKind.AUTONOMY))
-    for step in steps:
-        run = by_model[step.run_id]
-        draw = audit_draw(run.orchestration, run.external_id)
-        audited = draw < run.version.audit_rate
-        step.data = {
-            **step.data,
-            "audit_rate": run.version.audit_rate,
-            "audit_draw": round(draw, 4),
-            "audited": audited,
-        }
-        if audited:
-            drawn.append(run)
-    RunStep.objects.bulk_update(steps, ["data"])
-    return sorted(drawn, key=lambda run: run.pk)
+def draw_audit(*, run: Run, steps: list) -> bool:
+    """The audit draw of a model decision, written into its autonomy step (rate, draw,
+    audited) before the steps are saved. Returns whether the run is audited. Other outcomes
+    (rule decisions, routes, standard) are never audited."""
+    if run.outcome != Outcome.DECIDED or not run.decided_by.startswith("model@"):
+        return False
+    draw = audit_draw(run.orchestration, run.external_id)
+    audited = draw < run.version.audit_rate
+    for kind, data in steps:
+        if kind == StepKind.AUTONOMY:
+            data.update(
+                audit_rate=run.version.audit_rate, audit_draw=round(draw, 4), audited=audited
+            )
+    return audited
 
 
-def outcomes_recorded(*, runs: list[Run]) -> None:
+def outcomes_recorded(*, runs: list[Run], audited: list[Run]) -> None:
     """Call where runs reach their outcome, in that transaction, after their steps and the cases
-    of routed items are written: audit draws (and audit cases), then the outcome events."""
+    of routed items are written: the cases of the runs drawn for audit (`draw_audit`), then the
+    outcome events."""
     by_orchestration: dict[int, list[Run]] = {}
     for run in runs:
         by_orchestration.setdefault(run.orchestration_id, []).append(run)
+    drawn = {run.pk for run in audited}
     for group in by_orchestration.values():
         orchestration = group[0].orchestration
-        open_audit_cases(orchestration=orchestration, runs=draw_audits(runs=group))
+        open_audit_cases(
+            orchestration=orchestration, runs=[run for run in group if run.pk in drawn]
+        )
         announce_outcomes(orchestration=orchestration, runs=group)
 
 

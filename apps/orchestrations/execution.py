@@ -312,7 +312,7 @@ def finish_runs(*, results: list[dict[str, Any]], execution: dict[str, Any]) -> 
     second evaluation of the same run (a redelivered task, a sweep racing a slow request)
     records nothing. Returns the runs finished now (the place where a run reaches its outcome)."""
     from apps.orchestrations.challenger import record_challenger
-    from apps.orchestrations.events import outcomes_recorded
+    from apps.orchestrations.events import draw_audit, outcomes_recorded
     from apps.orchestrations.inbound import open_cases
 
     by_run = {item["run"]: item for item in results}
@@ -327,6 +327,7 @@ def finish_runs(*, results: list[dict[str, Any]], execution: dict[str, Any]) -> 
         )
         steps: list[RunStep] = []
         routed: dict[int, list[Run]] = defaultdict(list)
+        audited: list[Run] = []
         for run in runs:
             item = by_run[run.pk]
             result = Result.from_json(item["result"])
@@ -336,6 +337,9 @@ def finish_runs(*, results: list[dict[str, Any]], execution: dict[str, Any]) -> 
                 result.label, result.reason_code, result.decided_by)  # fmt: skip
             run.confidence, run.routed_to, run.due_by = (
                 result.confidence, result.routed_to, result.due_by)  # fmt: skip
+            # A model decision's audit draw, written into its autonomy step (events.py).
+            if draw_audit(run=run, steps=result.steps):
+                audited.append(run)
             trace = [(StepKind.EXECUTED, execution), *result.steps]
             if item.get("shadow") is not None and run.shadow_version is not None:
                 ghost = item["shadow"]
@@ -361,8 +365,8 @@ def finish_runs(*, results: list[dict[str, Any]], execution: dict[str, Any]) -> 
         # The challenger model's answer on the runs that reached the live model (acts on
         # nothing; apps/orchestrations/challenger.py).
         record_challenger(runs=runs)
-        # Audit draws, audit cases and the outcome events, in this transaction (events.py).
-        outcomes_recorded(runs=runs)
+        # The audit cases and the outcome events, in this transaction (events.py).
+        outcomes_recorded(runs=runs, audited=audited)
     return runs
 
 
