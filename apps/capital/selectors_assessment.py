@@ -416,7 +416,12 @@ def people_figures(*, team: Team, now: datetime) -> dict[str, Any]:
 
 
 def named_processes(*, team: Team) -> list[dict[str, Any]]:
-    """Processes the team names but has not connected, with the manager's estimates."""
+    """Processes the team names but has not connected, with the manager's estimates (one named
+    like a connected process is that process, linked when the roadmap is next brought up to
+    date)."""
+    connected = {
+        name.lower() for name in Process.objects.filter(team=team).values_list("name", flat=True)
+    }
     return [
         {
             "name": c.name,
@@ -430,6 +435,7 @@ def named_processes(*, team: Team) -> list[dict[str, Any]]:
         for c in CandidateProcess.objects.filter(team=team, process__isnull=True)
         .select_related("owner")
         .order_by("name")
+        if c.name.lower() not in connected
     ]
 
 

@@ -214,9 +214,12 @@ def ranking(*, team: Team, now: datetime | None = None) -> list[Candidate]:
             }
         )
 
+    connected = {row["name"].lower() for row in rows}
     for named in CandidateProcess.objects.filter(team=team, process__isnull=True).select_related(
         "owner"
     ):
+        if named.name.lower() in connected:
+            continue  # connected since it was named: ranked once, on its measured figures
         volume = named.cases_per_week or 0.0
         minutes = named.minutes_per_case or 0.0
         hours = volume * minutes / 60

@@ -163,11 +163,29 @@ def add_named_process(
     )
 
 
+def link_connected_candidates(*, team: Team) -> int:
+    """Link processes the team named to the connected process of the same name (case-insensitive)
+    once it exists, so a candidate is ranked once, with measured figures, and a battle chosen
+    while it was only named follows it. Returns how many were linked."""
+    linked = 0
+    processes = {
+        p.name.lower(): p for p in Process.objects.filter(team=team, capital_candidate__isnull=True)
+    }
+    for candidate in CandidateProcess.objects.filter(team=team, process__isnull=True):
+        process = processes.get(candidate.name.lower())
+        if process is not None:
+            candidate.process = process
+            candidate.save(update_fields=["process"])
+            linked += 1
+    return linked
+
+
 def set_process_owner(
     *, process: Process, owner: AbstractBaseUser | None, by: AbstractBaseUser
 ) -> CandidateProcess:
     """The owner of a connected process (its stakeholder for the first battle)."""
     owner = _member(process.team, owner)
+    link_connected_candidates(team=process.team)
     candidate, _ = CandidateProcess.objects.get_or_create(
         process=process,
         defaults={
@@ -226,6 +244,7 @@ def record_assessment(*, team: Team, by: AbstractBaseUser, note: str = "") -> As
     version of the team's assessment."""
     note = _text(note, name="Note", limit=MAX_ANSWER)
     link_enrolled_assets(team=team)
+    link_connected_candidates(team=team)
     now = timezone.now()
     figures = assessment_figures(team=team, now=now)
     questions = [
@@ -363,6 +382,7 @@ def advance_roadmap(*, team: Team, now: datetime | None = None) -> list[PhaseEnt
     (now, when a criterion can't say). Entries are never moved or removed: a roadmap doesn't go
     back when a figure dips. Idempotent and safe to run concurrently (unique entries)."""
     now = now or timezone.now()
+    link_connected_candidates(team=team)
     freeze_battle_estimates(team=team)
     entries = {e.phase: e for e in PhaseEntry.objects.filter(team=team)}
     if 1 not in entries:

@@ -152,10 +152,34 @@ def test_the_estimate_freezes_when_the_process_goes_live(scenario, team, manager
     )
     version = create_version(orchestration=orchestration, actor=manager, values={})
     change_stage(version=version, stage="live", actor=manager, reason="go")
-    assert services.freeze_battle_estimates(team=team) == 1
-    choice.refresh_from_db()
+    choice.refresh_from_db()  # frozen by the go-live's StageChange
     assert choice.estimate_frozen_at is not None
     assert choice.frozen_by_orchestration == orchestration
     assert services.freeze_battle_estimates(team=team) == 0  # frozen once
     with pytest.raises(ValidationError, match="frozen"):
         services.refresh_battle_estimate(team=team, by=manager)
+
+
+def test_a_named_process_once_connected_is_ranked_once_and_keeps_its_battle(team, manager):
+    named = services.add_named_process(
+        team=team, name="Supplier claims", by=manager, cases_per_week=4, minutes_per_case=15
+    )
+    choice = services.choose_battle(
+        team=team, candidate_key=f"named:{named.pk}", reason="Everyone complains", by=manager
+    )
+    assert choice.estimated_hours_per_week == 1.0  # 4 a week x 15 minutes, the estimates
+    process = make_process(team, slug="supplier-claims", name="Supplier claims")
+    assert [c.key for c in ranking(team=team)] == ["process:supplier-claims"]
+    services.set_process_owner(process=process, owner=manager, by=manager)  # links, no clash
+    named.refresh_from_db()
+    assert named.process == process
+    assert named.owner == manager
+    orchestration = create_orchestration(
+        process=process, slug="claims-flow", name="Claims flow", owner=manager
+    )
+    version = create_version(orchestration=orchestration, actor=manager, values={})
+    change_stage(version=version, stage="live", actor=manager, reason="go")
+    choice.refresh_from_db()  # frozen by the go-live itself (the StageChange receiver)
+    assert choice.estimate_frozen_at is not None
+    assert choice.process == process
+    assert choice.estimated_hours_per_week == 1.0
