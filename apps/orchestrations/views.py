@@ -89,8 +89,11 @@ def orchestration_detail(request: HtmxHttpRequest, orchestration_slug: str) -> H
         "diff_to": new,
         "log": selectors.stage_log(orchestration=orchestration),
         "can_manage": selectors.can_manage(user=request.user, orchestration=orchestration),
-        # How the shadow and canary candidates compared with experts' outcomes (evidence.py).
-        "evidence": deploy_evidence(versions=versions),
+        # How the shadow and canary candidates compared with experts' outcomes (evidence.py);
+        # not for the diff fragment, which doesn't show it.
+        "evidence": []
+        if request.htmx and request.htmx.target == "version-diff"
+        else deploy_evidence(versions=versions),
         **_runs_context(request, orchestration),
     }
     template = "orchestrations/detail.html"
