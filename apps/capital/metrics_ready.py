@@ -3,8 +3,8 @@
 
 def register_metrics() -> None:
     from apps.capital.metrics_prometheus import exposition
-    from apps.capital.metrics_summary import capital_dashboard_teams
     from apps.core.registry import NavItem, register_metrics_exposition, register_nav_item
+    from apps.people.models import TEAM_MANAGER_ROLES
 
     # Managers and admins of a team, and organisation admins: whoever has a dashboard to open.
     register_nav_item(
@@ -12,7 +12,7 @@ def register_metrics() -> None:
             label="Capital",
             url_name="capital_dashboards",
             order=78,
-            visible=lambda user: capital_dashboard_teams(user=user).exists(),
+            roles=TEAM_MANAGER_ROLES,
         )
     )
     register_metrics_exposition(exposition)

@@ -5,9 +5,9 @@ from django.db.models.signals import post_save
 
 
 def register_roadmap() -> None:
-    from apps.capital.selectors_assessment import capital_teams
     from apps.core.registry import NavItem, register_nav_item
     from apps.orchestrations.models import StageChange
+    from apps.people.models import Role
 
     # Everyone in a team sees their teams' roadmaps (and organisation admins every team's).
     register_nav_item(
@@ -15,7 +15,8 @@ def register_roadmap() -> None:
             label="Roadmap",
             url_name="capital_roadmaps",
             order=80,
-            visible=lambda user: bool(capital_teams(user=user)),
+            # Any role in any team (from the roles the navigation loaded: no query).
+            roles=frozenset(Role.values),
         )
     )
     post_save.connect(_freeze_on_live, sender=StageChange, dispatch_uid="capital_freeze_on_live")
