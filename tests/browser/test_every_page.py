@@ -170,6 +170,8 @@ def everything(team, expert, second_expert, manager, staff, admin, outsider, fit
         orchestration=orchestration,
         items=[{"external_id": "ITEM-1", "fields": {"vendor": "Acme GmbH", "amount": 120}}],
     )[0].runs
+    # The delivery made for it: the run page lists its deliveries (a table at 390 px too).
+    Delivery.objects.filter(pk=delivery.pk).update(run_id=run.pk)
     # A recorded assessment (capital): its version page needs one.
     from apps.capital.services_roadmap import record_assessment
 
