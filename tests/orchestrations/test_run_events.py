@@ -498,3 +498,22 @@ def test_a_decision_whose_signal_was_lost_is_caught_up_once(
     run.refresh_from_db()
     assert (run.outcome, run.decided_by) == ("decided", f"expert:{expert.username}")
     assert [t for t, _ in messages(receiver, erp)] == ["item.routed", "item.decided"]
+
+
+def test_the_trace_lists_a_failing_delivery_with_its_attempts(
+    manager, orchestration, enabled_rule, erp, receiver, django_capture_on_commit_callbacks
+):
+    live(orchestration, manager, rules=[{"rule": enabled_rule.pk}], connectors=[erp.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        [run] = send(client_for(manager), {"external_id": "I", "fields": MISSING}).json()["runs"]
+    receiver.answer = lambda request: 503
+    drain_connector(connector_id=erp.pk)
+
+    [delivery] = client_for(manager).get(f"{API}/runs/{run['id']}").json()["deliveries"]
+    assert (delivery["state"], delivery["attempts"], delivery["last_status"]) == ("failed", 1, 503)
+    [attempt] = delivery["recent_attempts"]
+    assert attempt["status_code"] == 503
+    assert attempt["error"] == "HTTP 503"
+    assert delivery["delivered_at"] is None
+    page = client_for(manager).get(f"/orchestrations/invoice-flow/runs/{run['id']}/")
+    assert "Failed, will retry" in page.content.decode()
