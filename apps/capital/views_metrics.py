@@ -56,6 +56,9 @@ def dashboard(request: HtmxHttpRequest, team_slug: str) -> HttpResponse:
         cards = [
             {
                 "view": view,
+                "value": value_text(view.value, view.definition.unit),
+                "previous": value_text(view.previous, view.definition.unit),
+                "baseline": value_text(view.baseline.value, view.definition.unit),
                 "chart": chart(
                     element_id=f"spark-{view.definition.key}",
                     title=view.definition.name,
@@ -96,6 +99,25 @@ def dashboard(request: HtmxHttpRequest, team_slug: str) -> HttpResponse:
         },
         status=422 if error else 200,
     )
+
+
+def value_text(value: float | None, unit: str) -> str:
+    """A figure as the dashboard shows it."""
+    if value is None:
+        return "—"
+    if unit == "share":
+        return f"{value:.1f} %"
+    if unit == "hours":
+        return f"{value:,.1f} h"
+    if unit == "days":
+        return f"{value:.1f} days"
+    if unit == "seconds":
+        return f"{value:.0f} s"
+    if unit == "ratio":
+        return f"{value:.2f} \u00d7"
+    if unit == "money":
+        return f"{value:,.2f}"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
 def _unit(unit: str) -> str:
