@@ -21,6 +21,7 @@ from apps.connectors.services.connectors import create_connector
 from apps.orchestrations import inbound, services, simulator
 from apps.orchestrations.models import Orchestration, Stage
 from apps.rules.models import Rule
+from apps.rules.services import authoring, backtest
 
 DEMO_SLUG = "invoice-exceptions"
 RUNS_ON_V1 = 12
@@ -56,30 +57,65 @@ def _connector(process: Process, owner: object) -> tuple[Connector | None, str]:
     return connector, ""
 
 
+# Two branches of the invoice policy (apps/cases/demo.py) written as rules for the orchestration:
+# the induced rules lean on the cases' exception fields, which inbound items don't carry.
+POLICY_RULES = [
+    ("Recurring vendor without a PO", 5,
+     {"all": [{"field": "po_match", "op": "eq", "value": "missing"},
+              {"field": "vendor", "op": "in", "value": cases_demo.RECURRING_VENDORS},
+              {"field": "amount", "op": "le", "value": 10_000}]},
+     {"decide": "approve", "reason_code": "recurring_vendor"}),
+    ("Vendor not in the vendor master", 6,
+     {"field": "vendor", "op": "in", "value": cases_demo.NEW_VENDORS},
+     {"decide": "route_to_procurement", "reason_code": "new_vendor"}),
+]  # fmt: skip
+
+
+def _policy_rules(process: Process, owner: object) -> list[Rule]:
+    made = []
+    for name, priority, condition, action in POLICY_RULES:
+        rule = Rule.objects.filter(process=process, name=name).first()
+        if rule is None:
+            rule = authoring.create_rule(
+                process=process, owner=owner, name=name, condition=condition, action=action,
+                priority=priority,
+                description="Written for the demo orchestration from the invoice policy.",
+            )  # fmt: skip
+            backtest.backtest_rule(rule=rule)
+            rule = authoring.enable_rule(rule=Rule.objects.get(pk=rule.pk))
+        made.append(rule)
+    return made
+
+
 def seed_orchestration_demo() -> str:
-    """Idempotent: does nothing when the demo orchestration exists or the invoice process is not
-    ready (no enabled rules or no promoted model)."""
+    """Idempotent: does nothing when the demo orchestration exists, or without the invoice
+    process, its promoted model or maya."""
     if Orchestration.objects.filter(slug=DEMO_SLUG).exists():
         return "Orchestrations demo: already present"
     process = Process.objects.filter(slug=cases_demo.AP_SLUG).select_related("team").first()
     model = ModelVersion.objects.filter(process=process, is_promoted=True).first()
-    rules = list(Rule.objects.filter(process=process, enabled=True).order_by("priority", "pk"))
     owner = get_user_model().objects.filter(username="maya").first()
-    if process is None or model is None or not rules or owner is None:
-        return "Orchestrations demo: the invoice process has no enabled rules or model; skipped"
+    if process is None or model is None or owner is None:
+        return "Orchestrations demo: the invoice process or its model is missing; skipped"
     earned = autonomy_of(process=process)
     level = min(earned.level, 2)
     threshold = max(earned.threshold, 0.5) if level else 0.9
     # An expert route needs an expert of the team: erin is one in the demo organisation.
     routes = {"route_to_procurement": "team:ap", "reject": "expert:erin"}
     with transaction.atomic():
+        policy = _policy_rules(process, owner)
+        induced = list(
+            Rule.objects.filter(process=process, enabled=True)
+            .exclude(pk__in=[r.pk for r in policy])
+            .order_by("priority", "pk")
+        )
         connector, note = _connector(process, owner)
         orchestration = services.create_orchestration(
             process=process, slug=DEMO_SLUG, name="Invoice exceptions", owner=owner
         )
         v1 = services.create_version(
             orchestration=orchestration, actor=owner,
-            values={"rules": [{"rule": r.pk} for r in rules[: max(len(rules) // 2, 1)]],
+            values={"rules": [{"rule": policy[0].pk}],
                     "model_version": model.version, "autonomy_level": min(level, 1),
                     "threshold": threshold, "routes": routes, "sla_minutes": 480},
         )  # fmt: skip
@@ -90,22 +126,25 @@ def seed_orchestration_demo() -> str:
     with transaction.atomic():
         v2 = services.create_version(
             orchestration=orchestration, actor=owner, base=v1,
-            values={"rules": [{"rule": r.pk} for r in rules], "autonomy_level": level,
-                    "sla_minutes": 240},
+            values={"rules": [{"rule": r.pk} for r in [*policy, *induced]],
+                    "autonomy_level": level, "sla_minutes": 240,
+                    # Small invoices stay with the ERP's own approval flow.
+                    "exception_filter": {"field": "amount", "op": "gt", "value": 1000}},
         )  # fmt: skip
         services.change_stage(
             version=v2, stage=Stage.LIVE, actor=owner,
-            reason="demo: every induced rule, and suggestions at the level the process earned",
+            reason="demo: the policy and induced rules, suggestions at the level the process "
+            "earned, invoices up to 1,000 left to the ERP",
         )  # fmt: skip
         v3 = services.create_version(
             orchestration=orchestration, actor=owner, base=v2,
-            values={"exception_filter": {"field": "amount", "op": "gt", "value": 250},
+            values={"exception_filter": {"field": "amount", "op": "gt", "value": 2500},
                     "sla_minutes": 120,
                     "connectors": [connector.pk] if connector is not None else []},
         )  # fmt: skip
         services.change_stage(
             version=v3, stage=Stage.SHADOW, actor=owner,
-            reason="demo: would small invoices (≤ 250) be better left to the ERP?",
+            reason="demo: could invoices up to 2,500 be left to the ERP as well?",
         )  # fmt: skip
     inbound.receive_items(
         orchestration=orchestration, items=_items(RUNS_ON_V2, prefix="ERP-2026-B", seed=SEED + 1)

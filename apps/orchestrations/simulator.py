@@ -183,7 +183,12 @@ class Api:
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310
-                return answer.status, json.loads(answer.read() or b"null")
+                try:
+                    return answer.status, json.loads(answer.read() or b"null")
+                except ValueError:
+                    raise SimulatorError(
+                        f"{self.base} did not answer with JSON: is --base-url orchcap's address?"
+                    ) from None
         except urllib.error.HTTPError as exc:
             try:
                 detail = json.loads(exc.read() or b"null")
@@ -436,6 +441,7 @@ class Simulator:
             ("decided_by", "by"),
             ("routed_to", "to"),
             ("due_by", "due"),
+            ("suggested_label", "suggested"),
             ("confidence", "confidence"),
         ):
             if data.get(key) not in (None, ""):
