@@ -412,3 +412,24 @@ def test_shares_carry_the_wilson_interval_and_flag_small_samples(count, total, l
     assert (figure["low"], figure["high"]) == (pytest.approx(low, abs=1e-4), pytest.approx(high, abs=1e-4))  # fmt: skip
     assert figure["small_sample"] is (total < 30)
     assert Share(0, 0).as_dict()["share"] is None
+
+
+def test_an_earlier_challenger_keeps_its_own_comparison(
+    manager, process, orchestration, live, models
+):
+    client = client_for(manager)
+    third = store_table_model(process, "chall")
+    set_challenger(client, models[1].version)
+    receive_items(orchestration=orchestration, items=[item(i, "approve@0.95", "reject@0.95") for i in range(3)])  # fmt: skip
+    set_challenger(client, third.version)
+    receive_items(orchestration=orchestration, items=[item(i, "approve@0.95", "approve@0.95") for i in range(3, 5)])  # fmt: skip
+
+    current = client.get(f"{API}/challenger").json()["comparison"]
+    earlier = client.get(f"{API}/challenger", {"model_version": models[1].version}).json()["comparison"]  # fmt: skip
+
+    assert (current["model_version"], current["items"], current["agreement"]["count"]) == (third.version, 2, 2)  # fmt: skip
+    assert (earlier["model_version"], earlier["items"], earlier["agreement"]["count"]) == (models[1].version, 3, 0)  # fmt: skip
+    assert earlier["is_current"] is False
+    page = client.get(PAGE, {"model": models[1].version}).content.decode()
+    assert "(an earlier challenger)" in page
+    assert f'<option value="{models[1].version}" selected>' in page
