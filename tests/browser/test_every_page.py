@@ -209,6 +209,7 @@ def everything(team, expert, second_expert, manager, staff, admin, outsider, fit
         "role_id": author.pk,
         "evidence_id": skill_plan.pk,  # POST-only (405)
         "review_id": skill_plan.pk,  # POST-only (405)
+        "notification_id": run.pk,  # POST-only (405)
     }
     # Where one argument name means different objects on different pages.
     by_page = {
