@@ -148,12 +148,16 @@ def _select(ids: list[int]) -> Any:
 # --- dispatch -----------------------------------------------------------------------------------
 
 
-def dispatch_runs(*, run_ids: list[int], wait: bool) -> None:
-    """Evaluate newly recorded runs: in this process when the caller waits and their placement
-    allows it, else on the fabric. Call after the runs are committed."""
-    if not run_ids:
-        return
-    runs = list(_select(run_ids).exclude(state=RunState.FINISHED).order_by("pk"))
+def dispatch_runs(
+    *, run_ids: list[int] | None = None, runs: list[Run] | None = None, wait: bool
+) -> list[Run]:
+    """Evaluate newly recorded runs (`runs` as just recorded, or their ids): in this process
+    when the caller waits and their placement allows it, else on the fabric. Call after the
+    runs are committed. Returns the runs finished here."""
+    if runs is None:
+        runs = list(_select(run_ids or []).exclude(state=RunState.FINISHED).order_by("pk"))
+    if not runs:
+        return []
     here: list[Run] = []
     away: list[int] = []
     allowed: dict[str, bool] = {}
@@ -163,10 +167,12 @@ def dispatch_runs(*, run_ids: list[int], wait: bool) -> None:
         if key not in allowed:
             allowed[key] = wait and may_run_in_request(requirements)
         (here.append(run) if allowed[key] else away.append(run.pk))
+    finished: list[Run] = []
     for start in range(0, len(here), BATCH_MAX):
-        evaluate_here(here[start : start + BATCH_MAX])
+        finished += evaluate_here(here[start : start + BATCH_MAX])
     if away:
         send_to_fabric(run_ids=away)
+    return finished
 
 
 def _model_versions(runs: list[Run]) -> dict[str, ModelVersion]:
@@ -215,6 +221,7 @@ def evaluate_here(runs: list[Run]) -> list[Run]:
             results=answer["results"],
             execution={"path": IN_REQUEST, "node": _WEB_NODE, "batch": batch,
                        "batch_size": len(group), "seconds": answer["seconds"]},
+            loaded={run.pk: run for run in group},
         )  # fmt: skip
     return finished
 
@@ -305,12 +312,18 @@ _RUN_FIELDS = ["state", "outcome", "label", "reason_code", "decided_by", "confid
                "routed_to", "due_by", "finished_at", "error"]  # fmt: skip
 
 
-def finish_runs(*, results: list[dict[str, Any]], execution: dict[str, Any]) -> list[Run]:
+def finish_runs(
+    *,
+    results: list[dict[str, Any]],
+    execution: dict[str, Any],
+    loaded: dict[int, Run] | None = None,
+) -> list[Run]:
     """Record evaluated runs: outcome, trace steps, the case of a routed item. `results` are
     evaluate_rows' items ({"run", "result", "shadow"}); `execution` says where and in which
     batch they ran (the trace's `executed` step). Runs already finished are skipped, so a
     second evaluation of the same run (a redelivered task, a sweep racing a slow request)
-    records nothing. Returns the runs finished now (the place where a run reaches its outcome)."""
+    records nothing. `loaded`: the runs as the caller holds them (just recorded), saving a
+    read. Returns the runs finished now (the place where a run reaches its outcome)."""
     from apps.orchestrations.challenger import record_challenger
     from apps.orchestrations.events import draw_audit, outcomes_recorded
     from apps.orchestrations.inbound import open_cases
@@ -319,12 +332,17 @@ def finish_runs(*, results: list[dict[str, Any]], execution: dict[str, Any]) -> 
     now = timezone.now()
     with transaction.atomic():
         # Locked in id order: two finishers of overlapping batches can't deadlock.
-        runs = list(
-            _select(sorted(by_run))
+        locked = list(
+            Run.objects.filter(pk__in=sorted(by_run))
             .exclude(state=RunState.FINISHED)
-            .select_for_update(of=("self",))
+            .select_for_update()
             .order_by("pk")
+            .values_list("pk", flat=True)
         )
+        if loaded is not None and all(pk in loaded for pk in locked):
+            runs = [loaded[pk] for pk in locked]
+        else:
+            runs = list(_select(locked).order_by("pk"))
         steps: list[RunStep] = []
         routed: dict[int, list[Run]] = defaultdict(list)
         audited: list[Run] = []

@@ -319,15 +319,18 @@ def receive_items(
             ).delete()
         raise
     wait = wait_ms is not None and wait_ms > 0
-    new_ids = [run.pk for run, made in zip(received.runs, received.created, strict=True) if made]
+    new = [run for run, made in zip(received.runs, received.created, strict=True) if made]
+    done: dict[int, Run] = {}
     try:
-        dispatch_runs(run_ids=new_ids, wait=wait)
+        done = {run.pk: run for run in dispatch_runs(runs=new, wait=wait)}
     except Exception:
         # The runs are recorded: the sweeper sends them to the fabric (execution.sweep_runs).
-        log.exception(
-            "orchestration %s: %d run(s) not dispatched", orchestration.slug, len(new_ids)
-        )
+        log.exception("orchestration %s: %d run(s) not dispatched", orchestration.slug, len(new))
     if wait:
+        if all(run.pk in done or run.state == RunState.FINISHED for run in received.runs):
+            # Finished here (or before): the answer is in hand.
+            received.runs = [done.get(run.pk, run) for run in received.runs]
+            return received, None
         ids = [run.pk for run in received.runs]
         wait_for(run_ids=ids, deadline=started + wait_ms / 1000)
         fresh = Run.objects.select_related("version").in_bulk(ids)
