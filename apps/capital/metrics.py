@@ -12,6 +12,7 @@ with the audits); SLA attainment comes from the due time orchestrations give rou
 (`Case.due_by`); the assessment's listed assets and data sources from `assessment_sources`.
 """
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -52,6 +53,13 @@ class Raw:
 
 # {process id or None (the team): {metric key: Raw}}
 Measurement = dict[int | None, dict[str, Raw]]
+
+
+def _json_list(value: object) -> list:
+    """A jsonb column read through Django's cursor comes back as text."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value if isinstance(value, list) else []
 
 
 def online_hours_threshold() -> float:
@@ -569,7 +577,7 @@ def fabric_nodes(*, team_id: int, end: datetime) -> list[NodeState]:
                 enrolled_hours=round(enrolled, 3),
                 online_hours=round(online, 3),
                 participates=online > 0 and online + 1e-9 >= needed,
-                data_sources=[str(source) for source in (row[5] or [])],
+                data_sources=[str(source) for source in _json_list(row[5])],
             )
         )
     return nodes

@@ -113,3 +113,40 @@ def test_the_capital_menu_entry_leads_a_manager_to_the_dashboard(manager, expert
     assert 'href="/capital/"' in client_for(manager).get("/").content.decode()
     assert 'href="/capital/"' not in client_for(expert).get("/").content.decode()
     assert client_for(expert).get("/capital/").status_code == 403
+
+
+def test_an_overridden_baseline_says_who_set_it_on_the_dashboard(history, manager, team):
+    from apps.capital.metrics_services import set_baseline
+
+    set_baseline(
+        team=team, metric="hours_saved", value=2.5, reason="last year's pilot, by stopwatch",
+        by=manager,
+    )  # fmt: skip
+    html = client_for(manager).get(f"/teams/{team.slug}/capital/").content.decode()
+    assert "set by maya on" in html
+    assert "last year&#x27;s pilot, by stopwatch" in html
+    api = client_for(manager).get(f"/api/v1/teams/{team.slug}/capital").json()
+    saved = next(f for f in api["figures"] if f["key"] == "hours_saved")
+    assert saved["baseline"] == {
+        "value": 2.5, "source": "override", "text": saved["baseline"]["text"]
+    }  # fmt: skip
+    assert "maya" in saved["baseline"]["text"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"metric": "nope", "value": 1, "reason": "because"}, "unknown metric"),
+        ({"metric": "hours_saved", "value": -1, "reason": "because"}, "0 or more"),
+        ({"metric": "hours_saved", "value": 1, "reason": ""}, "say why"),
+    ],
+)
+def test_a_baseline_override_needs_a_known_metric_a_number_and_a_reason(
+    team, manager, kwargs, message
+):
+    from django.core.exceptions import ValidationError
+
+    from apps.capital.metrics_services import set_baseline
+
+    with pytest.raises(ValidationError, match=message):
+        set_baseline(team=team, by=manager, **kwargs)

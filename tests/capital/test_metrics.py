@@ -232,3 +232,29 @@ def test_runs_credit_rule_and_model_decisions_and_count_routed_items_as_cases(
     # One met, one missed (open past its due time): 50 %.
     assert (figures["sla_attainment"].num, figures["sla_attainment"].den) == (1, 2)
     assert figures["orchestrated_processes"].num == 1
+
+
+def test_listed_machines_count_in_the_fabric_share_and_hosted_sources_are_reachable(team, manager):
+    from apps.capital.services_roadmap import add_asset, add_data_source
+
+    now = datetime.now(UTC)
+    week_ago = now - timedelta(days=8)
+    node = _node(team, "build-1", week_ago, [(week_ago, "online")])
+    ComputeNode.objects.filter(pk=node.pk).update(data_sources=["erp"])
+    # Listed in the assessment: the enrolled node (linked, not counted twice) and an old server
+    # nobody has enrolled yet; two data sources, one hosted by the node.
+    add_asset(team=team, name="build-1", asset_class="workstation", by=manager)
+    add_asset(team=team, name="old-rack-server", asset_class="server", by=manager)
+    add_data_source(team=team, name="erp", by=manager)
+    add_data_source(team=team, name="crm", by=manager)
+    figures = _figures(team, start=now - timedelta(days=1), end=now + timedelta(minutes=1))
+    # 1 participating node of (1 enrolled + 1 listed not enrolled)
+    assert (figures["fabric_participation"].num, figures["fabric_participation"].den) == (1, 2)
+    # erp is hosted by a participating node, crm by none: 1 of 2.
+    assert (figures["data_sources_reachable"].num, figures["data_sources_reachable"].den) == (1, 2)
+
+
+def test_without_listed_data_sources_the_reachable_share_is_empty_not_zero(team):
+    now = datetime.now(UTC)
+    figures = _figures(team, start=now - timedelta(days=1), end=now)
+    assert figures["data_sources_reachable"].value("state_ratio") is None
