@@ -22,8 +22,9 @@ from apps.capital.models import (
     PhaseCriterion,
     PhaseEntry,
 )
-from apps.capital.selectors_assessment import assessment_figures, gap_questions
+from apps.capital.selectors_assessment import assessment_figures
 from apps.capital.selectors_battle import ranking
+from apps.capital.selectors_gaps import gap_questions
 from apps.capital.selectors_roadmap import PHASES, criteria_rows, evaluate_phase, team_start
 from apps.cases.models import Process
 from apps.fabric.models import ComputeNode, NodeClass

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from apps.capital import selectors_assessment as assessment
+from apps.capital import selectors_gaps as gaps
 from apps.capital import services_roadmap as services
 from apps.capital.forms_roadmap import (
     AnswersForm,
@@ -81,7 +82,7 @@ def _apply(form: Any, action: Any) -> str | None:
 def assessment_page(request: HtmxHttpRequest, team_slug: str) -> HttpResponse:
     team, can_edit = _team(request, team_slug)
     figures = assessment.assessment_figures(team=team)
-    questions = assessment.gap_questions(team=team, figures=figures)
+    questions = gaps.gap_questions(team=team, figures=figures)
     data = request.POST if request.method == "POST" else None
     action = request.POST.get("action", "") if data else ""
     forms = {
@@ -101,8 +102,8 @@ def assessment_page(request: HtmxHttpRequest, team_slug: str) -> HttpResponse:
             messages.success(request, done)
             return redirect("capital_assessment", team_slug=team.slug)
         status = 422
-    versions = assessment.assessments_of(team=team)
-    since_last = assessment.diff_assessments(versions[0].figures, figures) if versions else None
+    versions = gaps.assessments_of(team=team)
+    since_last = gaps.diff_assessments(versions[0].figures, figures) if versions else None
     context = {
         "team": team,
         "can_edit": can_edit,
@@ -177,21 +178,17 @@ def _assessment_action(
 def assessment_version_page(request: HtmxHttpRequest, team_slug: str, number: int) -> HttpResponse:
     """A recorded assessment as it was, and what changed since the version before it."""
     team, can_edit = _team(request, team_slug)
-    recorded = assessment.assessment_version(team=team, version=number)
-    previous = assessment.assessment_version(team=team, version=number - 1) if number > 1 else None
+    recorded = gaps.assessment_version(team=team, version=number)
+    previous = gaps.assessment_version(team=team, version=number - 1) if number > 1 else None
     context = {
         "team": team,
         "can_edit": can_edit,
         "recorded": recorded,
         "figures": recorded.figures,
         "previous": previous,
-        "changes": (
-            assessment.diff_assessments(previous.figures, recorded.figures) if previous else []
-        ),
+        "changes": (gaps.diff_assessments(previous.figures, recorded.figures) if previous else []),
         "answer_changes": (
-            assessment.diff_assessments(
-                assessment.answers_of(previous), assessment.answers_of(recorded)
-            )
+            gaps.diff_assessments(gaps.answers_of(previous), gaps.answers_of(recorded))
             if previous
             else []
         ),
@@ -291,7 +288,7 @@ def roadmap_context(team: Team) -> dict[str, Any]:
     now = timezone.now()
     phases = roadmap_state(team=team, now=now)
     current = current_phase(phases)
-    versions = assessment.assessments_of(team=team)
+    versions = gaps.assessments_of(team=team)
     return {
         "team": team,
         "now": now,

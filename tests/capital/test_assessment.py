@@ -11,11 +11,8 @@ from apps.capital import services_roadmap as services
 from apps.capital.assessment_sources import listed
 from apps.capital.demo_roadmap import seed_roadmap_demo
 from apps.capital.models import Assessment, BattleChoice, PhaseEntry
-from apps.capital.selectors_assessment import (
-    assessment_figures,
-    diff_assessments,
-    gap_questions,
-)
+from apps.capital.selectors_assessment import assessment_figures
+from apps.capital.selectors_gaps import diff_assessments, gap_questions
 from apps.cases.models import Case, Decision
 from apps.fabric.models import NodeEvent, TaskAttempt
 from apps.fabric.services.enrollment import create_enrollment_token
