@@ -16,4 +16,9 @@ urlpatterns = [
         views_metrics.figure_rows,
         name="capital_figure_rows",
     ),
+    path(
+        "teams/<slug:team_slug>/capital/figures/<slug:metric>/baseline",
+        views_metrics.baseline_override,
+        name="capital_baseline_override",
+    ),
 ]

@@ -1,12 +1,15 @@
 """Capital metrics pages: the team dashboard, the definitions, a figure's rows, the CSV."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
+from apps.capital import metrics_services
 from apps.capital import metrics_summary as summary
 from apps.capital.api_metrics import history_csv
 from apps.capital.metrics_definitions import (
@@ -14,6 +17,7 @@ from apps.capital.metrics_definitions import (
     BY_KEY,
     DEFINITIONS,
     FAMILY_LABELS,
+    Definition,
     Family,
     definitions_of,
 )
@@ -21,6 +25,7 @@ from apps.capital.metrics_rows import rows_for
 from apps.capital.snapshots import day_bounds
 from apps.core.charts import Series, chart
 from apps.core.http import HtmxHttpRequest
+from apps.people.models import Team
 
 
 def _period_or_422(request: HtmxHttpRequest) -> tuple[summary.Period | None, str]:
@@ -148,6 +153,17 @@ def figure_rows(request: HtmxHttpRequest, team_slug: str, metric: str) -> HttpRe
     definition = BY_KEY.get(metric)
     if definition is None:
         raise Http404("No such metric")
+    return _figure_rows_page(request, team, definition)
+
+
+def _figure_rows_page(
+    request: HtmxHttpRequest,
+    team: Team,
+    definition: Definition,
+    *,
+    form_error: str = "",
+    status: int = 200,
+) -> HttpResponse:
     period, error = _period_or_422(request)
     if period is None:
         period = summary.parse_period(start=None, end=None)
@@ -155,12 +171,50 @@ def figure_rows(request: HtmxHttpRequest, team_slug: str, metric: str) -> HttpRe
     _, end = day_bounds(period.end)
     end = min(end, timezone.now())
     rows = rows_for(definition=definition, team=team, start=start, end=end)
+    baseline = summary.baselines(team=team)[definition.key]
     return render(
         request,
         "capital/figure_rows.html",
-        {"team": team, "definition": definition, "period": period, "rows": rows, "error": error},
-        status=422 if error else 200,
+        {
+            "team": team,
+            "definition": definition,
+            "period": period,
+            "rows": rows,
+            "error": error,
+            "form_error": form_error,
+            "baseline": baseline,
+            "baseline_text": value_text(baseline.value, definition.unit),
+        },
+        status=422 if error else status,
     )
+
+
+@login_required
+@require_POST
+def baseline_override(request: HtmxHttpRequest, team_slug: str, metric: str) -> HttpResponse:
+    """Set (or, with `clear`, drop) the manager's baseline of one team figure."""
+    team = summary.capital_team(user=request.user, slug=team_slug)
+    definition = BY_KEY.get(metric)
+    if definition is None:
+        raise Http404("No such metric")
+    if request.POST.get("clear"):
+        metrics_services.clear_baseline(team=team, metric=metric)
+        messages.success(request, f"{definition.name}: back to the measured baseline.")
+        return redirect("capital_figure_rows", team_slug=team.slug, metric=metric)
+    try:
+        metrics_services.set_baseline(
+            team=team,
+            metric=metric,
+            value=request.POST.get("value", ""),
+            reason=request.POST.get("reason", ""),
+            by=request.user,
+        )
+    except ValidationError as error:
+        return _figure_rows_page(
+            request, team, definition, form_error=" ".join(error.messages), status=422
+        )
+    messages.success(request, f"{definition.name}: baseline set; the figure says it was.")
+    return redirect("capital_figure_rows", team_slug=team.slug, metric=metric)
 
 
 @login_required

@@ -150,3 +150,19 @@ def test_a_baseline_override_needs_a_known_metric_a_number_and_a_reason(
 
     with pytest.raises(ValidationError, match=message):
         set_baseline(team=team, by=manager, **kwargs)
+
+
+def test_a_manager_sets_and_clears_a_baseline_from_the_figure_page(history, manager, expert, team):
+    path = f"/teams/{team.slug}/capital/figures/review_seconds/baseline"
+    client = client_for(manager)
+    refused = client.post(path, {"value": "abc", "reason": "stopwatch study"})
+    assert refused.status_code == 422
+    assert "must be a number" in refused.content.decode()
+    assert client.post(path, {"value": "240", "reason": "stopwatch study"}).status_code == 302
+    page = client.get(f"/teams/{team.slug}/capital/figures/review_seconds/").content.decode()
+    assert "set by maya" in page
+    assert "stopwatch study" in page
+    assert client_for(expert).post(path, {"value": "1", "reason": "mine now"}).status_code == 403
+    assert client.post(path, {"clear": "1"}).status_code == 302
+    page = client.get(f"/teams/{team.slug}/capital/figures/review_seconds/").content.decode()
+    assert "set by maya" not in page
