@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -376,7 +376,7 @@ def finish_runs(
                 routed[run.orchestration_id].append(run)
         if not runs:
             return []
-        Run.objects.bulk_update(runs, _RUN_FIELDS)
+        save_runs(runs, _RUN_FIELDS)
         RunStep.objects.bulk_create(steps)
         for group in routed.values():
             open_cases(group[0].orchestration, group)
@@ -386,6 +386,28 @@ def finish_runs(
         # The audit cases and the outcome events, in this transaction (events.py).
         outcomes_recorded(runs=runs, audited=audited)
     return runs
+
+
+def save_runs(runs: list[Run], fields: list[str]) -> None:
+    """These fields of these runs in one UPDATE whose rows are passed as arrays (Django's
+    bulk_update builds a CASE per field and run: 5 s for 500 finished runs, this a few ms)."""
+    if not runs:
+        return
+    meta = Run._meta
+    columns, casts, arrays = ["id"], ["%b::bigint[]"], [[run.pk for run in runs]]
+    for name in fields:
+        field = meta.get_field(name)
+        columns.append(connection.ops.quote_name(field.column))
+        casts.append(f"%b::{field.db_type(connection)}[]")
+        arrays.append([field.get_db_prep_save(getattr(run, field.attname), connection)
+                       for run in runs])  # fmt: skip
+    assignments = ", ".join(f"{c} = v.{c}" for c in columns[1:])
+    with dispatch.bound_cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {meta.db_table} AS r SET {assignments} "  # noqa: S608 (our table and columns)
+            f"FROM unnest({', '.join(casts)}) AS v({', '.join(columns)}) WHERE r.id = v.id",
+            arrays,
+        )
 
 
 # --- the sweeper --------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from apps.classifiers.learning import CaseInput
 from apps.classifiers.services import predict_cases
 from apps.orchestrations import sla
 from apps.orchestrations.events import callback_errors
-from apps.orchestrations.execution import dispatch_runs, spec_of, wait_for
+from apps.orchestrations.execution import dispatch_runs, save_runs, spec_of, wait_for
 from apps.orchestrations.models import (
     InboundRequest,
     Orchestration,
@@ -255,7 +255,7 @@ def open_cases(orchestration: Orchestration, runs: list[Run]) -> None:
     result = create_cases(process=orchestration.process, rows=rows)
     for run, case in zip(runs, result.cases, strict=True):
         run.case = case
-    Run.objects.bulk_update(runs, ["case"])
+    save_runs(runs, ["case"])
     # An expert route puts the case first in that expert's queue (as autonomy level 1 does).
     experts: dict[str, list[int]] = {}
     for run in runs:
