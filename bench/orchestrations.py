@@ -85,6 +85,7 @@ def _start_web() -> tuple[subprocess.Popen[bytes], int]:
             return process, port
         except OSError:
             time.sleep(0.1)
+    process.terminate()
     raise RuntimeError("gunicorn did not answer")
 
 
