@@ -10,8 +10,17 @@ CHUNK = 1000
 
 
 def on_cases_created(
-    sender: object, *, process_id: int, case_ids: list[int], **kwargs: object
+    sender: object,
+    *,
+    process_id: int,
+    case_ids: list[int],
+    orchestrated: bool = False,
+    **kwargs: object,
 ) -> None:
+    if orchestrated:
+        # An orchestration version already applied its autonomy policy and sent these to people
+        # (or to an audit): the process's autopilot must not decide them behind its back.
+        return
     active = ProcessAutonomy.objects.filter(process_id=process_id).filter(
         Q(level__gte=1) | Q(target__isnull=False)
     )

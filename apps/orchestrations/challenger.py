@@ -54,19 +54,26 @@ def record_challenger(*, runs: Sequence[Run]) -> int:
     evaluated up to the model stage, when the orchestration has a challenger other than that
     version's model. Precondition: the runs are finished (outcome set) and their steps written.
     Returns the number of steps recorded."""
+    # Read now, not from the runs' orchestration objects: those may predate a challenger change
+    # (the runs a request just recorded carry the request's copy).
+    challengers = dict(
+        Orchestration.objects.filter(pk__in={run.orchestration_id for run in runs}).values_list(
+            "pk", "challenger_id"
+        )
+    )
     eligible = [
         run
         for run in runs
         if run.version.stage == Stage.LIVE
-        and run.orchestration.challenger_id is not None
-        and run.orchestration.challenger_id != run.version.model_version_id
+        and challengers.get(run.orchestration_id) is not None
+        and challengers[run.orchestration_id] != run.version.model_version_id
         and reached_model(run)
     ]
     if not eligible:
         return 0
     by_challenger: dict[int, list[Run]] = {}
     for run in eligible:
-        by_challenger.setdefault(run.orchestration.challenger_id, []).append(run)
+        by_challenger.setdefault(challengers[run.orchestration_id], []).append(run)
     last = dict(
         RunStep.objects.filter(run__in=eligible)
         .values("run")
@@ -74,8 +81,9 @@ def record_challenger(*, runs: Sequence[Run]) -> int:
         .values_list("run", "last")
     )
     steps: list[RunStep] = []
-    for runs_of_one in by_challenger.values():
-        challenger = runs_of_one[0].orchestration.challenger
+    models = ModelVersion.objects.in_bulk(list(by_challenger))
+    for challenger_id, runs_of_one in by_challenger.items():
+        challenger = models[challenger_id]
         try:
             predictions = predict_cases(
                 version=challenger, cases=[CaseInput(run.fields, "", []) for run in runs_of_one]

@@ -208,7 +208,7 @@ def open_audit_cases(*, orchestration: Orchestration, runs: list[Run]) -> None:
         {"external_id": f"{orchestration.slug}/{run.external_id}", "fields": run.fields}
         for run in runs
     ]
-    result = create_cases(process=orchestration.process, rows=rows)
+    result = create_cases(process=orchestration.process, rows=rows, orchestrated=True)
     requests = []
     for run, case in zip(runs, result.cases, strict=True):
         run.case = case

@@ -37,6 +37,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.autonomy.models import ProcessAutonomy
 from apps.classifiers.models import ModelVersion
 from apps.classifiers.services import load_pipeline
 from apps.fabric.models import (
@@ -91,6 +92,20 @@ def _rule_pins(version: OrchestrationVersion) -> list[dict[str, Any]]:
     return out
 
 
+def _earned_level(version: OrchestrationVersion, cache: dict) -> int:
+    """The level the version's process holds now: a process demoted since the version was
+    deployed caps it (the check at deploy time can't see a later demotion)."""
+    key = ("earned", version.orchestration_id)
+    if key not in cache:
+        level = (
+            ProcessAutonomy.objects.filter(process__orchestrations__id=version.orchestration_id)
+            .values_list("level", flat=True)
+            .first()
+        )
+        cache[key] = int(level or 0)
+    return cache[key]
+
+
 def spec_of(version: OrchestrationVersion, cache: dict | None = None) -> dict[str, Any]:
     """The version's pinned components as the pure pipeline reads them (rules inlined with
     their enabled flag as it is now; a disabled rule is skipped, as a run's trace records)."""
@@ -106,6 +121,7 @@ def spec_of(version: OrchestrationVersion, cache: dict | None = None) -> dict[st
             if model is not None
             else None,
             "autonomy_level": version.autonomy_level,
+            "earned_level": _earned_level(version, cache),
             "threshold": version.threshold,
             "routes": version.routes,
             "sla_minutes": version.sla_minutes,

@@ -188,13 +188,15 @@ def _exception_and_rules(compiled: Compiled, fields: dict, now: datetime) -> Res
 
 
 def _autonomy_and_route(spec: dict[str, Any], result: Result, now: datetime) -> None:
-    level, threshold = spec.get("autonomy_level", 0), spec.get("threshold", 0.9)
+    pinned, threshold = spec.get("autonomy_level", 0), spec.get("threshold", 0.9)
+    # Never above what the process holds now (it may have been demoted since the deploy).
+    level = min(pinned, spec.get("earned_level", pinned))
     confidence = result.confidence
     decides = level == 3 and confidence is not None and confidence >= threshold
-    result.steps.append(
-        ("autonomy", {"level": level, "threshold": threshold, "confidence": confidence,
-                      "decides": decides})
-    )  # fmt: skip
+    step = {"level": level, "threshold": threshold, "confidence": confidence, "decides": decides}
+    if level < pinned:
+        step |= {"pinned_level": pinned, "capped": f"the process holds level {level} now"}
+    result.steps.append(("autonomy", step))
     if decides:
         by = f"model@{spec['model']['version']}"
         result.outcome, result.decided_by = "decided", by

@@ -112,10 +112,14 @@ def validate_case_rows(*, process: Process, rows: list[object]) -> tuple[list[Ca
     return cases, errors
 
 
-def create_cases(*, process: Process, rows: list[object], embed: bool = True) -> IntakeResult:
+def create_cases(
+    *, process: Process, rows: list[object], embed: bool = True, orchestrated: bool = False
+) -> IntakeResult:
     """Create up to MAX_BATCH cases. Any invalid row rejects the whole batch (BatchInvalid).
 
     A row whose external_id already exists returns the existing case instead of a duplicate.
+    `orchestrated`: an orchestration made them after applying its own autonomy policy; the
+    `cases_created` signal says so, and the process's own autopilot leaves them to people.
     """
     if not isinstance(rows, list) or not rows:
         raise ValidationError("send one case object or a non-empty list of them")
@@ -124,11 +128,13 @@ def create_cases(*, process: Process, rows: list[object], embed: bool = True) ->
     cases, errors = validate_case_rows(process=process, rows=rows)
     if errors:
         raise BatchInvalid(errors)
-    return _save_cases(process=process, cases=cases, embed=embed)
+    return _save_cases(process=process, cases=cases, embed=embed, orchestrated=orchestrated)
 
 
 @retry_on_conflict()
-def _save_cases(*, process: Process, cases: list[Case], embed: bool) -> IntakeResult:
+def _save_cases(
+    *, process: Process, cases: list[Case], embed: bool, orchestrated: bool = False
+) -> IntakeResult:
     inserted = _insert_cases(cases)
     conflicted = [c.external_id for c in cases if c.pk not in inserted]
     existing = {
@@ -151,7 +157,7 @@ def _save_cases(*, process: Process, cases: list[Case], embed: bool) -> IntakeRe
     if new_ids:
         transaction.on_commit(
             lambda: cases_created.send_robust(
-                sender=Process, process_id=process.pk, case_ids=new_ids
+                sender=Process, process_id=process.pk, case_ids=new_ids, orchestrated=orchestrated
             )
         )
     return result
