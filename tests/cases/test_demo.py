@@ -1,13 +1,24 @@
-"""The demo processes `seed_demo` loads: idempotent, synthetic, following their documented policy."""
+"""What `seed_demo` loads, seeded once for all these checks (the seed takes a minute or two): the
+demo processes (idempotent, synthetic, following their documented policy), the demo
+orchestration and the capital history."""
+
+import time
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.db import transaction
 
+from apps.capital.models import MetricSnapshot
+from apps.capital.snapshots import today
 from apps.cases.demo import AP_SLUG, CLAIMS_SLUG, apply_invoice_policy, claim_rule
 from apps.cases.models import Case, CaseStatus, Decision, Process
 from apps.cases.services.similarity import similar_cases
-from apps.orchestrations.demo import DEMO_SLUG
+from apps.connectors.models import Connector, Delivery
+from apps.orchestrations import demo, simulator
+from apps.orchestrations.demo import DEMO_SLUG, RUNS_ON_V1, RUNS_ON_V2, seed_orchestration_demo
+from apps.orchestrations.models import Orchestration, Run, RunStep, StageChange
+from apps.people.models import Team
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +136,70 @@ def test_decision_history_spreads_over_the_last_ninety_days(seeded, db):
     assert all(c.decided_at >= c.created_at for c in decided[:200])
     rationales = Decision.objects.filter(case__process=ap).values_list("rationale", flat=True)
     assert all(text and "{" not in text for text in rationales)  # every template filled in
+
+
+def test_the_demo_has_a_live_orchestration_with_a_history_and_runs(seeded, db, capsys, monkeypatch):
+    # Live on the invoice process with a history (v1 retired, v2 live, v3 in shadow), a connector
+    # for simulate_source's default port, runs made through the real inbound service.
+
+    orchestration = Orchestration.objects.get(slug=DEMO_SLUG)
+    stages = dict(orchestration.versions.values_list("number", "stage"))
+    assert stages == {1: "retired", 2: "live", 3: "shadow"}
+    assert StageChange.objects.filter(version__orchestration=orchestration).count() == 4
+    runs = Run.objects.filter(orchestration=orchestration)
+    assert runs.count() == RUNS_ON_V1 + RUNS_ON_V2
+    assert runs.filter(version__number=1).count() == RUNS_ON_V1
+    # Evaluated by the real pipeline: finished, with outcomes of more than one kind and a trace;
+    # v2's runs carry the shadow version's answer too.
+    assert set(runs.values_list("state", flat=True)) == {"finished"}
+    assert len(set(runs.values_list("outcome", flat=True))) >= 2
+    v2_run = runs.filter(version__number=2).first()
+    kinds = list(RunStep.objects.filter(run=v2_run).values_list("kind", flat=True))
+    assert kinds[0] == "received"
+    assert "shadow" in kinds
+    # Routed runs are cases in the invoice process's review queue.
+    routed = runs.filter(outcome="routed")
+    assert all(r.case_id for r in routed)
+    # The connector simulate_source finds by its URL; only the shadow version pins it, so the
+    # seeded runs sent nothing to a receiver that isn't running.
+    connector = Connector.objects.get(team=orchestration.team)
+    assert connector.url == (f"http://127.0.0.1:{simulator.DEFAULT_PORT}{simulator.RECEIVER_PATH}")
+    assert orchestration.versions.get(number=3).connector_ids == [connector.pk]
+    assert orchestration.versions.get(number=2).connector_ids == []
+    assert Delivery.objects.filter(connector=connector).count() == 0
+
+    # Idempotent; and how long the orchestration part of the seed takes (made again).
+    assert seed_orchestration_demo() == "Orchestrations demo: already present"
+    assert Run.objects.count() == RUNS_ON_V1 + RUNS_ON_V2
+    monkeypatch.setattr(demo, "DEMO_SLUG", "invoice-exceptions-again")
+    again = time.monotonic()
+    assert "v2 live" in seed_orchestration_demo()
+    part = time.monotonic() - again
+    assert Run.objects.count() == 2 * (RUNS_ON_V1 + RUNS_ON_V2)
+    with capsys.disabled():
+        print(f"\nthe orchestration part of seed_demo: {part:.2f} s")
+
+
+def test_the_demo_has_weeks_of_capital_snapshots_that_agree_with_its_cases(seeded, db):
+    # The demo's capital history is measured from what seed_demo recorded, nothing typed in.
+    ap = Team.objects.get(slug="ap")
+    days = MetricSnapshot.objects.filter(team=ap, process__isnull=True).count()
+    # The demo's decisions reach back about 90 days: so does the history.
+    assert days >= 60
+    last = MetricSnapshot.objects.get(team=ap, process__isnull=True, day=today())
+    waiting = Case.objects.filter(process__team=ap).exclude(status="decided").count()
+    assert last.figures["backlog"]["num"] == waiting
+    decided = sum(
+        row.figures["time_to_decision_hours"]["den"]
+        for row in MetricSnapshot.objects.filter(team=ap, process__isnull=True)
+    )
+    assert decided > 100  # the imported history's decided cases, day by day
+    # Running the backfill again changes no figure.
+    before = {
+        row.pk: row.figures for row in MetricSnapshot.objects.filter(team=ap).exclude(day=today())
+    }
+    call_command("capital_backfill", "--team", "ap", stdout=StringIO())
+    after = {
+        row.pk: row.figures for row in MetricSnapshot.objects.filter(team=ap).exclude(day=today())
+    }
+    assert after == before
