@@ -216,14 +216,12 @@ _last_measured: dict[tuple[int, datetime], dict] = {}
 
 def _team_metrics(team: Team, now: datetime) -> dict | None:
     """The team's all-time figures from apps/capital/metrics.py (the metrics' own definitions:
-    overturns and standard items not credited), or None when that module can't answer."""
+    overturns and standard items not credited)."""
+    from apps.capital import metrics
+
     key = (team.pk, now)
     if key in _last_measured:
         return _last_measured[key]
-    try:
-        from apps.capital import metrics
-    except ImportError:
-        return None
     figures = metrics.measure(team_id=team.pk, start=EPOCH, end=now)[None]
     _last_measured.clear()
     _last_measured[key] = figures
