@@ -278,3 +278,109 @@ class PlanReview(models.Model):
 
     def __str__(self) -> str:
         return f"review of plan {self.plan_id}"
+
+
+# --- practice on known answers (docs/skills.md, "Practice") -------------------------------------
+
+
+class GoldCase(models.Model):
+    """A decided case whose answer is known: its final label when a manager marked it, and the
+    rationale kept with it. Practice serves it; the review queue slips it in for experts new to
+    the process. Unmarking keeps the row (and its attempts) with `unmarked_at` set."""
+
+    case = models.OneToOneField("cases.Case", on_delete=models.CASCADE, related_name="+")
+    process = models.ForeignKey("cases.Process", on_delete=models.CASCADE, related_name="+")
+    label = models.CharField(max_length=100)
+    reason_code = models.CharField(max_length=100, blank=True)
+    rationale = models.TextField(blank=True)
+    marked_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    marked_at = models.DateTimeField()
+    unmarked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-marked_at", "-pk"]
+        indexes = [
+            models.Index(
+                fields=["process"], condition=Q(unmarked_at__isnull=True), name="gold_active_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"gold case {self.case_id}: {self.label}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.unmarked_at is None
+
+
+class AttemptSource(models.TextChoices):
+    PRACTICE = "practice", "Practice queue"
+    QUEUE = "queue", "Mixed into the review queue"
+
+
+class PracticeAttempt(models.Model):
+    """One answer to a gold case. Never a production decision: the case is not touched."""
+
+    person = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    gold = models.ForeignKey(GoldCase, on_delete=models.CASCADE, related_name="attempts")
+    process = models.ForeignKey("cases.Process", on_delete=models.CASCADE, related_name="+")
+    label = models.CharField(max_length=100)
+    reason_code = models.CharField(max_length=100, blank=True)
+    rationale = models.TextField(blank=True)
+    correct = models.BooleanField()
+    source = models.CharField(
+        max_length=8, choices=AttemptSource.choices, default=AttemptSource.PRACTICE
+    )
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [
+            models.Index(fields=["person", "process", "at"]),
+            models.Index(fields=["gold", "person"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person} → {self.label} on gold {self.gold_id}"
+
+
+class GoldServe(models.Model):
+    """A gold case handed out in a person's real review queue, shown as a normal case: pending
+    until they answer (a practice attempt) or skip it. One per person and gold case."""
+
+    person = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    gold = models.ForeignKey(GoldCase, on_delete=models.CASCADE, related_name="+")
+    process = models.ForeignKey("cases.Process", on_delete=models.CASCADE, related_name="+")
+    served_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+    skipped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["person", "gold"], name="gold_serve_once"),
+        ]
+        indexes = [models.Index(fields=["person", "process"])]
+
+    def __str__(self) -> str:
+        return f"gold {self.gold_id} served to {self.person}"
+
+
+class PracticeSetting(models.Model):
+    """A process's share of gold cases in the review queue of experts new to it (fewer than
+    `new_below` decisions there). No row: share 0."""
+
+    process = models.OneToOneField("cases.Process", on_delete=models.CASCADE, related_name="+")
+    gold_share = models.FloatField(default=0)
+    new_below = models.PositiveIntegerField(default=20)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(gold_share__gte=0) & Q(gold_share__lte=0.5),
+                name="practice_gold_share_range",
+            ),
+            models.CheckConstraint(condition=Q(new_below__gte=1), name="practice_new_below_min"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.process}: gold share {self.gold_share}"
