@@ -103,6 +103,63 @@ def pages() -> list[tuple[str, str, str]]:
         rows.append(
             ("model_detail", "maya", reverse("model_detail", args=[ap.slug, version.version]))
         )
+    return rows + _later_pages()
+
+
+def _later_pages() -> list[tuple[str, str, str]]:
+    """Orchestrations, connectors, notifications, capital and skills (issues 12–14)."""
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    from apps.connectors.models import Connector
+    from apps.fabric.models import ComputeNode
+    from apps.orchestrations.models import Orchestration, Run
+    from apps.skills.models import Plan
+
+    rows = []
+    orchestration = Orchestration.objects.order_by("pk").first()
+    if orchestration is not None:
+        slug = orchestration.slug
+        rows += [
+            ("orchestrations", "maya", reverse("orchestration_list")),
+            ("orchestration", "maya", reverse("orchestration_detail", args=[slug])),
+            ("orchestration_challenger", "maya", reverse("orchestration_challenger", args=[slug])),
+            ("orchestration_upload", "maya", reverse("orchestration_upload", args=[slug])),
+        ]
+        run = Run.objects.filter(orchestration=orchestration).order_by("-pk").first()
+        if run is not None:
+            rows.append(
+                ("orchestration_run", "maya", reverse("orchestration_run", args=[slug, run.pk]))
+            )
+    connector = Connector.objects.order_by("pk").first()
+    rows.append(("connectors", "maya", reverse("connector_list")))
+    if connector is not None:
+        rows.append(("connector", "maya", reverse("connector_detail", args=[connector.pk])))
+    node = ComputeNode.objects.order_by("pk").first()
+    if node is not None:
+        rows.append(("fabric_node", "ada", reverse("fabric_node", args=[node.pk])))
+    rows += [
+        ("notifications", "erin", reverse("notification_list")),
+        ("capital", "maya", reverse("capital_dashboards")),
+        ("capital_definitions", "maya", reverse("capital_definitions")),
+        ("capital_dashboard", "maya", reverse("capital_dashboard", args=["ap"])),
+        ("capital_assessment", "maya", reverse("capital_assessment", args=["ap"])),
+        ("capital_battle", "maya", reverse("capital_battle", args=["ap"])),
+        ("capital_roadmap", "maya", reverse("capital_roadmap", args=["ap"])),
+        ("capital_roadmaps", "maya", reverse("capital_roadmaps")),
+        ("capital_criteria", "maya", reverse("capital_criteria")),
+        ("capital_report", "maya", reverse("capital_report", args=["ap"])),
+        ("my_skills", "sam", reverse("my_skills")),
+        ("skill_paths", "sam", reverse("skill_paths")),
+        ("skill_reviews", "maya", reverse("skill_reviews")),
+        ("skills_framework", "ada", reverse("skills_framework")),
+    ]
+    sam = get_user_model().objects.filter(username="sam").first()
+    if sam is not None:
+        rows.append(("person_skills", "maya", reverse("person_skills", args=[sam.pk])))
+        plan = Plan.objects.filter(person=sam).order_by("pk").first()
+        if plan is not None:
+            rows.append(("skill_plan", "sam", reverse("skill_plan", args=[plan.pk])))
     return rows
 
 

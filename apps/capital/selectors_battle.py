@@ -112,29 +112,40 @@ def _capacity(infra: dict[str, Any]) -> Part:
     return Part("Fabric capacity", 0.0, "no node enrolled for the team and none shared online")
 
 
-def ranking(*, team: Team, now: datetime | None = None) -> list[Candidate]:
+def ranking(
+    *, team: Team, now: datetime | None = None, assessed: dict[str, Any] | None = None
+) -> list[Candidate]:
     """The team's candidates, best first, with the manager's weights applied.
 
     Pain is relative: the candidate with the most hand work (cases a week times minutes per case,
     weighted by how long its backlog waits) scores 1 and the others their share of it. Every
-    other part is absolute (a share, or a count against a target).
+    other part is absolute (a share, or a count against a target). `assessed` is
+    `assessment_figures(team, now)` when the caller has it already (the report shows both).
     """
     now = now or timezone.now()
     weights = weights_of(team=team)
     target = decisions_target()
-    infra = infrastructure_figures(team=team, now=now)
+    if assessed is None:
+        infra = infrastructure_figures(team=team, now=now)
+        people = people_figures(team=team, now=now)
+        processes = process_figures(team=team, now=now)
+    else:
+        infra, people = assessed["infrastructure"], assessed["people"]
+        processes = assessed["process"]["processes"]
     capacity = _capacity(infra)
-    agreement = {row["process"]: row for row in people_figures(team=team, now=now)["agreement"]}
+    agreement = {row["process"]: row for row in people["agreement"]}
     members = set(Membership.objects.filter(team=team).values_list("user_id", flat=True))
+    owners = dict(
+        CandidateProcess.objects.filter(process__team=team).values_list("process__slug", "owner_id")
+    )
     rows: list[dict[str, Any]] = []
 
-    for figures in process_figures(team=team, now=now):
+    for figures in processes:
         minutes, source = minutes_used(figures)
         age = figures["backlog_age_days"] or 0.0
         hours = (figures["cases_per_week"] or 0) * minutes / 60
         measured = agreement.get(figures["slug"], {})
-        candidate = CandidateProcess.objects.filter(process__slug=figures["slug"]).first()
-        owner_ok = bool(candidate and candidate.owner_id in members)
+        owner_ok = owners.get(figures["slug"]) in members
         rows.append(
             {
                 "key": f"process:{figures['slug']}",

@@ -326,7 +326,7 @@ def report_page(request: HtmxHttpRequest, team_slug: str) -> HttpResponse:
         {
             "can_edit": can_edit,
             "figures": figures,
-            "top": ranking(team=team, now=context["now"])[:3],
+            "top": ranking(team=team, now=context["now"], assessed=figures)[:3],
             "section": "report",
         }
     )
