@@ -107,7 +107,7 @@ def pages() -> list[tuple[str, str, str]]:
 
 
 def _later_pages() -> list[tuple[str, str, str]]:
-    """Orchestrations, connectors, notifications, capital and skills (issues 12–14)."""
+    """Orchestrations, connectors, notifications, capital and skills (issues 12 to 14)."""
     from django.contrib.auth import get_user_model
     from django.urls import reverse
 
