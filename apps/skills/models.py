@@ -384,3 +384,93 @@ class PracticeSetting(models.Model):
 
     def __str__(self) -> str:
         return f"{self.process}: gold share {self.gold_share}"
+
+
+# --- routing by measured expertise (apps/skills/routing*.py, docs/skills.md#routing) -------------
+
+
+class RoutingStrategy(models.TextChoices):
+    ORDER = "order", "Today's order (the review queue)"
+    EXPERTISE = "expertise", "By measured expertise"
+
+
+class RoutingPolicy(models.Model):
+    """How a process's new cases find their first reviewer, and the knobs of the expertise score.
+    Kept here, not on cases.Process: the strategy reads skills' measured profiles."""
+
+    process = models.OneToOneField("cases.Process", on_delete=models.CASCADE, related_name="+")
+    strategy = models.CharField(
+        max_length=10, choices=RoutingStrategy.choices, default=RoutingStrategy.ORDER
+    )
+    learning_share = models.FloatField(
+        default=0.1, help_text="Share of cases sent to people growing into the process."
+    )
+    prior_weight = models.PositiveIntegerField(
+        default=10, help_text="Shrinkage: decisions' worth of the process mean in an accuracy."
+    )
+    expert_min_decisions = models.PositiveIntegerField(
+        default=20, help_text="Decided labels in the process before someone counts as its expert."
+    )
+    speed_weight = models.FloatField(default=0.05)
+    load_penalty = models.FloatField(default=0.01, help_text="Score lost per open case assigned.")
+    # Numeric fields' quartile cut points {field: [q1, q2, q3]}, set by the full refresh so that an
+    # incremental refresh buckets the same way.
+    bounds = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(learning_share__gte=0) & Q(learning_share__lte=1),
+                name="routing_learning_share_range",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"routing of {self.process}: {self.strategy}"
+
+
+class ExpertiseStat(models.Model):
+    """A person's measured accuracy in a process (dimension `process`), a label region (`label`:
+    the model's predicted label) or a field segment (`segment`: "field=value" or "field=q1..q4"),
+    and, for `process`, their median review seconds. Recomputed by SQL aggregates."""
+
+    person = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    process = models.ForeignKey("cases.Process", on_delete=models.CASCADE, related_name="+")
+    dimension = models.CharField(max_length=8)
+    key = models.CharField(max_length=200, blank=True)
+    decisions = models.PositiveIntegerField()
+    agreed = models.PositiveIntegerField()
+    median_seconds = models.FloatField(null=True)
+    refreshed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["process", "dimension", "key", "person"], name="expertise_stat_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["person", "process"], name="expertise_stat_person_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.person_id} {self.dimension}:{self.key} {self.agreed}/{self.decisions}"
+
+
+class RoutedCase(models.Model):
+    """Who the expertise strategy sent a case to and why; a learning case names its checker."""
+
+    case = models.OneToOneField("cases.Case", on_delete=models.CASCADE, related_name="+")
+    process = models.ForeignKey("cases.Process", on_delete=models.CASCADE, related_name="+")
+    assignee = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    checker = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    learning = models.BooleanField(default=False)
+    region = models.CharField(max_length=100, blank=True)
+    expected_accuracy = models.FloatField(null=True)
+    score = models.FloatField(null=True)
+    routed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["process", "-routed_at"], name="routed_case_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id} → {self.assignee_id}"
