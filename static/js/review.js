@@ -95,20 +95,20 @@
       return;
     }
     if (event.ctrlKey || typing(target)) { return; }
-    // Shift+digit by the physical key; on layouts whose digits need Shift (AZERTY), key is the
-    // digit itself and it chooses a decision as usual.
-    const digit = /^Digit([1-9])$/.exec(event.code || "");
-    if (digit && event.shiftKey && !/^[0-9]$/.test(event.key)) {
-      if (onTheCase(target) && chooseReason(digit[1])) { event.preventDefault(); }
-      return;
-    }
     const inCase = onTheCase(target);
     if (event.key === "?") {
       if (inCase && help()) { event.preventDefault(); help().showModal(); }
       return;
     }
     if (!inCase) { return; }
-    if (/^[1-9]$/.test(event.key)) {
+    // The number row by physical key, whatever the layout prints on it: the key alone decides,
+    // with Shift it picks a reason code (on AZERTY the key alone types "&é\"'…" and Shift gives
+    // the digit, so matching event.key would leave reason codes without keys there).
+    const digit = /^Digit([1-9])$/.exec(event.code || "");
+    if (digit) {
+      const chosen = event.shiftKey ? chooseReason(digit[1]) : choose(digit[1]);
+      if (chosen) { event.preventDefault(); }
+    } else if (/^[1-9]$/.test(event.key)) {  // the numeric keypad
       if (choose(event.key)) { event.preventDefault(); }
     } else if (event.key === "r") {
       const box = document.getElementById("rationale");

@@ -98,6 +98,26 @@ def test_shift_and_a_number_chooses_a_reason_code_of_the_chosen_decision(
     assert list(Decision.objects.values_list("label", "reason_code")) == [("reject", "fraud")]
 
 
+# What an AZERTY keyboard sends for its number row: the key alone types a symbol, Shift the digit.
+AZERTY_KEYDOWN = """(init) => document.activeElement.dispatchEvent(
+  new KeyboardEvent('keydown', { ...init, bubbles: true, cancelable: true }))"""
+
+
+def test_on_an_azerty_keyboard_the_number_row_decides_and_shift_picks_a_reason_code(
+    logged_in, expert, process
+):
+    make_cases(process, 2)
+    page = _review(logged_in, expert, process)
+    page.evaluate(AZERTY_KEYDOWN, {"key": "\u00e9", "code": "Digit2"})  # the "é 2" key: reject
+    page.evaluate(AZERTY_KEYDOWN, {"key": "2", "code": "Digit2", "shiftKey": True})  # fraud
+
+    assert page.locator("#decision-form input[name=label]:checked").input_value() == "reject"
+    assert page.input_value("#reason-code") == "fraud"
+    page.keyboard.press("Enter")
+    expect(page.locator("#review-pane .notice")).to_contain_text("Recorded Reject")
+    assert list(Decision.objects.values_list("label", "reason_code")) == [("reject", "fraud")]
+
+
 def test_a_takes_the_suggested_decision_and_its_usual_reason_code(
     logged_in, expert, second_expert, process
 ):
