@@ -9,3 +9,19 @@ from apps.skills import services
 def refresh_skills() -> int:
     """Measure every evidence rule for every team member; returns the level changes made."""
     return sum(r.granted + r.lost for r in services.refresh_everyone())
+
+
+@shared_task(acks_late=True)
+def route_new_cases(process_id: int, case_ids: list[int]) -> int:
+    """Route a batch of new cases by measured expertise (apps/skills/routing.py)."""
+    from apps.skills.routing import route_cases
+
+    return route_cases(process_id=process_id, case_ids=case_ids)
+
+
+@shared_task(acks_late=True)
+def refresh_expertise() -> int:
+    """Every process's expertise profiles measured again (quartile cut points too)."""
+    from apps.skills.routing_profiles import refresh_everything
+
+    return refresh_everything()

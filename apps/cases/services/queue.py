@@ -2,7 +2,9 @@
 
 Order: a case the expert already holds → cases that have some labels but need more (their overlap,
 or a second look) → fresh cases routed to this expert (autonomy level 1) → fresh cases → fresh
-cases routed to a colleague → cases the expert skipped, oldest skip first. Fresh cases come by
+cases routed to a colleague → partly labelled cases routed to a colleague who has yet to label
+them (a learner's case waiting for its checker, apps/skills/routing.py) → cases the expert
+skipped, oldest skip first. Fresh cases come by
 the process's priority, then age; with the *due* order, soonest due first (routed items carry
 their SLA's due time), then priority and age; or, with the *uncertainty* queue order, most
 uncertain for the promoted model first, except that a `random_share` of the picks is a random
@@ -54,11 +56,23 @@ _ROUTED_TO_ME = (
 _ROUTED_ELSEWHERE = (
     _ANY_FRESH + "AND c.routed_to_id <> %(expert)s ORDER BY c.priority DESC, c.created_at" + _LOCK
 )
+# A labelled case routed to someone who has yet to label it waits for them (e.g. the expert who
+# checks a learner's label), reaching colleagues only once they have nothing else.
+_WAITS_FOR_COLLEAGUE = (
+    "c.routed_to_id IS NOT NULL AND c.routed_to_id <> %(expert)s AND NOT EXISTS (SELECT 1 "
+    "FROM cases_decision r WHERE r.case_id = c.id AND r.expert_id = c.routed_to_id "
+    "AND r.retracted_at IS NULL)"
+)
 # Fixed SQL fragments only: every value goes in as a query parameter.
 _PARTLY_LABELLED = (
     # partly labelled cases first: finishing their overlap settles them sooner
     f"SELECT c.id FROM cases_case c WHERE {_ELIGIBLE} {_NOT_SKIPPED} AND c.label_count > 0 "  # noqa: S608
+    f"AND NOT ({_WAITS_FOR_COLLEAGUE}) "
     "ORDER BY c.label_count DESC, c.priority DESC, c.created_at" + _LOCK
+)
+_PARTLY_ROUTED_ELSEWHERE = (
+    f"SELECT c.id FROM cases_case c WHERE {_ELIGIBLE} {_NOT_SKIPPED} AND c.label_count > 0 "  # noqa: S608
+    f"AND {_WAITS_FOR_COLLEAGUE} ORDER BY c.priority DESC, c.created_at" + _LOCK
 )
 _BY_PRIORITY = _FRESH + "ORDER BY c.priority DESC, c.created_at" + _LOCK
 # The `due` order: soonest due (overdue first), then as by priority; cases without a due time
@@ -133,6 +147,7 @@ def claim_next_case(*, process: Process, expert: AbstractUser) -> Case | None:
         (_ROUTED_TO_ME_BY_DUE if by_due else _ROUTED_TO_ME, None),
         *((sql, pick) for sql in fresh),
         (_ROUTED_ELSEWHERE_BY_DUE if by_due else _ROUTED_ELSEWHERE, None),
+        (_PARTLY_ROUTED_ELSEWHERE, None),
         (_SKIPPED, None),
     ]
     with connection.cursor() as cursor:

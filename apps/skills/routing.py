@@ -1,0 +1,304 @@
+"""Routing by measured expertise: who gets a new case of a process first (docs/skills.md#routing).
+
+The candidates are the process's reviewers who are experts of its team (every expert of the team
+when it names none). Each is scored on the case from their profile (routing_profiles.py):
+
+- **accuracy**: their agreement with final labels in the process, shrunk toward the process mean
+  by `prior_weight` decisions' worth of it ((agreed + k·mean) / (n + k)); then, for the case's
+  label region and each of its field segments, their accuracy there shrunk toward that process
+  accuracy the same way; the expected accuracy is the mean of those (the process accuracy alone
+  when the case has neither region nor segment);
+- **speed**: `speed_weight` · log2(the process's median of people's median seconds / theirs),
+  clamped to ±1 (twice as fast: +weight; unknown: 0);
+- **load**: minus `load_penalty` per open case routed to them now (in any process).
+
+score = expected accuracy + speed - load; ties go to the lighter load, then the lower id.
+People with fewer than `expert_min_decisions` decided labels in the process are **learners**:
+a `learning_share` of cases (those whose stable random key falls below it) goes to the learner
+with the least load (then the most decisions), with one label more required (a second look) and
+the best-scored expert named as its checker: once the learner has labelled, the case is routed
+to the checker, whom the queue offers it to first. With no expert, everyone is a candidate.
+
+The decision itself (`choose`) is a pure function of profiles and loads, so the simulation
+(routing_simulation.py) replays it on recorded decisions with profiles measured on earlier ones.
+"""
+
+import math
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.cases.models import Case, CaseStatus, Process
+from apps.people.models import Membership, Role
+from apps.skills.models import RoutedCase, RoutingPolicy, RoutingStrategy
+from apps.skills.routing_profiles import Profile, policy_for, segment_keys, stored_profiles
+
+
+@dataclass(frozen=True)
+class Candidate:
+    person_id: int
+    decisions: int
+    expected_accuracy: float
+    speed: float
+    load: int
+    score: float
+    learner: bool
+
+
+@dataclass(frozen=True)
+class Choice:
+    assignee_id: int
+    checker_id: int | None
+    learning: bool
+    expected_accuracy: float
+    score: float
+    candidates: list[Candidate]
+
+
+def _shrunk(agreed: int, decisions: int, prior: float, weight: int) -> float:
+    return (agreed + weight * prior) / (decisions + weight)
+
+
+def process_mean(profiles: dict[int, Profile]) -> float:
+    """Agreement of everyone's labels in the process (0.5 before anyone decided anything)."""
+    n = sum(p.process.decisions for p in profiles.values())
+    return sum(p.process.agreed for p in profiles.values()) / n if n else 0.5
+
+
+def process_median_seconds(profiles: dict[int, Profile]) -> float | None:
+    medians = sorted(p.median_seconds for p in profiles.values() if p.median_seconds)
+    if not medians:
+        return None
+    mid = len(medians) // 2
+    return medians[mid] if len(medians) % 2 else (medians[mid - 1] + medians[mid]) / 2
+
+
+def expected_accuracy(
+    profile: Profile | None, *, mean: float, weight: int, region: str, segments: list[str]
+) -> float:
+    """A person's expected accuracy on a case of this region and these segments."""
+    if profile is None:
+        return mean
+    base = _shrunk(profile.process.agreed, profile.process.decisions, mean, weight)
+    parts = []
+    if region:
+        counts = profile.labels.get(region)
+        parts.append(_shrunk(counts.agreed, counts.decisions, base, weight) if counts else base)
+    for key in segments:
+        counts = profile.segments.get(key)
+        parts.append(_shrunk(counts.agreed, counts.decisions, base, weight) if counts else base)
+    return sum(parts) / len(parts) if parts else base
+
+
+def choose(
+    *,
+    pool: list[int],
+    profiles: dict[int, Profile],
+    loads: dict[int, int],
+    policy: RoutingPolicy,
+    region: str,
+    segments: list[str],
+    random_key: float,
+    mean: float | None = None,
+    median_seconds: float | None = None,
+) -> Choice | None:
+    """Who gets the case first, and, for a learning case, who checks it. None: nobody in the
+    pool. `mean` and `median_seconds` default to those of `profiles` (pass them when the
+    profiles hold only the pool, to keep the process's own)."""
+    if not pool:
+        return None
+    mean = process_mean(profiles) if mean is None else mean
+    typical = process_median_seconds(profiles) if median_seconds is None else median_seconds
+    candidates = []
+    for person_id in pool:
+        profile = profiles.get(person_id)
+        accuracy = expected_accuracy(
+            profile, mean=mean, weight=policy.prior_weight, region=region, segments=segments
+        )
+        speed = 0.0
+        if profile and profile.median_seconds and typical:
+            ratio = typical / profile.median_seconds
+            speed = policy.speed_weight * max(-1.0, min(1.0, math.log2(ratio)))
+        load = loads.get(person_id, 0)
+        decisions = profile.process.decisions if profile else 0
+        candidates.append(
+            Candidate(
+                person_id=person_id,
+                decisions=decisions,
+                expected_accuracy=accuracy,
+                speed=speed,
+                load=load,
+                score=accuracy + speed - policy.load_penalty * load,
+                learner=decisions < policy.expert_min_decisions,
+            )
+        )
+    candidates.sort(key=lambda c: (-c.score, c.load, c.person_id))
+    experts = [c for c in candidates if not c.learner]
+    learners = [c for c in candidates if c.learner]
+    if experts and learners and random_key < policy.learning_share:
+        learner = min(learners, key=lambda c: (c.load, -c.decisions, c.person_id))
+        return Choice(
+            assignee_id=learner.person_id,
+            checker_id=experts[0].person_id,
+            learning=True,
+            expected_accuracy=learner.expected_accuracy,
+            score=learner.score,
+            candidates=candidates,
+        )
+    best = (experts or candidates)[0]
+    return Choice(
+        assignee_id=best.person_id,
+        checker_id=None,
+        learning=False,
+        expected_accuracy=best.expected_accuracy,
+        score=best.score,
+        candidates=candidates,
+    )
+
+
+# --- reading what a decision needs -------------------------------------------------------------
+
+
+def candidate_pool(*, process: Process) -> list[int]:
+    """Ids of the active experts of the process's team, narrowed to its named reviewers if any."""
+    experts = Membership.objects.filter(
+        team_id=process.team_id, role=Role.EXPERT, user__is_active=True
+    ).values_list("user_id", flat=True)
+    named = set(process.reviewers.values_list("pk", flat=True))
+    return sorted(set(experts) & named if named else set(experts))
+
+
+_LOADS = """
+    SELECT routed_to_id, count(*) FROM cases_case
+    WHERE status = 'open' AND routed_to_id = ANY(%(people)s) GROUP BY routed_to_id
+"""
+
+
+def current_loads(*, people: list[int]) -> dict[int, int]:
+    """Open cases routed to each person now, in any process (case_routed_idx)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LOADS, {"people": people})
+        return dict(cursor.fetchall())
+
+
+_PROCESS_ROWS = """
+    SELECT sum(agreed), sum(decisions),
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY median_seconds)
+    FROM skills_expertisestat WHERE process_id = %(process)s AND dimension = 'process' AND key = ''
+"""
+
+
+def process_figures(*, process: Process) -> tuple[float, float | None]:
+    """The process mean agreement and median of people's median seconds, from the stored stats."""
+    with connection.cursor() as cursor:
+        cursor.execute(_PROCESS_ROWS, {"process": process.pk})
+        agreed, decisions, median = cursor.fetchone()
+    return (agreed / decisions if decisions else 0.5), median
+
+
+def case_region(*, case_id: int) -> str:
+    """The model's predicted label for the case: its latest shadow prediction ("" without one)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT label FROM autonomy_shadowprediction WHERE case_id = %s "
+            "ORDER BY created_at DESC, id DESC LIMIT 1",
+            [case_id],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else ""
+
+
+def decide_for(
+    *, case: Case, policy: RoutingPolicy, pool: list[int] | None = None
+) -> Choice | None:
+    """The routing decision for `case` from the stored profiles and the loads now (no write)."""
+    process = case.process
+    pool = candidate_pool(process=process) if pool is None else pool
+    region = case_region(case_id=case.pk)
+    segments = segment_keys(case.fields, process, policy.bounds)
+    profiles = stored_profiles(process=process, people=pool, region=region, segments=segments)
+    mean, median = process_figures(process=process)
+    return choose(
+        pool=pool,
+        profiles=profiles,
+        loads=current_loads(people=pool),
+        policy=policy,
+        region=region,
+        segments=segments,
+        random_key=case.random_key,
+        mean=mean,
+        median_seconds=median,
+    )
+
+
+# --- acting on it -------------------------------------------------------------------------------
+
+
+def route_case(*, case_id: int) -> RoutedCase | None:
+    """Route a new case of a process whose strategy is by expertise: set its first reviewer
+    (Case.routed_to) and, for a learning case, ask one label more (a second look, for the
+    checker). Leaves alone a case already routed (a rule or orchestration route wins), labelled,
+    held under a lease or no longer open; returns the RoutedCase, or None when nothing was done."""
+    now = timezone.now()
+    with transaction.atomic():
+        case = (
+            Case.objects.select_for_update(of=("self",), skip_locked=True)
+            .select_related("process__schema")
+            .filter(pk=case_id, status=CaseStatus.OPEN, label_count=0, routed_to__isnull=True)
+            .first()
+        )
+        if case is None or case.claims.filter(expires_at__gt=now).exists():
+            return None
+        policy = policy_for(process=case.process)
+        if policy.strategy != RoutingStrategy.EXPERTISE:
+            return None
+        choice = decide_for(case=case, policy=policy)
+        if choice is None:
+            return None
+        case.routed_to_id = choice.assignee_id
+        fields = ["routed_to"]
+        if choice.learning:
+            case.extra_labels += 1
+            fields.append("extra_labels")
+        case.save(update_fields=fields)
+        return RoutedCase.objects.create(
+            case=case,
+            process=case.process,
+            assignee_id=choice.assignee_id,
+            checker_id=choice.checker_id,
+            learning=choice.learning,
+            region=case_region(case_id=case.pk),
+            expected_accuracy=round(choice.expected_accuracy, 4),
+            score=round(choice.score, 4),
+            routed_at=now,
+        )
+
+
+def route_cases(*, process_id: int, case_ids: list[int]) -> int:
+    """Route each of `case_ids` in turn (each sees the loads the previous ones added)."""
+    if not RoutingPolicy.objects.filter(
+        process_id=process_id, strategy=RoutingStrategy.EXPERTISE
+    ).exists():
+        return 0
+    return sum(1 for case_id in case_ids if route_case(case_id=case_id) is not None)
+
+
+def hand_to_checker(*, case_id: int, expert_id: int) -> bool:
+    """After the learner labelled a learning case, the case waits for its checker (the queue
+    offers a partly labelled case routed to someone who hasn't labelled it to them first)."""
+    routed = RoutedCase.objects.filter(
+        case_id=case_id, learning=True, assignee_id=expert_id, checker__isnull=False
+    ).first()
+    if routed is None:
+        return False
+    return bool(
+        Case.objects.filter(pk=case_id, status=CaseStatus.OPEN, routed_to_id=expert_id).update(
+            routed_to_id=routed.checker_id
+        )
+    )
+
+
+def users_by_id(ids: list[int]) -> dict[int, str]:
+    return dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
