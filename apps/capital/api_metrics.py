@@ -42,6 +42,15 @@ class FigureOut(Schema):
     definition: dict
 
 
+class MoneyRateOut(Schema):
+    process: str | None  # null: the team's default, for processes without their own
+    per_hour: float | None
+    per_case: float | None
+    currency: str
+    set_by: str | None
+    set_at: str
+
+
 class CapitalOut(Schema):
     team: str
     period_from: str
@@ -49,6 +58,21 @@ class CapitalOut(Schema):
     previous_from: str
     previous_to: str
     figures: list[FigureOut]
+    money_rates: list[MoneyRateOut]  # empty: no value set, so no money figure
+
+
+def money_rates_out(*, team: Team) -> list[MoneyRateOut]:
+    return [
+        MoneyRateOut(
+            process=rate.process.slug if rate.process else None,
+            per_hour=float(rate.per_hour) if rate.per_hour is not None else None,
+            per_case=float(rate.per_case) if rate.per_case is not None else None,
+            currency=rate.currency,
+            set_by=rate.set_by.get_username() if rate.set_by else None,
+            set_at=rate.set_at.isoformat(),
+        )
+        for rate in summary.current_money_rates(team=team)
+    ]
 
 
 _ERRORS = {403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
@@ -76,7 +100,8 @@ def _period(request: HttpRequest) -> summary.Period:
     "Each figure is measured now from the recorded decisions, runs, nodes and logs (states at "
     "the end of `to`), beside the previous period of the same length, its baseline (measured "
     "over the first 28 days of snapshots, or a manager's override, which says so) and its "
-    "definition (formula, source tables, exclusions).",
+    "definition (formula, source tables, exclusions). `money_rates` are the values per hour and per "
+    "case in force (empty: none set, and the money figure is null with a note saying so).",
 )
 def team_capital(request: HttpRequest, slug: str) -> CapitalOut:
     team = _team(request, slug)
@@ -107,6 +132,7 @@ def team_capital(request: HttpRequest, slug: str) -> CapitalOut:
             )
             for view in views
         ],
+        money_rates=money_rates_out(team=team),
     )
 
 

@@ -7,7 +7,8 @@ from ninja import Router
 
 from apps.capital.schemas_roadmap import RankingOut, RoadmapOut
 from apps.capital.selectors_assessment import capital_team
-from apps.capital.selectors_battle import ranking, weights_of
+from apps.capital.selectors_battle import current_battle, ranking, weights_of
+from apps.capital.selectors_battle_outcome import battle_outcome
 from apps.capital.views_roadmap import roadmap_context
 
 router = Router(tags=["capital"])
@@ -93,12 +94,27 @@ def team_roadmap(request: HttpRequest, slug: str) -> dict:
 @router.get(
     "/teams/{slug}/first-battle",
     response=RankingOut,
-    summary="A team's first-battle candidates, ranked, with every part's score and evidence",
+    summary="A team's first-battle candidates, ranked, with every part's score and evidence, "
+    "and the current battle's estimate beside the value measured since go-live",
 )
 def team_battle_ranking(request: HttpRequest, slug: str) -> dict:
     team = capital_team(user=request.user, slug=slug)
+    battle = current_battle(team=team)
+    outcome = battle_outcome(choice=battle)
     return {
         "team": team.slug,
         "weights": weights_of(team=team),
         "candidates": [candidate.as_json() for candidate in ranking(team=team)],
+        "first_battle": (
+            {
+                "name": battle.name,
+                "process": battle.process.slug if battle.process else None,
+                "chosen_at": battle.chosen_at,
+                "estimated_hours_per_week": battle.estimated_hours_per_week,
+                "estimate_frozen_at": battle.estimate_frozen_at,
+                "outcome": outcome.as_json() if outcome else None,
+            }
+            if battle
+            else None
+        ),
     }

@@ -11,18 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min
 
+from apps.capital import metrics
 from apps.capital.models import Assessment, BattleChoice, ListedAsset
 from apps.cases.models import Decision, DecisionSource, Process
 from apps.fabric.models import ComputeNode, NodeState
 from apps.orchestrations.models import (
-    ComponentReuse,
     Orchestration,
     OrchestrationVersion,
-    Outcome,
-    Run,
-    RunState,
     Stage,
     StageChange,
 )
@@ -43,7 +40,7 @@ class Result:
     evidence: str
     missing: str
     met_at: datetime | None = None
-    source: str = ""  # where a figure came from when it matters (metrics or a fallback)
+    source: str = ""  # where a figure came from when it matters (the metrics)
 
 
 @dataclass(frozen=True)
@@ -176,35 +173,6 @@ def orchestrations_live(team: Team, threshold: float, now: datetime) -> Result:
     )
 
 
-def hours_saved_fallback(team: Team) -> float:
-    """Hours saved, all time, when apps/capital's metrics are not there to ask: items an
-    orchestration decided without a person (finished runs with outcome *decided*) and cases the
-    model decided at autonomy level 3, each times its process's configured minutes per case.
-    Standard items are not credited (no work was avoided). Overturns are not subtracted here:
-    the metrics' hours saved does that."""
-    minutes = dict(Process.objects.filter(team=team).values_list("pk", "minutes_per_case"))
-    by_process = dict(
-        Run.objects.filter(
-            orchestration__team=team, state=RunState.FINISHED, outcome=Outcome.DECIDED
-        )
-        .values_list("orchestration__process_id")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    model = dict(
-        Decision.objects.filter(
-            case__process__team=team, source=DecisionSource.MODEL, retracted_at__isnull=True
-        )
-        .values_list("case__process_id")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    total = 0.0
-    for pid, per_case in minutes.items():
-        total += (by_process.get(pid, 0) + model.get(pid, 0)) * float(per_case) / 60
-    return total
-
-
 # All time, for the metrics' measure(): before any team could have started.
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -214,11 +182,9 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _last_measured: dict[tuple[int, datetime], dict] = {}
 
 
-def _team_metrics(team: Team, now: datetime) -> dict | None:
-    """The team's all-time figures from apps/capital/metrics.py (the metrics' own definitions:
-    overturns and standard items not credited)."""
-    from apps.capital import metrics
-
+def _team_metrics(team: Team, now: datetime) -> dict:
+    """The team's all-time figures from apps/capital/metrics.py: the one definition of each
+    figure (overturns and standard items not credited), shared with the dashboard and the API."""
     key = (team.pk, now)
     if key in _last_measured:
         return _last_measured[key]
@@ -229,13 +195,7 @@ def _team_metrics(team: Team, now: datetime) -> dict | None:
 
 
 def team_hours_saved(team: Team, now: datetime) -> tuple[float, str]:
-    figures = _team_metrics(team, now)
-    if figures is not None and "hours_saved" in figures:
-        return float(figures["hours_saved"].num), "metrics: hours saved"
-    return (
-        hours_saved_fallback(team),
-        "runs decided and model decisions \u00d7 configured minutes",
-    )
+    return float(_team_metrics(team, now)["hours_saved"].num), "metrics: hours saved"
 
 
 def hours_saved(team: Team, threshold: float, now: datetime) -> Result:
@@ -250,39 +210,10 @@ def hours_saved(team: Team, threshold: float, now: datetime) -> Result:
     )
 
 
-def reuse_share_fallback(team: Team) -> tuple[float, int, int]:
-    """(share, reusing, versions): of the team's orchestration versions past draft, the share
-    using a component (rule, model version, connector) first used by another orchestration."""
-    rows = list(
-        ComponentReuse.objects.filter(version__orchestration__team=team)
-        .exclude(version__stage=Stage.DRAFT)
-        .values_list("version_id", "orchestration_id", "kind", "component_id")
-    )
-    first_user = {
-        (kind, cid): orch
-        for kind, cid, orch in ComponentReuse.objects.filter(
-            Q(kind__in=[k for _, _, k, _ in rows]) & Q(component_id__in=[c for *_, c in rows])
-        )
-        .order_by("-version__created_at", "-pk")
-        .values_list("kind", "component_id", "orchestration_id")
-    }
-    versions = set(
-        OrchestrationVersion.objects.filter(orchestration__team=team)
-        .exclude(stage=Stage.DRAFT)
-        .values_list("pk", flat=True)
-    )
-    reusing = {v for v, orch, kind, cid in rows if first_user.get((kind, cid)) != orch}
-    return (len(reusing) / len(versions) if versions else 0.0), len(reusing), len(versions)
-
-
 def team_reuse_share(team: Team, now: datetime) -> tuple[float, str]:
-    figures = _team_metrics(team, now)
-    if figures is not None and "component_reuse" in figures:
-        raw = figures["component_reuse"]
-        share = raw.num / raw.den if raw.den else 0.0
-        return share, f"metrics: {raw.num:g} of {raw.den or 0:g} versions reuse a component"
-    share, reusing, versions = reuse_share_fallback(team)
-    return share, f"{reusing} of {versions} versions past draft reuse a component"
+    raw = _team_metrics(team, now)["component_reuse"]
+    share = raw.num / raw.den if raw.den else 0.0
+    return share, f"metrics: {raw.num:g} of {raw.den or 0:g} versions reuse a component"
 
 
 def reuse_share(team: Team, threshold: float, now: datetime) -> Result:

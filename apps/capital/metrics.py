@@ -374,13 +374,24 @@ class ReviewTimes:
     timed: int = 0  # active review decisions with a time, in the period
     seconds: float = 0.0
     invested_seconds: float = 0.0  # every timed decision, undone ones too
-    with_n: int = 0  # accepted suggestions (level ≥ 2, decision = recorded model label)
+    with_n: int = 0  # accepted suggestions (level ≥ 2, recorded label before the review began)
     with_seconds: float = 0.0
     without_n: int = 0  # decisions at a level below suggest
     without_seconds: float = 0.0
 
 
 def _sql_review_times(params: dict[str, Any]) -> dict[int, ReviewTimes]:
+    """Timed decisions of the period by process, split for the time saved by suggestions.
+
+    A decision is *with a suggestion* only when one really existed when the expert opened the
+    case (the decision's time minus its seconds spent): the process was at level 2 or above
+    then, and the latest prediction recorded for the case by that moment (not a backfilled one)
+    had the label the expert chose. A prediction recorded later — during the review, after it,
+    or backfilled over history — was never seen. *Without*: the process was below level 2 then
+    (suggestions held back). Decisions at level 2 or above with no prediction on record, or
+    whose expert chose otherwise, are in neither group: whether a suggestion was shown and
+    followed isn't known from the tables.
+    """
     rows = _rows(
         """
         SELECT c.process_id,
@@ -395,18 +406,24 @@ def _sql_review_times(params: dict[str, Any]) -> dict[int, ReviewTimes]:
                         FILTER (WHERE x.active AND x.review AND x.lvl < 2), 0)
         FROM cases_decision d
         JOIN cases_case c ON c.id = d.case_id
+        CROSS JOIN LATERAL (
+            SELECT d.decided_at - make_interval(secs => d.seconds_spent) AS started
+        ) r
         LEFT JOIN LATERAL (
             SELECT ac.to_level FROM autonomy_autonomychange ac
-            WHERE ac.process_id = c.process_id AND ac.at <= d.decided_at
+            WHERE ac.process_id = c.process_id AND ac.at <= r.started
             ORDER BY ac.at DESC, ac.id DESC LIMIT 1
         ) l ON true
+        LEFT JOIN LATERAL (
+            SELECT sp.label FROM autonomy_shadowprediction sp
+            WHERE sp.case_id = d.case_id AND NOT sp.backfilled AND sp.created_at <= r.started
+            ORDER BY sp.created_at DESC, sp.id DESC LIMIT 1
+        ) s ON true
         CROSS JOIN LATERAL (
             SELECT d.retracted_at IS NULL AS active,
                    d.source IN ('review', 'api') AS review,
                    COALESCE(l.to_level, 0) AS lvl,
-                   EXISTS (SELECT 1 FROM autonomy_shadowprediction sp
-                           WHERE sp.case_id = d.case_id AND NOT sp.backfilled
-                             AND sp.label = d.label AND sp.created_at <= d.decided_at) AS accepted
+                   COALESCE(s.label = d.label, false) AS accepted
         ) x
         WHERE c.process_id = ANY(%(procs)s) AND d.seconds_spent IS NOT NULL
           AND d.source IN ('review', 'api', 'adjudication')
@@ -494,17 +511,19 @@ def _sql_process_states(params: dict[str, Any]) -> dict[int, dict[str, Any]]:
 
 
 def _sql_reuse(params: dict[str, Any]) -> dict[int, tuple[int, int]]:
-    """{process: (versions reusing a component another orchestration used first, versions)}."""
+    """{process: (versions using a component whose first user was another orchestration,
+    versions saved by `end`)}."""
     rows = _rows(
         """
         SELECT o.process_id, COUNT(*) FILTER (WHERE EXISTS (
                    SELECT 1 FROM orchestrations_componentreuse cr
-                   WHERE cr.version_id = v.id AND EXISTS (
-                       SELECT 1 FROM orchestrations_componentreuse prior
+                   WHERE cr.version_id = v.id AND (
+                       -- the component's first user: reuse only when that is another
+                       -- orchestration (a later version of the same one reuses nothing)
+                       SELECT prior.orchestration_id FROM orchestrations_componentreuse prior
                        JOIN orchestrations_orchestrationversion pv ON pv.id = prior.version_id
                        WHERE prior.kind = cr.kind AND prior.component_id = cr.component_id
-                         AND prior.orchestration_id <> cr.orchestration_id
-                         AND (pv.created_at, pv.id) < (v.created_at, v.id)))),
+                       ORDER BY pv.created_at, pv.id LIMIT 1) <> cr.orchestration_id)),
                COUNT(*)
         FROM orchestrations_orchestrationversion v
         JOIN orchestrations_orchestration o ON o.id = v.orchestration_id

@@ -204,14 +204,19 @@ DEFINITIONS: tuple[Definition, ...] = (
         kind=Kind.SUM,
         formula="accepted suggestions x (mean review seconds without a suggestion - mean with "
         "one), same process and day, ÷ 3600; without unassisted decisions that day, the "
-        "process's baseline review seconds stand in for them",
+        "process's baseline review seconds stand in for them. A suggestion is accepted when, "
+        "as the expert opened the case (decided minus seconds spent), the process was at level "
+        "2 or above and the latest prediction recorded for the case by then had the label the "
+        "expert chose; without one: the process was below level 2 then",
         sources=(
             "cases_decision.seconds_spent",
             "autonomy_shadowprediction",
             "autonomy_autonomychange",
         ),
-        excludes="Decisions without a measured time, imported history, decisions at levels "
-        "below suggest, suggestions the expert did not follow; never negative.",
+        excludes="Decisions without a measured time, imported history, suggestions the expert "
+        "did not follow, predictions recorded after the review began or backfilled over "
+        "history (never seen), decisions at level 2 or above with no prediction on record "
+        "(whether one was shown is unknown); never negative.",
         drill=Drill.DECISIONS,
     ),
     Definition(
@@ -311,7 +316,8 @@ DEFINITIONS: tuple[Definition, ...] = (
         formula="hours saved x the manager's value per hour + credited automatic decisions x "
         "the value per case",
         sources=("capital_moneyrate", "hours_saved", "automatic_decisions"),
-        excludes="Empty unless a manager gave a value per hour or per case.",
+        excludes="Empty (and said so) unless a manager gave a value per hour or per case on "
+        "the money page; a process's own value wins over the team's.",
     ),
     # --- compound ------------------------------------------------------------------------------
     Definition(
@@ -320,8 +326,8 @@ DEFINITIONS: tuple[Definition, ...] = (
         name="Component reuse",
         unit="share",
         kind=Kind.STATE_RATIO,
-        formula="orchestration versions that use a rule, model or connector another "
-        "orchestration used first ÷ orchestration versions saved by then",
+        formula="orchestration versions that use a rule, model or connector whose first user "
+        "was another orchestration ÷ orchestration versions saved by then",
         sources=("orchestrations_componentreuse", "orchestrations_orchestrationversion"),
         excludes="A component reused by later versions of the same orchestration.",
         drill=Drill.VERSIONS,

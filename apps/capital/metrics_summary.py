@@ -18,7 +18,7 @@ from apps.capital.metrics_definitions import (
     Family,
     Kind,
 )
-from apps.capital.models import BaselineOverride, MetricSnapshot
+from apps.capital.models import BaselineOverride, MetricSnapshot, MoneyRate
 from apps.capital.snapshots import day_bounds, today
 from apps.people.models import TEAM_MANAGER_ROLES, Team
 from apps.people.selectors import is_org_admin, roles_of, team_for_member
@@ -256,13 +256,16 @@ def figures_live(*, team: Team, period: Period) -> list[FigureView]:
     views = []
     for definition in DEFINITIONS:
         raw = current.get(definition.key)
+        details = raw.details if raw else {}
+        if raw is None and definition.key == "money_value":
+            details = {"note": NO_MONEY_RATE}  # absent, not zero: say why
         views.append(
             FigureView(
                 definition=definition,
                 value=display(definition, raw),
                 previous=display(definition, before.get(definition.key)),
                 baseline=base[definition.key],
-                details=raw.details if raw else {},
+                details=details,
             )
         )
     return views
@@ -278,4 +281,30 @@ def history(*, team: Team, period: Period) -> QuerySet[MetricSnapshot]:
         MetricSnapshot.objects.filter(team=team, day__gte=period.start, day__lte=period.end)
         .select_related("process")
         .order_by("day", "process_id")
+    )
+
+
+# --- money -----------------------------------------------------------------------------------
+
+NO_MONEY_RATE = "no value per hour or per case set: a manager sets one on the money page"
+
+
+def current_money_rates(*, team: Team) -> list[MoneyRate]:
+    """The rates in force: the latest per process and the team's default (process None) first;
+    an empty list when no manager set one (money figures are then absent)."""
+    latest: dict[int | None, MoneyRate] = {}
+    rows = MoneyRate.objects.filter(team=team).select_related("process", "set_by")
+    for rate in rows.order_by("set_at", "pk"):  # oldest first: the latest wins
+        latest[rate.process_id] = rate
+    return sorted(
+        latest.values(),
+        key=lambda r: (r.process_id is not None, r.process.name if r.process else ""),
+    )
+
+
+def money_rate_history(*, team: Team, limit: int = 50) -> list[MoneyRate]:
+    return list(
+        MoneyRate.objects.filter(team=team)
+        .select_related("process", "set_by")
+        .order_by("-set_at", "-pk")[:limit]
     )

@@ -98,7 +98,45 @@ class CandidateOut(Schema):
     criteria: list[BattleCriterionOut]
 
 
+class EstimateOut(Schema):
+    hours_per_week: float
+    items_per_week: float  # the cases a week the estimate was made from
+    source: str  # where its minutes per case came from
+
+
+class MeasuredOut(Schema):
+    hours_per_week: float
+    items_per_week: float  # automatic decisions that stood, a week
+    hours: float  # over the period, before scaling to a week
+    items: int
+    overturns: int
+    minutes_source: str
+
+
+class OutcomeOut(Schema):
+    """Estimated (frozen at go-live) vs measured since, per week."""
+
+    process: str
+    live_since: datetime
+    period_start: datetime | None
+    period_end: datetime
+    days: int  # whole days measured, at most 28; 0: not measured yet
+    estimated: EstimateOut
+    measured: MeasuredOut | None
+    hours_share: float | None  # measured hours a week / estimated
+
+
+class CurrentBattleOut(Schema):
+    name: str
+    process: str | None
+    chosen_at: datetime
+    estimated_hours_per_week: float
+    estimate_frozen_at: datetime | None
+    outcome: OutcomeOut | None  # null until an orchestration of the process goes live
+
+
 class RankingOut(Schema):
     team: str
     weights: dict[str, float]
     candidates: list[CandidateOut]
+    first_battle: CurrentBattleOut | None

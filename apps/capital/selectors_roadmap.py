@@ -114,12 +114,14 @@ def evaluate_phase(
 
 def roadmap_state(*, team: Team, now: datetime | None = None) -> list[PhaseState]:
     """Each phase with its criteria measured now and the date the team entered it (from
-    PhaseEntry rows: services_roadmap.advance_roadmap writes them)."""
+    PhaseEntry rows, which services_roadmap.advance_roadmap writes in the hourly capital refresh;
+    before the first refresh, phase 1 is dated from the team's start). Reads only."""
     now = now or timezone.now()
     rows = criteria_rows()
     entries = dict(PhaseEntry.objects.filter(team=team).values_list("phase", "entered_at"))
     current = max(entries, default=1)
     start = entries.get(1) or team_start(team=team)
+    entries.setdefault(1, start)
     phases = []
     for spec in PHASES:
         status = (

@@ -1,6 +1,7 @@
 """Writes for the assessment, the first battle and the roadmap. Bad input raises ValidationError
 with a reason a person can read; nothing here trusts a form to have checked it."""
 
+import logging
 import math
 from datetime import datetime
 
@@ -32,6 +33,7 @@ from apps.orchestrations.models import Orchestration, Stage, StageChange
 from apps.people.models import Membership, Team
 
 MAX_ANSWER = 4000
+log = logging.getLogger(__name__)
 
 
 def _text(value: object, *, name: str, limit: int, required: bool = False) -> str:
@@ -401,6 +403,22 @@ def advance_roadmap(*, team: Team, now: datetime | None = None) -> list[PhaseEnt
         evidence = [{"kind": s.kind, "label": s.label, "evidence": s.evidence} for s in states]
         entries[spec.number + 1] = _enter(team, spec.number + 1, entered, evidence)
     return [entries[p] for p in sorted(entries)]
+
+
+def advance_roadmaps(*, now: datetime | None = None) -> dict[str, int]:
+    """advance_roadmap for every team (the hourly capital refresh, so reading a roadmap never
+    writes); {team slug: its current phase}. A team that fails is logged and the others still
+    advance."""
+    now = now or timezone.now()
+    phases: dict[str, int] = {}
+    for team in Team.objects.order_by("pk"):
+        try:
+            entries = advance_roadmap(team=team, now=now)
+        except Exception:
+            log.exception("capital roadmap of team %s failed to advance", team.slug)
+            continue
+        phases[team.slug] = entries[-1].phase
+    return phases
 
 
 def _enter(team: Team, phase: int, at: datetime, evidence: list) -> PhaseEntry:

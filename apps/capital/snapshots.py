@@ -138,7 +138,9 @@ def snapshot_all(*, day: date | None = None) -> dict[str, int]:
 
 def refresh_recent() -> dict[str, int]:
     """What beat runs: today's provisional rows, and yesterday's made final for the teams whose
-    row of yesterday was taken before yesterday ended (or not at all)."""
+    row of yesterday was taken before yesterday ended (or not at all); then every team's roadmap
+    phase entries and frozen battle estimates are brought up to date (the roadmap pages and API
+    only read them). Returns {team slug: snapshot rows written}."""
     yesterday = today() - timedelta(days=1)
     _, yesterday_end = day_bounds(yesterday)
     final = set(
@@ -154,4 +156,7 @@ def refresh_recent() -> dict[str, int]:
             log.exception("capital snapshot of team %s on %s failed", team.slug, yesterday)
     for slug, count in snapshot_all(day=today()).items():
         written[slug] = written.get(slug, 0) + count
+    from apps.capital.services_roadmap import advance_roadmaps  # it reads the metrics too
+
+    advance_roadmaps()
     return written

@@ -6,6 +6,7 @@ urlpatterns = [
     path("capital/", views_metrics.dashboards, name="capital_dashboards"),
     path("capital/definitions/", views_metrics.definitions, name="capital_definitions"),
     path("teams/<slug:team_slug>/capital/", views_metrics.dashboard, name="capital_dashboard"),
+    path("teams/<slug:team_slug>/capital/money/", views_metrics.money_rates, name="capital_money"),
     path(
         "teams/<slug:team_slug>/capital/history.csv",
         views_metrics.history_export,

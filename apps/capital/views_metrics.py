@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from apps.capital import metrics_services
 from apps.capital import metrics_summary as summary
 from apps.capital.api_metrics import history_csv
+from apps.capital.forms_metrics import MoneyRateForm
 from apps.capital.metrics_definitions import (
     BASELINE_TEXT,
     BY_KEY,
@@ -23,6 +24,7 @@ from apps.capital.metrics_definitions import (
 )
 from apps.capital.metrics_rows import rows_for
 from apps.capital.snapshots import day_bounds
+from apps.core.api import reason_of
 from apps.core.charts import Series, chart
 from apps.core.http import HtmxHttpRequest
 from apps.people.models import Team
@@ -101,6 +103,7 @@ def dashboard(request: HtmxHttpRequest, team_slug: str) -> HttpResponse:
             "main_chart": main_chart,
             "has_data": has_data,
             "error": error,
+            "money_rates": summary.current_money_rates(team=team),
         },
         status=422 if error else 200,
     )
@@ -228,3 +231,45 @@ def history_export(request: HtmxHttpRequest, team_slug: str) -> HttpResponse:
         f'attachment; filename="capital-{team.slug}-{period.start}-{period.end}.csv"'
     )
     return response
+
+
+@login_required
+def money_rates(request: HtmxHttpRequest, team_slug: str) -> HttpResponse:
+    """The values per expert hour and per case that turn hours saved and automatic decisions
+    into money: the ones in force, their history, and the form to set one (managers)."""
+    team = summary.capital_team(user=request.user, slug=team_slug)
+    form = MoneyRateForm(request.POST if request.method == "POST" else None, team=team)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                rate = metrics_services.set_money_rate(
+                    team=team,
+                    by=request.user,
+                    per_hour=form.cleaned_data["per_hour"],
+                    per_case=form.cleaned_data["per_case"],
+                    currency=form.cleaned_data["currency"],
+                    process=form.process_object(),
+                )
+            except ValidationError as error:
+                form.add_error(None, reason_of(error))
+            else:
+                target = rate.process.name if rate.process else team.name
+                messages.success(
+                    request,
+                    f"Values for {target} saved: the dashboard shows money from the next "
+                    "snapshot (hourly); the API measures it now.",
+                )
+                return redirect("capital_money", team_slug=team.slug)
+        status = 422
+    return render(
+        request,
+        "capital/money.html",
+        {
+            "team": team,
+            "form": form,
+            "rates": summary.current_money_rates(team=team),
+            "history": summary.money_rate_history(team=team),
+        },
+        status=status,
+    )

@@ -36,6 +36,7 @@ from apps.capital.selectors_battle import (
     ranking,
     weights_of,
 )
+from apps.capital.selectors_battle_outcome import battle_outcome
 from apps.capital.selectors_roadmap import (
     PHASES,
     criteria_rows,
@@ -226,6 +227,7 @@ def battle_page(request: HtmxHttpRequest, team_slug: str) -> HttpResponse:
             messages.success(request, done)
             return redirect("capital_battle", team_slug=team.slug)
         status = 422
+    battle = current_battle(team=team)
     context = {
         "team": team,
         "can_edit": can_edit,
@@ -233,7 +235,8 @@ def battle_page(request: HtmxHttpRequest, team_slug: str) -> HttpResponse:
         "criteria_names": CRITERIA,
         "weights": weights,
         "forms": forms,
-        "battle": current_battle(team=team),
+        "battle": battle,
+        "outcome": battle_outcome(choice=battle),
         "history": battle_history(team=team),
         "section": "battle",
     }
@@ -282,9 +285,8 @@ def _battle_action(
 
 
 def roadmap_context(team: Team) -> dict[str, Any]:
-    """Everything the roadmap page, the report and the API show (the entries brought up to date
-    first)."""
-    services.advance_roadmap(team=team)
+    """Everything the roadmap page, the report and the API show. Reads only: the phase entries
+    are brought up to date by the hourly capital refresh (snapshots.refresh_recent)."""
     now = timezone.now()
     phases = roadmap_state(team=team, now=now)
     current = current_phase(phases)
@@ -342,7 +344,6 @@ def roadmaps_page(request: HtmxHttpRequest) -> HttpResponse:
         raise Http404("No team")
     rows = []
     for team in teams:
-        services.advance_roadmap(team=team)
         phases = roadmap_state(team=team)
         rows.append(
             {

@@ -183,3 +183,71 @@ def test_a_named_process_once_connected_is_ranked_once_and_keeps_its_battle(team
     assert choice.estimate_frozen_at is not None
     assert choice.process == process
     assert choice.estimated_hours_per_week == 1.0
+
+
+def test_after_go_live_the_battle_shows_the_measured_value_beside_the_frozen_estimate(
+    scenario, team, manager, expert
+):
+    from apps.cases.models import Decision
+    from apps.cases.services.automation import decide_automatically
+    from apps.orchestrations.models import Run
+    from tests.conftest import client_for
+
+    invoices, _ = scenario
+    services.choose_battle(team=team, candidate_key="process:invoices", reason="x", by=manager)
+    page = f"/teams/{team.slug}/capital/battle/"
+    api = f"/api/v1/teams/{team.slug}/first-battle"
+    reader = client_for(manager)
+    assert reader.get(api).json()["first_battle"]["outcome"] is None  # not live yet
+    assert b"estimated-vs-actual" not in reader.get(page).content
+
+    orchestration = create_orchestration(
+        process=invoices, slug="inv-flow", name="Invoice flow", owner=manager
+    )
+    version = create_version(orchestration=orchestration, actor=manager, values={})
+    change_stage(version=version, stage="live", actor=manager, reason="go")
+    # Live for less than a day: the estimate is there, the measured side not yet.
+    fresh = reader.get(api).json()["first_battle"]["outcome"]
+    assert (fresh["days"], fresh["measured"]) == (0, None)
+    assert fresh["estimated"] == {"hours_per_week": 0.35, "items_per_week": 3.5,
+                                  "source": "configured"}  # fmt: skip
+
+    # Live for 14 days. In them: the model decided 3 of the 4 open invoices 2 days ago and an
+    # expert overturned one; the orchestration decided 2 items by a rule and 1 that failed.
+    BattleChoice.objects.filter(team=team).update(estimate_frozen_at=NOW - timedelta(days=14))
+    opened = list(Case.objects.filter(process=invoices, status="open").order_by("pk"))
+    for case in opened[:3]:
+        decide_automatically(case=case, label="approve", reason_code="ok")
+    two_days_ago = NOW - timedelta(days=2)
+    Decision.objects.filter(case__in=opened[:3]).update(decided_at=two_days_ago)
+    Case.objects.filter(pk__in=[c.pk for c in opened[:3]]).update(decided_at=two_days_ago)
+    Decision.objects.create(
+        case=opened[2], expert=expert, label="reject", source="adjudication",
+        decided_at=two_days_ago + timedelta(hours=1),
+    )  # fmt: skip
+    Case.objects.filter(pk=opened[2].pk).update(final_label="reject")
+    for n, error in ((1, ""), (2, ""), (3, "evaluation failed")):
+        Run.objects.create(
+            orchestration=orchestration, version=version, external_id=f"r{n}", state="finished",
+            outcome="decided", decided_by="rule:1@1", label="approve", error=error,
+            finished_at=NOW - timedelta(days=1),
+        )  # fmt: skip
+
+    body = reader.get(api).json()["first_battle"]
+    outcome = body["outcome"]
+    assert body["estimate_frozen_at"] is not None
+    # 2 model decisions that stood + 2 runs = 4 items in 14 days: 4 x 7 / 14 = 2 a week,
+    # beside the 3.5 cases a week the estimate was made from.
+    assert outcome["days"] == 14
+    assert outcome["measured"]["items"] == 4
+    assert outcome["measured"]["overturns"] == 1
+    assert outcome["measured"]["items_per_week"] == pytest.approx(2.0)
+    # 4 items x 6 configured minutes = 0.4 h in 14 days = 0.2 h a week, beside 0.35 estimated.
+    assert outcome["measured"]["hours"] == pytest.approx(0.4)
+    assert outcome["measured"]["hours_per_week"] == pytest.approx(0.2)
+    assert outcome["hours_share"] == pytest.approx(0.2 / 0.35)
+    html = reader.get(page).content.decode()
+    assert 'id="estimated-vs-actual"' in html
+    assert "over the 14 days" in html
+    assert "<td>0.35</td><td>0.20</td>" in html
+    assert "<td>3.50</td><td>2.00</td>" in html

@@ -166,3 +166,59 @@ def test_a_manager_sets_and_clears_a_baseline_from_the_figure_page(history, mana
     assert client.post(path, {"clear": "1"}).status_code == 302
     page = client.get(f"/teams/{team.slug}/capital/figures/review_seconds/").content.decode()
     assert "set by maya" not in page
+
+
+def test_money_figures_say_no_value_is_set_until_a_manager_sets_one(history, manager, team):
+    from apps.capital.models import MoneyRate
+
+    reader = client_for(manager)
+    today = datetime.now(UTC).date()
+    api = f"/api/v1/teams/{team.slug}/capital?from={today}&to={today}"
+    before = reader.get(api).json()
+    money = {figure["key"]: figure for figure in before["figures"]}["money_value"]
+    assert before["money_rates"] == []
+    assert money["value"] is None
+    assert money["details"]["note"].startswith("no value per hour or per case set")
+    assert 'id="no-money-rate"' in reader.get(f"/teams/{team.slug}/capital/").content.decode()
+    page = f"/teams/{team.slug}/capital/money/"
+    assert 'id="no-money-rate"' in reader.get(page).content.decode()
+
+    for body, reason in [
+        ({"currency": "EUR"}, "Give a value per hour, per case, or both."),
+        ({"per_hour": "-5", "currency": "EUR"}, "greater than or equal to 0"),
+        ({"per_hour": "abc", "currency": "EUR"}, "Enter a number."),
+        ({"per_case": "2", "currency": "E1X"}, "currency must be a three-letter code"),
+        ({"per_case": "2", "currency": "EUR", "process": "nope"}, "Select a valid choice"),
+    ]:
+        refused = reader.post(page, body)
+        assert refused.status_code == 422, body
+        assert reason in refused.content.decode(), body
+    assert not MoneyRate.objects.exists()
+
+    saved = reader.post(page, {"per_hour": "50", "per_case": "2", "currency": "usd"})
+    assert saved.status_code == 302
+    after = reader.get(api).json()
+    assert after["money_rates"] == [
+        {"process": None, "per_hour": 50.0, "per_case": 2.0, "currency": "USD", "set_by": "maya",
+         "set_at": after["money_rates"][0]["set_at"]}
+    ]  # fmt: skip
+    money = {figure["key"]: figure for figure in after["figures"]}["money_value"]
+    # 0.1 h saved x 50 + 1 automatic decision x 2 = 7.
+    assert money["value"] == pytest.approx(7.0)
+    assert money["details"] == {"currency": "USD"}
+    # The process's own value wins over the team's: 0.1 h x 100 (no value per case) = 10.
+    assert reader.post(
+        page, {"process": history.slug, "per_hour": "100", "currency": "USD"}
+    ).status_code == 302  # fmt: skip
+    money = {f["key"]: f for f in reader.get(api).json()["figures"]}["money_value"]
+    assert money["value"] == pytest.approx(10.0)
+    html = reader.get(page).content.decode()
+    assert "The whole team" in html
+    assert history.name in html
+    assert 'id="no-money-rate"' not in html
+
+
+def test_only_managers_set_money_values(team, expert, outsider):
+    page = f"/teams/{team.slug}/capital/money/"
+    assert client_for(expert).post(page, {"per_hour": "50", "currency": "EUR"}).status_code == 403
+    assert client_for(outsider).get(page).status_code == 404

@@ -258,3 +258,114 @@ def test_without_listed_data_sources_the_reachable_share_is_empty_not_zero(team)
     now = datetime.now(UTC)
     figures = _figures(team, start=now - timedelta(days=1), end=now)
     assert figures["data_sources_reachable"].value("state_ratio") is None
+
+
+def test_component_reuse_counts_versions_using_a_component_another_orchestration_used_first(
+    team, manager
+):
+    from apps.orchestrations.services import change_stage, create_orchestration, create_version
+    from apps.rules.services.authoring import create_rule
+
+    process = make_process(team)
+    rule = create_rule(
+        process=process, owner=manager, name="No PO", action={"decide": "request_info"},
+        condition={"field": "po_status", "op": "eq", "value": "missing"},
+    )  # fmt: skip
+    first = create_orchestration(process=process, slug="first", name="first", owner=manager)
+    version = create_version(
+        orchestration=first, actor=manager, values={"rules": [{"rule": rule.pk}]}
+    )
+    change_stage(version=version, stage="live", actor=manager, reason="go")
+    now = datetime.now(UTC)
+    figures = _figures(team, start=now - timedelta(days=1), end=now + timedelta(minutes=1))
+    # first v1 built the rule: it reuses nothing, 0 of 1.
+    assert (figures["component_reuse"].num, figures["component_reuse"].den) == (0, 1)
+    second = create_orchestration(process=process, slug="second", name="second", owner=manager)
+    create_version(orchestration=second, actor=manager, values={"rules": [{"rule": rule.pk}]})
+    create_version(orchestration=first, actor=manager, values={"rules": [{"rule": rule.pk}]})
+    now = datetime.now(UTC)
+    figures = _figures(team, start=now - timedelta(days=1), end=now + timedelta(minutes=1))
+    # second v1 reuses first's rule; first v2 reuses its own orchestration's rule, which is not
+    # reuse: 1 of 3 versions.
+    assert (figures["component_reuse"].num, figures["component_reuse"].den) == (1, 3)
+
+
+def test_hours_saved_credit_model_decisions_times_the_configured_minutes(team, expert):
+    from tests.factories import make_decided_cases
+
+    process = make_process(team, minutes_per_case=6)
+    cases = make_decided_cases(process, expert, 10)  # imported: no timed reviews
+    Decision.objects.filter(case__in=cases[:3]).update(source="model")
+    figures = _figures(
+        team, start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 2, 1, tzinfo=UTC)
+    )
+    # Three cases decided by the model at level 3: 3 x 6 minutes = 0.3 hours.
+    assert figures["automatic_decisions"].num == 3
+    assert figures["hours_saved"].num == pytest.approx(0.3)
+
+
+def _model_version(process, person):
+    import hashlib
+
+    from apps.classifiers.models import ModelArtifact, ModelVersion
+
+    content = f"model {process.pk}".encode()
+    digest = hashlib.sha256(content).hexdigest()
+    artifact = ModelArtifact.objects.create(sha256=digest, content=content, size=len(content))
+    return ModelVersion.objects.create(
+        process=process, version=1, algorithm="logistic_regression", labels=["approve", "reject"],
+        schema_version=process.schema, snapshot_size=0, snapshot_hash="0" * 64, snapshot_ids=b"",
+        metrics={}, artifact=artifact, artifact_sha256=digest, trained_by=person,
+        trained_at=START - timedelta(days=10),
+    )  # fmt: skip
+
+
+def test_time_saved_by_suggestions_counts_only_suggestions_there_when_the_review_began(
+    team, expert
+):
+    from apps.autonomy.models import ShadowPrediction
+
+    process = make_process(team)
+    Process.objects.filter(pk=process.pk).update(created_at=START - timedelta(days=30))
+    version = _model_version(process, expert)
+    AutonomyChange.objects.create(
+        process=process, kind="promote", from_level=0, to_level=2, at=START + timedelta(days=3)
+    )
+    unassisted, seen, mid_review, backfilled = make_cases(process, 4)
+    at = START + timedelta(days=4, hours=10)  # every assisted decision is taken then
+
+    def decide(case, seconds, when):
+        Decision.objects.create(
+            case=case, expert=expert, label="approve", seconds_spent=seconds, source="review",
+            decided_at=when,
+        )  # fmt: skip
+
+    def predict(case, created_at, **extra):
+        ShadowPrediction.objects.create(
+            process=process, case=case, model_version=version, label="approve", confidence=0.9,
+            created_at=created_at, **extra,
+        )  # fmt: skip
+
+    # Level 0 on day 1: no suggestion shown, 300 s.
+    decide(unassisted, 300, START + timedelta(days=1))
+    # Suggested 10 minutes before the review began (10:08), followed: 120 s.
+    predict(seen, at - timedelta(minutes=10))
+    decide(seen, 120, at)
+    # Recorded at 10:09:30, after the expert had opened the case at 10:08:30 (90 s): never seen.
+    predict(mid_review, at - timedelta(seconds=30))
+    decide(mid_review, 90, at)
+    # Backfilled over history: never shown to anyone.
+    predict(backfilled, at - timedelta(hours=1), backfilled=True)
+    decide(backfilled, 60, at)
+
+    figures = _figures(team, process)
+    saved = figures["suggestion_hours_saved"]
+    # One suggestion seen and followed: (300 s without - 120 s with) x 1 = 180 s = 0.05 h.
+    # (Counting the prediction that arrived mid-review would give (300 - 105) x 2 s.)
+    assert saved.details["accepted"] == 1
+    assert saved.details["with_seconds"] == 120
+    assert saved.details["without"] == "1 decisions without a suggestion"
+    assert saved.num == pytest.approx(0.05)
+    assert figures["hours_saved"].details["suggestion_hours"] == pytest.approx(0.05)
+    # Every timed review still counts in the review time: (300 + 120 + 90 + 60) / 4.
+    assert (figures["review_seconds"].num, figures["review_seconds"].den) == (570, 4)

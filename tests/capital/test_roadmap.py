@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from apps.capital import criteria
 from apps.capital import services_roadmap as services
+from apps.capital.metrics import measure
 from apps.capital.models import PhaseEntry
 from apps.capital.selectors_roadmap import current_phase, pitfalls, roadmap_state
 from apps.cases.models import Case, Decision
@@ -97,30 +98,30 @@ def test_criteria_are_data_that_admins_edit(team, expert, manager, admin):
     assert (live.value, live.met, live.missing) == (1, False, "2 more orchestration(s) live")
 
 
-def test_reuse_share_counts_versions_using_another_orchestrations_component(team, expert, manager):
-    process = make_process(team)
+def test_the_reuse_and_hours_criteria_read_the_metrics_figures(team, expert, manager):
+    """One definition per figure: the roadmap's criteria show what apps/capital/metrics.py
+    measures (its own hand counts are in tests/capital/test_metrics.py)."""
+    process = make_process(team, minutes_per_case=6)
+    cases = make_decided_cases(process, expert, 10)
+    Decision.objects.filter(case__in=cases[:3]).update(source="model")
     rule = create_rule(
         process=process, owner=manager, name="No PO", action={"decide": "request_info"},
         condition={"field": "po_status", "op": "eq", "value": "missing"},
     )  # fmt: skip
     _live(process, manager, "first", {"rules": [{"rule": rule.pk}]})
     second = create_orchestration(process=process, slug="second", name="second", owner=manager)
-    version = create_version(
-        orchestration=second, actor=manager, values={"rules": [{"rule": rule.pk}]}
-    )
-    # A draft is not counted yet: 0 of the 1 version past draft reuses.
-    assert criteria.reuse_share_fallback(team) == (0.0, 0, 1)
-    change_stage(version=version, stage="shadow", actor=manager)
-    # first v1 built the rule; second v1 reuses it: 1 of 2 versions.
-    assert criteria.reuse_share_fallback(team) == (0.5, 1, 2)
-
-
-def test_hours_saved_fallback_credits_model_decisions_times_minutes(team, expert, manager):
-    process = make_process(team, minutes_per_case=6)
-    cases = make_decided_cases(process, expert, 10)
-    # Three cases decided by the model at level 3: 3 x 6 minutes = 0.3 hours.
-    Decision.objects.filter(case__in=cases[:3]).update(source="model")
-    assert criteria.hours_saved_fallback(team) == pytest.approx(0.3)
+    create_version(orchestration=second, actor=manager, values={"rules": [{"rule": rule.pk}]})
+    now = timezone.now()
+    figures = measure(team_id=team.pk, start=criteria.EPOCH, end=now)[None]
+    hours = criteria.measure("hours_saved", team=team, threshold=1, now=now)
+    # 3 model decisions x 6 configured minutes = 0.3 h, below the 1 h threshold.
+    assert hours.value == pytest.approx(figures["hours_saved"].num) == pytest.approx(0.3)
+    assert (hours.met, hours.source) == (False, "metrics: hours saved")
+    reuse = criteria.measure("reuse_share", team=team, threshold=0.3, now=now)
+    # second v1 reuses the rule first used by first v1: 1 of 2 versions.
+    assert (figures["component_reuse"].num, figures["component_reuse"].den) == (1, 2)
+    assert (reuse.value, reuse.met) == (0.5, True)
+    assert reuse.source == "metrics: 1 of 2 versions reuse a component"
 
 
 def test_perfection_trap_after_90_days_in_phase_one(team, expert):

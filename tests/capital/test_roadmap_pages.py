@@ -201,3 +201,42 @@ def test_page_level_errors_are_422_not_500(team, process, manager, admin):
     criteria = client_for(admin).post(reverse("capital_criteria"), {"remove": "nope"})
     assert criteria.status_code == 422
     assert b"No such criterion" in criteria.content
+
+
+def test_reading_the_roadmap_writes_nothing_and_the_hourly_refresh_advances_it(
+    team, process, manager
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.capital import services_roadmap as services
+    from apps.capital.models import PhaseEntry
+    from apps.capital.snapshots import refresh_recent
+
+    # Phase 1 down to "an assessment recorded", and one is recorded: phase 1 is done.
+    PhaseCriterion.objects.filter(phase=1).exclude(kind="assessment_recorded").delete()
+    services.record_assessment(team=team, by=manager)
+    reader = client_for(manager)
+    reads = [
+        _url("capital_roadmap", team),
+        reverse("capital_roadmaps"),
+        f"/api/v1/teams/{team.slug}/roadmap",
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        for url in reads:
+            assert reader.get(url).status_code == 200
+    writes = [
+        q["sql"]
+        for q in queries
+        if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+    ]
+    assert writes == []
+    assert not PhaseEntry.objects.exists()
+    before = reader.get(f"/api/v1/teams/{team.slug}/roadmap").json()
+    # Phase 1 is dated from the team's start even before the first refresh wrote it.
+    assert (before["current_phase"], before["phases"][0]["entered_at"] is not None) == (1, True)
+
+    refresh_recent()  # what beat runs every hour
+    assert list(PhaseEntry.objects.filter(team=team).values_list("phase", flat=True)) == [1, 2]
+    after = reader.get(f"/api/v1/teams/{team.slug}/roadmap").json()
+    assert after["current_phase"] == 2
