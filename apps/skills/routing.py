@@ -27,12 +27,13 @@ import math
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.cases.models import Case, CaseStatus, Process
 from apps.people.models import Membership, Role
-from apps.skills.models import RoutedCase, RoutingPolicy, RoutingStrategy
+from apps.skills.models import ExpertiseStat, RoutedCase, RoutingPolicy, RoutingStrategy
 from apps.skills.routing_profiles import Profile, policy_for, segment_keys, stored_profiles
 
 
@@ -302,3 +303,78 @@ def hand_to_checker(*, case_id: int, expert_id: int) -> bool:
 
 def users_by_id(ids: list[int]) -> dict[int, str]:
     return dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
+
+
+# --- settings and what the manager sees ---------------------------------------------------------
+
+POLICY_FIELDS = (
+    "strategy",
+    "learning_share",
+    "prior_weight",
+    "expert_min_decisions",
+    "speed_weight",
+    "load_penalty",
+)
+
+
+def update_policy(*, process: Process, **values: object) -> RoutingPolicy:
+    """Set the process's routing strategy and knobs (POLICY_FIELDS). ValidationError with the
+    reason for an unknown field, strategy, a share outside 0 to 1 or a negative weight."""
+    unknown = set(values) - set(POLICY_FIELDS)
+    if unknown:
+        raise ValidationError(f"unknown routing settings: {', '.join(sorted(unknown))}")
+    policy = policy_for(process=process)
+    for name, value in values.items():
+        setattr(policy, name, value)
+    if policy.strategy not in RoutingStrategy.values:
+        raise ValidationError(
+            f"strategy must be one of {', '.join(RoutingStrategy.values)}, got {policy.strategy!r}"
+        )
+    if not 0 <= float(policy.learning_share) <= 1:
+        raise ValidationError(
+            f"learning_share must be between 0 and 1, got {policy.learning_share}"
+        )
+    for name in ("prior_weight", "expert_min_decisions", "speed_weight", "load_penalty"):
+        if float(getattr(policy, name)) < 0:
+            raise ValidationError(f"{name} can't be negative, got {getattr(policy, name)}")
+    policy.save()
+    return policy
+
+
+@dataclass(frozen=True)
+class PoolRow:
+    person_id: int
+    username: str
+    decisions: int
+    accuracy: float | None
+    median_seconds: float | None
+    load: int
+    learner: bool
+
+
+def pool_rows(*, process: Process, policy: RoutingPolicy) -> list[PoolRow]:
+    """The candidates with their stored process profile and load, most decisions first."""
+    pool = candidate_pool(process=process)
+    stats = {
+        row[0]: row[1:]
+        for row in ExpertiseStat.objects.filter(
+            process=process, dimension="process", key="", person_id__in=pool
+        ).values_list("person_id", "decisions", "agreed", "median_seconds")
+    }
+    loads = current_loads(people=pool)
+    names = users_by_id(pool)
+    rows = []
+    for person_id in pool:
+        decisions, agreed, median = stats.get(person_id, (0, 0, None))
+        rows.append(
+            PoolRow(
+                person_id=person_id,
+                username=names.get(person_id, "?"),
+                decisions=decisions,
+                accuracy=round(agreed / decisions, 4) if decisions else None,
+                median_seconds=median,
+                load=loads.get(person_id, 0),
+                learner=decisions < policy.expert_min_decisions,
+            )
+        )
+    return sorted(rows, key=lambda r: (-r.decisions, r.username))

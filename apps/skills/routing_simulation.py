@@ -18,6 +18,7 @@ second label is not in the figure).
 """
 
 import heapq
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -127,7 +128,10 @@ def simulate_routing(
     names = users_by_id(list(ids))
     for case_id, created, decided, fields, final, key, first_id, first_label, region in replay:
         region = region or ""
-        segments = segment_keys(fields, process, bounds)
+        # a raw cursor hands jsonb over as text (Django parses it only for model fields)
+        segments = segment_keys(
+            json.loads(fields) if isinstance(fields, str) else fields, process, bounds
+        )
         for heap in open_until.values():
             while heap and heap[0] <= created:
                 heapq.heappop(heap)

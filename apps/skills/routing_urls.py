@@ -1,0 +1,7 @@
+from django.urls import path
+
+from apps.skills import routing_views
+
+urlpatterns = [
+    path("skills/routing/<slug:slug>/", routing_views.routing_page, name="skills_routing"),
+]
