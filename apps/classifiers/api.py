@@ -8,7 +8,7 @@ from ninja.errors import HttpError
 
 from apps.cases import selectors as case_selectors
 from apps.cases.models import Case, Process
-from apps.classifiers import selectors, services
+from apps.classifiers import placement, selectors, services
 from apps.classifiers.learning import TrainingRefused
 from apps.classifiers.models import ModelVersion, TrainingJob
 from apps.classifiers.schemas import (
@@ -16,6 +16,7 @@ from apps.classifiers.schemas import (
     ErrorOut,
     ModelListOut,
     ModelVersionOut,
+    ModelVersionPatchIn,
     PredictIn,
     PredictionOut,
     PredictOut,
@@ -67,6 +68,7 @@ def version_out(version: ModelVersion) -> ModelVersionOut:
         is_promoted=version.is_promoted,
         promoted_by=version.promoted_by.username if version.promoted_by_id else None,
         promoted_at=version.promoted_at,
+        gpu_only=version.gpu_only,
     )
 
 
@@ -128,6 +130,24 @@ def _version(process: Process, version: int) -> ModelVersion:
 )
 def model_version(request: HttpRequest, slug: str, version: int) -> ModelVersionOut:
     return version_out(_version(_process(request, slug), version))
+
+
+@router.patch(
+    "/processes/{slug}/models/{int:version}",
+    response={200: ModelVersionOut, **_ERRORS},
+    summary="Keep a model version to GPU nodes of the fabric, or let any node run it (the "
+    "team's managers and admins)",
+)
+def update_model_version(
+    request: HttpRequest, slug: str, version: int, payload: ModelVersionPatchIn
+) -> ModelVersionOut:
+    process = _process(request, slug)
+    if not selectors.can_promote(user=request.user, process=process):
+        raise HttpError(403, "Only the team's managers and admins decide where a model runs.")
+    updated = placement.set_gpu_only(
+        version=_version(process, version), gpu_only=payload.gpu_only, actor=request.user
+    )
+    return version_out(_version(process, updated.version))
 
 
 def _promoter(request: HttpRequest, slug: str) -> Process:

@@ -42,6 +42,15 @@ class ModelVersionOut(Schema):
     is_promoted: bool
     promoted_by: str | None
     promoted_at: datetime | None
+    gpu_only: bool = Field(
+        description="Predicts only on GPU nodes of the compute fabric: orchestration items "
+        "reaching it are never evaluated in the web request."
+    )
+
+
+class ModelVersionPatchIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+    gpu_only: bool = Field(description="Keep the version to GPU nodes (true) or any node.")
 
 
 class ModelListOut(Schema):

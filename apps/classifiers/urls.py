@@ -17,6 +17,11 @@ urlpatterns = [
         views.model_promote,
         name="model_promote",
     ),
+    path(
+        "processes/<slug:slug>/models/<int:version>/gpu-only",
+        views.model_gpu_only,
+        name="model_gpu_only",
+    ),
 ]
 
 # Active learning: likely label errors and a second look.

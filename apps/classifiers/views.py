@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.cases import selectors as case_selectors
 from apps.cases.services.second_look import can_request_second_look
-from apps.classifiers import gates, selectors, services
+from apps.classifiers import gates, placement, selectors, services
 from apps.classifiers.forms import LearningSettingsForm
 from apps.classifiers.learning import TrainingRefused
 from apps.classifiers.models import TrainingJob
@@ -143,3 +143,21 @@ def model_rollback(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     else:
         messages.success(request, f"Rolled back to version {target.version}.")
     return redirect("model_list", slug=slug)
+
+
+@require_POST
+@login_required
+def model_gpu_only(request: HtmxHttpRequest, slug: str, version: int) -> HttpResponse:
+    """Keep a model version to GPU nodes (`gpu_only=on`) or let any node run it."""
+    process = case_selectors.process_for_member(user=request.user, slug=slug)
+    if not selectors.can_promote(user=request.user, process=process):
+        raise PermissionDenied("Only the team's managers and admins decide where a model runs.")
+    model = get_object_or_404(selectors.model_versions_of(process=process), version=version)
+    gpu_only = request.POST.get("gpu_only") == "on"
+    placement.set_gpu_only(version=model, gpu_only=gpu_only, actor=request.user)
+    messages.success(
+        request,
+        f"Version {version} now predicts "
+        + ("only on GPU nodes of the fabric." if gpu_only else "on any node."),
+    )
+    return redirect("model_detail", slug=slug, version=version)

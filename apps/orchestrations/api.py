@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, JsonResponse
 from ninja import Query, Router, Status
 from ninja.errors import HttpError
@@ -15,7 +15,7 @@ from apps.cases.services.intake import BatchInvalid
 from apps.connectors.models import Delivery
 from apps.connectors.selectors import deliveries_of_run
 from apps.core.api import load_json, reason_of, validation_errors
-from apps.orchestrations import inbound, selectors, services
+from apps.orchestrations import inbound, selectors, services, site
 from apps.orchestrations.errors import StageConflict
 from apps.orchestrations.models import (
     Orchestration,
@@ -33,8 +33,10 @@ from apps.orchestrations.schemas import (
     ErrorOut,
     ItemsOut,
     OrchestrationDetailOut,
+    OrchestrationFiguresOut,
     OrchestrationIn,
-    OrchestrationOut,
+    OrchestrationPatchIn,
+    OrchestrationSummaryOut,
     RollbackIn,
     RunDeliveryOut,
     RunDetailOut,
@@ -47,6 +49,7 @@ from apps.orchestrations.schemas import (
     VersionIn,
     VersionOut,
 )
+from apps.orchestrations.selectors_overview import with_figures
 
 router = Router(tags=["orchestrations"])
 _ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
@@ -97,6 +100,7 @@ def orchestration_out(orchestration: Orchestration) -> dict:
         "team": orchestration.team.slug,
         "process": orchestration.process.slug,
         "owner": _username(orchestration.owner),
+        "site": orchestration.site,
         "live_version": live.number if live else None,
         "versions": orchestration.version_count,
         "created_at": orchestration.created_at,
@@ -107,6 +111,7 @@ def _detail(request: HttpRequest, slug: str) -> OrchestrationDetailOut:
     orchestration = selectors.orchestration_for(user=request.user, slug=slug)
     return OrchestrationDetailOut(
         **orchestration_out(orchestration),
+        site_nodes=site.nodes_at_site(site=orchestration.site) if orchestration.site else None,
         version_list=[version_out(v) for v in selectors.versions_of(orchestration=orchestration)],
         stage_log=[change_out(c) for c in selectors.stage_log(orchestration=orchestration)],
     )
@@ -122,11 +127,31 @@ def _managed(request: HttpRequest, slug: str) -> Orchestration:
 
 @router.get(
     "/orchestrations",
-    response={200: list[OrchestrationOut], **_ERRORS},
-    summary="The orchestrations of your teams, with their live version",
+    response={200: list[OrchestrationSummaryOut], **_ERRORS},
+    summary="The orchestrations of your teams: stage, live version and today's figures (the "
+    "list page's)",
 )
 def list_orchestrations(request: HttpRequest) -> list[dict]:
-    return [orchestration_out(o) for o in selectors.orchestrations_for(user=request.user)]
+    orchestrations = list(selectors.orchestrations_for(user=request.user))
+    return [
+        {
+            **orchestration_out(o),
+            "stages": [
+                f"v{v.number} {v.stage}" + (f" {v.canary_share:.2f}" if v.canary_share else "")
+                for v in o.deployed_versions
+            ],
+            "figures": OrchestrationFiguresOut(
+                items_today=o.figures.items_today,
+                finished_today=o.figures.finished_today,
+                straight_through_share=o.figures.straight_through_share,
+                waiting_for_people=o.figures.waiting_for_people,
+                sla_breaches=o.figures.sla_breaches,
+                failing_deliveries=o.figures.failing_deliveries,
+                dead_deliveries=o.figures.dead_deliveries,
+            ),
+        }
+        for o in with_figures(orchestrations)
+    ]
 
 
 @router.post(
@@ -149,6 +174,24 @@ def create_orchestration(request: HttpRequest, payload: OrchestrationIn) -> Stat
     summary="One orchestration with its versions (newest first) and stage log",
 )
 def get_orchestration(request: HttpRequest, slug: str) -> OrchestrationDetailOut:
+    return _detail(request, slug)
+
+
+@router.patch(
+    "/orchestrations/{slug}",
+    response={200: OrchestrationDetailOut, **_ERRORS},
+    summary="Pin the orchestration to a site (organisation admins; 403 for anyone else, 422 "
+    "for a malformed site)",
+)
+@validation_errors
+def update_orchestration(
+    request: HttpRequest, slug: str, payload: OrchestrationPatchIn
+) -> OrchestrationDetailOut:
+    orchestration = selectors.orchestration_for(user=request.user, slug=slug)
+    try:
+        site.set_site(orchestration=orchestration, site=payload.site, actor=request.user)
+    except PermissionDenied as exc:
+        raise HttpError(403, str(exc)) from None
     return _detail(request, slug)
 
 

@@ -83,12 +83,57 @@ class OrchestrationOut(Schema):
     team: str
     process: str
     owner: str | None
+    site: str = Field(
+        description="The site its runs are evaluated at (fabric nodes labelled site=<this>); "
+        "empty: anywhere. Only an organisation admin sets it."
+    )
     live_version: int | None
     versions: int
     created_at: datetime
 
 
+class OrchestrationFiguresOut(Schema):
+    items_today: int = Field(description="Items received since midnight (the site's time zone).")
+    finished_today: int = Field(description="Of them, those with an outcome.")
+    straight_through_share: float | None = Field(
+        description="Of today's finished items, the share answered with no person involved "
+        "(standard, or decided by a rule or the model); null before any finished."
+    )
+    waiting_for_people: int = Field(
+        description="Items whose case (routed, or drawn for audit) is open or in adjudication."
+    )
+    sla_breaches: int = Field(
+        description="Items that went past their due time (first escalation) in the last 7 days."
+    )
+    failing_deliveries: int = Field(
+        description="Events for its items owed to a connector that are failing (retrying) or "
+        "dead (retries exhausted)."
+    )
+    dead_deliveries: int = Field(description="Of the failing deliveries, the dead ones.")
+
+
+class OrchestrationSummaryOut(OrchestrationOut):
+    stages: list[str] = Field(
+        description='What runs on traffic now, newest first: "v3 shadow", "v2 live", '
+        '"v4 canary 0.10".'
+    )
+    figures: OrchestrationFiguresOut
+
+
+class OrchestrationPatchIn(Schema):
+    site: str = Field(
+        max_length=60,
+        description='Pin the orchestration to a site ("" unpins it): its items are evaluated '
+        "only on fabric nodes labelled site=<this>. Organisation admins only.",
+    )
+
+
 class OrchestrationDetailOut(OrchestrationOut):
+    site_nodes: int | None = Field(
+        None,
+        description="Enrolled nodes labelled with its site (null when not pinned): with 0 its "
+        "items wait until one enrolls.",
+    )
     version_list: list[VersionOut]
     stage_log: list[StageChangeOut]
 

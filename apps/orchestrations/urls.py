@@ -20,6 +20,11 @@ urlpatterns = [
         name="orchestration_stage",
     ),
     path(
+        "orchestrations/<slug:orchestration_slug>/site",
+        views.orchestration_site,
+        name="orchestration_site",
+    ),
+    path(
         "orchestrations/<slug:orchestration_slug>/rollback",
         views.orchestration_rollback,
         name="orchestration_rollback",

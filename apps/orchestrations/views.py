@@ -13,11 +13,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apps.connectors.selectors import deliveries_of_run, managed_teams
 from apps.core.api import reason_of
 from apps.core.http import HtmxHttpRequest
-from apps.orchestrations import people, selectors, services, sla
+from apps.orchestrations import people, selectors, services, site, sla
 from apps.orchestrations.errors import StageConflict
 from apps.orchestrations.evidence import deploy_evidence
 from apps.orchestrations.forms import NewVersionForm, OrchestrationForm, RollbackForm, StageForm
 from apps.orchestrations.models import Orchestration, Outcome, RunStep, Stage
+from apps.orchestrations.selectors_overview import SLA_WINDOW, with_figures
 from apps.orchestrations.services import NEXT_STAGES
 from apps.rules.language import describe_action
 
@@ -50,7 +51,9 @@ def orchestration_list(request: HtmxHttpRequest) -> HttpResponse:
                 return redirect("orchestration_detail", orchestration_slug=orchestration.slug)
         status = 422
     context = {
-        "orchestrations": selectors.orchestrations_for(user=request.user),
+        # With today's figures, what waits for people and what fails (three queries for all).
+        "orchestrations": with_figures(list(selectors.orchestrations_for(user=request.user))),
+        "sla_window_days": SLA_WINDOW.days,
         "form": form if processes.exists() else None,
     }
     return render(request, "orchestrations/list.html", context, status=status)
@@ -69,6 +72,13 @@ def orchestration_detail(request: HtmxHttpRequest, orchestration_slug: str) -> H
     """The versions, the stage log and a diff (`?from=&to=`, by default the newest version
     against the live one); htmx swaps only the diff."""
     orchestration = selectors.orchestration_for(user=request.user, slug=orchestration_slug)
+    template = "orchestrations/detail.html"
+    if request.htmx and request.htmx.target == "version-diff":
+        template = "orchestrations/detail.html#version-diff"
+    return render(request, template, _detail_context(request, orchestration))
+
+
+def _detail_context(request: HtmxHttpRequest, orchestration: Orchestration) -> dict:
     versions = list(selectors.versions_of(orchestration=orchestration))
     live = next((v for v in versions if v.stage == Stage.LIVE), None)
     by_number = {v.number: v for v in versions}
@@ -80,7 +90,7 @@ def orchestration_detail(request: HtmxHttpRequest, orchestration_slug: str) -> H
         version.can_roll_back = version.stage != Stage.DRAFT and (
             live is None or version.number < live.number
         )
-    context = {
+    return {
         "orchestration": orchestration,
         "versions": versions,
         "live": live,
@@ -95,11 +105,53 @@ def orchestration_detail(request: HtmxHttpRequest, orchestration_slug: str) -> H
         if request.htmx and request.htmx.target == "version-diff"
         else deploy_evidence(versions=versions),
         **_runs_context(request, orchestration),
+        **_site_context(request, orchestration),
     }
-    template = "orchestrations/detail.html"
-    if request.htmx and request.htmx.target == "version-diff":
-        template = "orchestrations/detail.html#version-diff"
-    return render(request, template, context)
+
+
+def _site_context(request: HtmxHttpRequest, orchestration: Orchestration, error: str = "") -> dict:
+    """The site the orchestration is pinned to, how many nodes carry it, and (for organisation
+    admins) the form to change it."""
+    return {
+        "can_set_site": site.can_set_site(user=request.user),
+        "site_nodes": site.nodes_at_site(site=orchestration.site),
+        "site_error": error,
+    }
+
+
+@require_POST
+@login_required
+def orchestration_site(request: HtmxHttpRequest, orchestration_slug: str) -> HttpResponse:
+    """Pin to a site (organisation admins; 403 for anyone else). htmx swaps the site section;
+    an invalid site re-renders it (or the page) with the reason, 422."""
+    orchestration = selectors.orchestration_for(user=request.user, slug=orchestration_slug)
+    if not site.can_set_site(user=request.user):
+        raise PermissionDenied(
+            "Only an organisation admin pins an orchestration to a site: it decides which "
+            "machines see the process's items."
+        )
+    try:
+        orchestration = site.set_site(
+            orchestration=orchestration, site=request.POST.get("site", ""), actor=request.user
+        )
+    except ValidationError as exc:
+        if request.htmx:
+            context = {
+                "orchestration": orchestration,
+                "site_value": request.POST.get("site", ""),
+                **_site_context(request, orchestration, reason_of(exc)),
+            }
+            return render(request, "orchestrations/detail.html#site", context, status=422)
+        context = _detail_context(request, orchestration)
+        context.update(site_error=reason_of(exc), site_value=request.POST.get("site", ""))
+        return render(request, "orchestrations/detail.html", context, status=422)
+    pinned = f"pinned to site {orchestration.site}" if orchestration.site else "not pinned"
+    if request.htmx:
+        context = {"orchestration": orchestration, **_site_context(request, orchestration)}
+        context["site_saved"] = f"Saved: {pinned}."
+        return render(request, "orchestrations/detail.html#site", context)
+    messages.success(request, f"{orchestration.name} is {pinned}.")
+    return _back(orchestration)
 
 
 def _runs_context(request: HtmxHttpRequest, orchestration: Orchestration) -> dict:
