@@ -1,13 +1,17 @@
 """Skills API: a person's levels and evidence, their plans, and the framework. A person's data is
 visible to them, their team's managers and organisation admins; to anyone else it is 404."""
 
-from django.core.exceptions import ValidationError
+import json
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 from ninja import Router, Status
+from ninja.errors import HttpError
 
 from apps.core.api import validation_errors
-from apps.core.evidence_kinds import evidence_kinds
-from apps.skills import selectors, services
+from apps.people.selectors import is_org_admin
+from apps.skills import framework_io, matrix, selectors, services
 from apps.skills.models import CareerRole, Plan
 from apps.skills.schemas import (
     ErrorOut,
@@ -19,11 +23,21 @@ from apps.skills.schemas import (
     PlanEventOut,
     PlanIn,
     PlanOut,
-    RoleOut,
-    RuleOut,
-    SkillLevelOut,
-    SkillOut,
     TransitionIn,
+)
+from apps.skills.schemas_matrix import (
+    ImportErrorOut,
+    ImportOut,
+    ImportProblemOut,
+    MatrixCellOut,
+    MatrixEvidenceOut,
+    MatrixPersonOut,
+    MatrixPlanOut,
+    MatrixSkillOut,
+    ProcessSpofOut,
+    SkillSpofOut,
+    SpofsOut,
+    TeamSkillsOut,
 )
 
 router = Router(tags=["skills"])
@@ -136,47 +150,111 @@ def transition_plan(request: HttpRequest, plan_id: int, body: TransitionIn) -> P
 @router.get(
     "/skills/framework",
     response={200: FrameworkOut, 401: ErrorOut},
-    summary="The skill framework: skills with levels and evidence rules, roles, evidence kinds",
+    summary="The skill framework as one document (areas, skills with levels, evidence rules and "
+    "prerequisites, roles): what POST imports",
 )
-def framework(request: HttpRequest) -> FrameworkOut:
-    skills = [
-        SkillOut(
-            slug=skill.slug,
-            name=skill.name,
-            area=area.slug,
-            description=skill.description,
-            prerequisites=[p.slug for p in skill.prerequisites.all()],
-            levels=[
-                SkillLevelOut(
-                    rank=level.rank,
-                    name=level.name,
-                    match=level.match,
-                    rules=[
-                        RuleOut(
-                            id=r.pk,
-                            kind=r.kind,
-                            params=r.params,
-                            min_count=r.min_count,
-                            min_value=r.min_value,
-                            period_days=r.period_days,
-                        )
-                        for r in level.rules.all()
-                    ],
-                )
-                for level in skill.levels.all()
+def framework(request: HttpRequest) -> dict:
+    return framework_io.export_framework()
+
+
+@router.post(
+    "/skills/framework",
+    response={200: ImportOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 422: ImportErrorOut},
+    summary="Import a framework document (organisation admins): all or nothing, every problem "
+    "listed with its path",
+)
+def import_framework(request: HttpRequest) -> Status:
+    if not is_org_admin(user=request.user):
+        raise HttpError(403, "Only organisation admins import the skill framework.")
+    try:
+        document = json.loads(request.body or b"null")
+    except (ValueError, RecursionError):
+        raise HttpError(400, "The body is not JSON.") from None
+    try:
+        summary = framework_io.import_framework(document=document)
+    except framework_io.FrameworkImportError as exc:
+        return Status(
+            422,
+            ImportErrorOut(
+                detail=f"Nothing was imported: {len(exc.problems)} problem(s).",
+                errors=[ImportProblemOut(path=p.path, message=p.message) for p in exc.problems],
+            ),
+        )
+    return Status(
+        200,
+        ImportOut(
+            detail=str(summary), created=summary.created, updated=summary.updated,
+            rules_removed=summary.rules_removed,
+        ),
+    )  # fmt: skip
+
+
+@router.get(
+    "/teams/{slug}/skills",
+    response={200: TeamSkillsOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    summary="A team's skills matrix (managers and admins of the team): people by skills with "
+    "levels and evidence, single points of failure, open plans",
+)
+def team_skills(request: HttpRequest, slug: str, min_rank: int = 2) -> TeamSkillsOut:
+    try:
+        team = matrix.team_matrix_for(viewer=request.user, slug=slug)
+    except PermissionDenied as exc:
+        raise HttpError(403, str(exc)) from exc
+    data = matrix.team_matrix(team=team, min_rank=max(1, min(min_rank, 20)))
+
+    def level(lv: Any) -> LevelOut | None:
+        return LevelOut(rank=lv.rank, name=lv.name) if lv is not None else None
+
+    return TeamSkillsOut(
+        team=team.slug,
+        min_rank=data.min_rank,
+        skills=[
+            MatrixSkillOut(
+                slug=s.slug, name=s.name, area=s.area.slug,
+                levels=[LevelOut(rank=lv.rank, name=lv.name) for lv in s.levels.all()],
+            )
+            for s in data.skills
+        ],
+        people=[
+            MatrixPersonOut(
+                username=row.person.username,
+                name=row.person.get_full_name(),
+                skills=[
+                    MatrixCellOut(
+                        skill=cell.skill.slug, level=level(cell.level), since=cell.since,
+                        evidence=[
+                            MatrixEvidenceOut(
+                                description=e.description, count=e.count, value=e.value,
+                                met=e.met,
+                            )
+                            for e in cell.evidence
+                        ],
+                    )
+                    for cell in row.cells
+                ],
+            )
+            for row in data.rows
+        ],
+        single_points_of_failure=SpofsOut(
+            skills=[
+                SkillSpofOut(skill=s.skill.slug, holder=s.holder.username, level=level(s.level))
+                for s in data.skill_spofs
             ],
-        )
-        for area in selectors.framework()
-        for skill in area.skills.all()
-    ]
-    roles = [
-        RoleOut(
-            slug=role.slug,
-            name=role.name,
-            description=role.description,
-            requires={req.skill.slug: req.rank for req in role.requirements.all()},
-            leads_to=[r.slug for r in role.leads_to.all()],
-        )
-        for role in selectors.roles()
-    ]
-    return FrameworkOut(skills=skills, roles=roles, kinds=[k.key for k in evidence_kinds()])
+            processes=[
+                ProcessSpofOut(
+                    process=p.slug, name=p.name, expert=p.expert, decisions=p.decisions,
+                    last_at=p.last_at,
+                )
+                for p in data.process_spofs
+            ],
+            uncovered=[s.slug for s in data.uncovered],
+        ),
+        plans=[
+            MatrixPlanOut(
+                id=p.plan.pk, person=p.plan.person.username, target_role=p.plan.target_role.slug,
+                state=p.plan.state, waits_for_agreement=p.waits_for_agreement,
+                review_requested=p.review_requested,
+            )
+            for p in data.plans
+        ],
+    )  # fmt: skip

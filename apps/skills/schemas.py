@@ -78,8 +78,13 @@ class TransitionIn(Schema):
     note: str = Field("", max_length=1000)
 
 
+class AreaOut(Schema):
+    slug: str
+    name: str
+    description: str
+
+
 class RuleOut(Schema):
-    id: int
     kind: str
     params: dict[str, Any]
     min_count: int
@@ -90,6 +95,7 @@ class RuleOut(Schema):
 class SkillLevelOut(Schema):
     rank: int
     name: str
+    description: str
     match: str
     rules: list[RuleOut]
 
@@ -112,6 +118,11 @@ class RoleOut(Schema):
 
 
 class FrameworkOut(Schema):
+    """The framework as a document POST /skills/framework imports (apps/skills/framework_io.py)."""
+
+    format: str
+    version: int
+    areas: list[AreaOut]
     skills: list[SkillOut]
     roles: list[RoleOut]
-    kinds: list[str]
+    kinds: list[str] = Field(description="The evidence kinds registered here (not imported).")

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.skills import views
+from apps.skills import framework_io_views, matrix_views, views
 
 urlpatterns = [
     path("skills/", views.my_skills, name="my_skills"),
@@ -30,6 +30,18 @@ urlpatterns = [
         name="skill_plan_review_answer",
     ),
     path("skills/framework/", views.skills_framework, name="skills_framework"),
+    path(
+        "skills/framework/export",
+        framework_io_views.framework_export,
+        name="skills_framework_export",
+    ),
+    path(
+        "skills/framework/import",
+        framework_io_views.framework_import,
+        name="skills_framework_import",
+    ),
+    path("skills/teams/", matrix_views.skill_matrices, name="skill_matrices"),
+    path("skills/teams/<slug:team_slug>/", matrix_views.team_matrix, name="team_skill_matrix"),
     path("skills/framework/skills/<int:skill_id>/", views.skill_edit, name="skill_edit"),
     path(
         "skills/framework/rules/<int:rule_id>/delete",
