@@ -4,16 +4,18 @@ handlers that act on finished work once."""
 import time
 
 import pytest
+from django.utils import timezone
 
 from apps.fabric.models import (
     ComputeNode,
     FabricArtifact,
     FabricTask,
+    NodeEvent,
     NodeEventKind,
     NodeState,
     TaskAttempt,
 )
-from apps.fabric.services import completion, dispatch, local, results
+from apps.fabric.services import completion, consumption, dispatch, local, results, sweeper
 from apps.fabric.services import nodes as node_services
 from tests.conftest import client_for
 from tests.fabric.conftest import node_client
@@ -107,6 +109,59 @@ def test_a_real_control_plane_worker_is_node_local_and_runs_an_admins_probe(admi
         output = stop_process(worker)
     node.refresh_from_db()
     assert node.state == NodeState.PLANNED_OFFLINE, output  # a stopped worker is not "lost"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_flag_raised_after_the_worker_restarted_clears_within_seconds(settings):
+    """After a worker dies, a task its successor could not take (a message the dead worker had
+    fetched) flags `local` not consuming. Nothing is sent to a flagged node, so before, only the
+    probe for quiet nodes (ORCHCAP_FABRIC_PROBE_SECONDS, 300 s) cleared it: minutes with
+    nothing dispatched on a one-machine install. Now the sweep probes the flagged node at once."""
+    settings.ORCHCAP_FABRIC_PROBE_SECONDS = 300  # the default: this test must not wait for it
+    worker = start_worker(DATABASE_URL=child_database_url(), ORCHCAP_HEARTBEAT_SECONDS="1")
+    try:
+        deadline = time.monotonic() + 60
+        ready = ComputeNode.objects.filter(control_plane=True, worker_ready=True, state="online")
+        while not ready.exists():
+            assert time.monotonic() < deadline, "no local node"
+            assert worker.poll() is None, stop_process(worker)[-3000:]
+            time.sleep(0.2)
+        node = ready.get()
+        flagged_at = timezone.now()
+        consumption.flag_not_consuming(node=node, now=flagged_at, why="a task was not taken")
+        task = dispatch.submit_task(kind="probe")
+        assert task.state == "pending"  # a flagged node gets nothing
+        assert "not consuming" in task.placement["reason"]
+        while task.state != "done":
+            assert time.monotonic() < deadline, (task.state, task.placement)
+            assert worker.poll() is None, stop_process(worker)[-3000:]
+            sweeper.sweep()
+            time.sleep(0.5)
+            task.refresh_from_db()
+    finally:
+        stop_process(worker)
+    assert task.node_id == node.pk
+    node.refresh_from_db()
+    assert node.not_consuming_since is None
+    event = NodeEvent.objects.get(node=node, kind=NodeEventKind.CONSUMING)
+    # Taken by the worker (`local` renews the lease when it starts a message) and run.
+    assert event.message == "it reported running work"
+    assert (event.at - flagged_at).total_seconds() < 30  # not ORCHCAP_FABRIC_PROBE_SECONDS
+    probe = FabricTask.objects.get(system=True)
+    assert (probe.state, probe.node_id) == ("done", node.pk)
+    assert probe.placement["reason"] == "consumption check: local is flagged not consuming"
+
+
+def test_a_starting_control_plane_worker_clears_a_flag_left_by_the_one_before(db):
+    node = ready_local_node()
+    consumption.flag_not_consuming(node=node, now=timezone.now(), why="a task was not taken")
+    again = local.ensure_local_node(concurrency=2)
+    assert again.pk == node.pk
+    node.refresh_from_db()
+    assert node.not_consuming_since is None
+    event = NodeEvent.objects.get(node=node, kind=NodeEventKind.CONSUMING)
+    assert event.message == "the control plane's worker started"
 
 
 # --- outputs a node uploads ----------------------------------------------------------------

@@ -19,7 +19,7 @@ from apps.fabric.models import (
     NodeState,
     TaskAttempt,
 )
-from apps.fabric.services import dispatch, results, sweeper
+from apps.fabric.services import consumption, dispatch, results, sweeper
 from tests.fabric.conftest import node_client
 
 
@@ -267,15 +267,52 @@ def test_a_node_that_heartbeats_but_does_not_consume_is_found_by_a_probe(
     ]
     assert heartbeat(stuck, credential)["consuming"] is False
 
-    # It takes work again (a later probe, reported by a heartbeat): the flag goes.
-    probe = FabricTask.objects.filter(system=True, state=FabricTaskState.PENDING).first()
-    assert probe is not None  # the lost probe waits to be placed again
-    again = FabricTask.objects.create(kind="probe", payload={"seconds": 0}, system=True)
-    with transaction.atomic():
-        dispatch.dispatch_to(task=again, node=stuck, reason="test", now=later)
+    # The lost probe asked that node: it is not placed elsewhere. The flagged node (it gets no
+    # work) is probed again in the same sweep, not ORCHCAP_FABRIC_PROBE_SECONDS later.
+    probe.refresh_from_db()
+    assert (probe.state, probe.node_id) == (FabricTaskState.FAILED, None)
+    assert probe.error == "not taken: stuck did not take it from its queue within 90 s"
+    again = FabricTask.objects.get(system=True, state=FabricTaskState.PLACED)
+    assert again.node_id == stuck.pk
+    assert again.placement["reason"] == "consumption check: stuck is flagged not consuming"
+
+    # It takes work again (that probe, reported by a heartbeat): the flag goes.
     attempt = TaskAttempt.objects.get(task=again)
     reply = heartbeat(stuck, credential, tasks=[{"task": again.pk, "attempt": 1,
                                                  "token": attempt.token}])  # fmt: skip
     assert reply["consuming"] is True
     stuck.refresh_from_db()
     assert stuck.not_consuming_since is None
+
+
+def test_a_flagged_node_is_probed_after_a_lease_then_less_and_less_often(ready_node, settings):
+    settings.ORCHCAP_FABRIC_PROBE_SECONDS = 600
+    settings.ORCHCAP_HEARTBEAT_SECONDS = 30  # leases of 90 s
+    stuck, _ = ready_node("stuck")
+    t0 = timezone.now()
+    consumption.flag_not_consuming(node=stuck, now=t0, why="a task was not taken")
+    # Probes at once, then 90 s, 180 s, 360 s after the flag (each wait as long as the node had
+    # been flagged at the last probe), then every ORCHCAP_FABRIC_PROBE_SECONDS at most.
+    moments = [0, 1, 89, 90, 91, 179, 180, 359, 360, 719, 720, 1000, 1319, 1320]
+    sent_at = [s for s in moments if sweeper.send_probes(now=t0 + timedelta(seconds=s))]
+    assert sent_at == [0, 90, 180, 360, 720, 1320]
+    probes = FabricTask.objects.filter(system=True, node=stuck)
+    assert probes.count() == 6
+    assert {p.placement["reason"] for p in probes} == {
+        "consumption check: stuck is flagged not consuming"
+    }
+
+
+def test_a_restarted_agent_worker_clears_the_flag_when_it_is_ready(ready_node):
+    node, credential = ready_node("restarted")
+    consumption.flag_not_consuming(node=node, now=timezone.now(), why="a task was not taken")
+    # The same worker still reporting ready: the flag stays (only work it takes clears it).
+    assert heartbeat(node, credential)["consuming"] is False
+    # The agent restarted: no worker, then one starting, then ready.
+    assert heartbeat(node, credential, worker="none")["consuming"] is False
+    assert heartbeat(node, credential, worker="starting")["consuming"] is False
+    assert heartbeat(node, credential, worker="ready")["consuming"] is True
+    node.refresh_from_db()
+    assert node.not_consuming_since is None
+    event = NodeEvent.objects.filter(node=node, kind=NodeEventKind.CONSUMING).get()
+    assert event.message == "its worker (re)started"

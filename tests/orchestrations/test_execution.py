@@ -221,9 +221,8 @@ def test_a_worker_killed_mid_run_leaves_every_run_finished_exactly_once(
     manager, orchestration, model, settings
 ):
     settings.ORCHCAP_HEARTBEAT_SECONDS = 2  # leases of 6 s: the kill is noticed quickly
-    # A re-placed task that waits behind the dead worker's lease can get `local` flagged "not
-    # consuming"; the sweep's probe (every 300 s by default) is what clears it: every 10 s here.
-    settings.ORCHCAP_FABRIC_PROBE_SECONDS = 10
+    # ORCHCAP_FABRIC_PROBE_SECONDS stays 300 s: if a task left behind the dead worker gets `local`
+    # flagged "not consuming", the sweep probes the flagged node within a lease.
     live(orchestration, manager, model_version=model.version)  # level 0: every item routed
     env = {"DATABASE_URL": child_database_url(), "ORCHCAP_HEARTBEAT_SECONDS": "2"}
     worker = threads_worker(**env)

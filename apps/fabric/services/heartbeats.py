@@ -252,6 +252,9 @@ def record_heartbeat(
             )
         if tasks:
             renew_leases(node=node, held=tasks, now=now)
+        if node.worker_ready and not was_ready and node.not_consuming_since is not None:
+            # The flag was about the worker before: this one has just started consuming.
+            mark_consuming(node=node, now=now, why="its worker (re)started")
         if (
             node.state == NodeState.ONLINE
             and node.worker_ready

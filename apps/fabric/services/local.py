@@ -22,6 +22,7 @@ from django.utils import timezone
 from apps.fabric import payloads, protocol
 from apps.fabric.models import ComputeNode, FabricArtifact, NodeClass, NodeEventKind, NodeState
 from apps.fabric.services.artifacts import store_task_output
+from apps.fabric.services.consumption import mark_consuming
 from apps.fabric.services.enrollment import hash_secret
 from apps.fabric.services.heartbeats import (
     AgentStatus,
@@ -99,7 +100,10 @@ def ensure_local_node(*, concurrency: int) -> ComputeNode | None:
         node.max_concurrent_tasks = slots
         node.software_version = _software_version()[:40]
         node.save(update_fields=["detected", "max_concurrent_tasks", "software_version"])
-        return node
+    if node.not_consuming_since is not None:
+        # The flag was about the worker before (e.g. one that was killed): this one consumes.
+        mark_consuming(node=node, now=timezone.now(), why="the control plane's worker started")
+    return node
 
 
 # --- running payloads in the control plane's worker -------------------------------------------

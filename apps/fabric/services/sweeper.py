@@ -8,7 +8,11 @@
 3. A lease that ran out before the node even started the task means its worker doesn't take
    work from its queue: the node is flagged "not consuming" and gets no more work.
 4. A node that ran nothing for ORCHCAP_FABRIC_PROBE_SECONDS gets a 0-second probe, so a stuck
-   worker on an idle node is found before real work is sent to it.
+   worker on an idle node is found before real work is sent to it. A flagged node gets one after
+   a lease, then less often (see send_probes): it is sent no work, so a probe it returns is what clears the flag, and a worker that
+   was restarted (or a flag raised by work a dead worker had fetched) must not wait
+   ORCHCAP_FABRIC_PROBE_SECONDS with nothing dispatched. A probe nobody took is not placed
+   elsewhere: it was a question to its node, answered.
 """
 
 import logging
@@ -18,7 +22,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from apps.fabric import protocol, selectors
@@ -152,7 +156,13 @@ def _requeue(task: FabricTask, *, reason: str, now: datetime) -> None:
     task.node = None
     task.lease_expires_at = None
     task.started_at = None
-    if task.attempts >= settings.ORCHCAP_FABRIC_MAX_ATTEMPTS:
+    if task.system:
+        # A consumption probe asks one node; run elsewhere it would say nothing about it (and
+        # a stuck node probed every lease would pile them up).
+        task.state = FabricTaskState.FAILED
+        task.error = f"not taken: {reason}"
+        task.finished_at = now
+    elif task.attempts >= settings.ORCHCAP_FABRIC_MAX_ATTEMPTS:
         task.state = FabricTaskState.FAILED
         task.error = f"gave up after {task.attempts} attempts; the last one: {reason}"
         task.finished_at = now
@@ -173,13 +183,18 @@ def _requeue(task: FabricTask, *, reason: str, now: datetime) -> None:
 
 
 def send_probes(*, now: datetime | None = None) -> int:
-    """A 0-second probe to each online node with a worker that ran nothing (and was sent no
-    probe) for ORCHCAP_FABRIC_PROBE_SECONDS and may take work now; returns how many were sent."""
+    """A 0-second probe to each online node with a worker that may take work now and either
+    ran nothing (and was sent no probe) for ORCHCAP_FABRIC_PROBE_SECONDS, or is flagged not
+    consuming and is due another probe (_flagged_probe_due); returns how many were sent."""
     now = now or timezone.now()
     quiet_since = now - timedelta(seconds=settings.ORCHCAP_FABRIC_PROBE_SECONDS)
     busy = FabricTask.objects.filter(node=OuterRef("pk"), state__in=OPEN_TASK_STATES)
-    probed = FabricTask.objects.filter(
-        attempt_log__node=OuterRef("pk"), system=True, placed_at__gte=quiet_since
+    probes = FabricTask.objects.filter(attempt_log__node=OuterRef("pk"), system=True)
+    quiet = (
+        Q(created_at__lt=quiet_since)
+        & (Q(last_task_at__isnull=True) | Q(last_task_at__lt=quiet_since))
+        & ~Exists(busy)
+        & ~Exists(probes.filter(placed_at__gte=quiet_since))
     )
     nodes = (
         ComputeNode.objects.filter(
@@ -187,27 +202,39 @@ def send_probes(*, now: datetime | None = None) -> int:
             approved_at__isnull=False,
             revoked_at__isnull=True,
             worker_ready=True,
-            created_at__lt=quiet_since,
         )
-        .filter(Q(last_task_at__isnull=True) | Q(last_task_at__lt=quiet_since))
-        .exclude(Exists(busy))
-        .exclude(Exists(probed))
+        .filter(quiet | Q(not_consuming_since__isnull=False))
+        .annotate(last_probe_at=Subquery(probes.order_by("-placed_at").values("placed_at")[:1]))
     )
     sent = 0
     for node in nodes:
+        flagged = node.not_consuming_since is not None
+        if flagged and not _flagged_probe_due(node, node.last_probe_at, now):
+            continue
         if not selectors.work_decision(node=node, now=now).available:
             continue
+        if flagged:
+            why = f"{node.name} is flagged not consuming"
+        else:
+            quiet_for = "never ran a task" if node.last_task_at is None else "ran nothing"
+            why = f"{node.name} {quiet_for} for {settings.ORCHCAP_FABRIC_PROBE_SECONDS} s"
         with transaction.atomic():
             task = FabricTask.objects.create(kind="probe", payload={"seconds": 0}, system=True)
-            quiet = "never ran a task" if node.last_task_at is None else "ran nothing"
-            dispatch.dispatch_to(
-                task=task,
-                node=node,
-                now=now,
-                reason=(
-                    f"consumption check: {node.name} {quiet} for "
-                    f"{settings.ORCHCAP_FABRIC_PROBE_SECONDS} s"
-                ),
-            )
+            dispatch.dispatch_to(task=task, node=node, now=now, reason=f"consumption check: {why}")
         sent += 1
     return sent
+
+
+def _flagged_probe_due(node: ComputeNode, last_probe_at: datetime | None, now: datetime) -> bool:
+    """A flagged node gets no work, so only a probe it takes clears the flag: the first goes a
+    lease after the last one (at once, when the flag came from a lost probe), the next ones
+    after as long again as the node had been flagged (L, 2L, 4L, ...), at most every
+    ORCHCAP_FABRIC_PROBE_SECONDS. A worker that came back (restarted, or free of what a dead
+    worker had fetched) is seen within a lease or two, not after PROBE_SECONDS with nothing
+    dispatched; a stuck one's queue, where its probes wait, gets a few an hour."""
+    lease = timedelta(seconds=dispatch.lease_seconds())
+    if last_probe_at is None:
+        return True
+    flagged_for = max(timedelta(0), last_probe_at - node.not_consuming_since)
+    cap = max(lease, timedelta(seconds=settings.ORCHCAP_FABRIC_PROBE_SECONDS))
+    return now - last_probe_at >= min(max(lease, flagged_for), cap)
