@@ -13,6 +13,8 @@ from apps.people.api import router as people_router
 from apps.people.auth import api_auth
 from apps.rules.api import router as rules_router
 from apps.skills.api import router as skills_router
+from apps.skills.practice_api import router as skills_practice_router
+from apps.skills.routing_api import router as skills_routing_router
 
 # OrchcapAPI: every answer JSON (a 500 too, with an id for the log), NUL characters and absurd
 # nesting refused up front, and the common error answers declared on every operation.
@@ -37,3 +39,5 @@ api.add_router("/", capital_metrics_router)
 api.add_router("/", capital_roadmap_router)
 api.add_router("/", orchestration_evidence_router)
 api.add_router("/", skills_router)
+api.add_router("/", skills_practice_router)
+api.add_router("/", skills_routing_router)

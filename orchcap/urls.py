@@ -33,4 +33,6 @@ urlpatterns = [
     path("", include("apps.orchestrations.urls")),
     path("", include("apps.capital.urls")),
     path("", include("apps.skills.urls")),
+    path("", include("apps.skills.practice_urls")),
+    path("", include("apps.skills.routing_urls")),
 ]

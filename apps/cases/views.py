@@ -23,7 +23,7 @@ from apps.cases.services import queue as queue_services
 from apps.cases.services.similarity import similar_cases
 from apps.core.display import readable_code
 from apps.core.http import HtmxHttpRequest
-from apps.core.registry import case_panels
+from apps.core.registry import case_panels, review_queue_hooks
 from apps.people.models import Membership, Role, Team
 from apps.people.selectors import roles_of
 
@@ -391,12 +391,31 @@ def _render_review(
     return render(request, template, context, status=status)
 
 
+def _next_case(request: HtmxHttpRequest, process: Process) -> Case | None:
+    """The queue's next case, unless a higher app hands out one of its own (skills: a gold case
+    for an expert new to the process, shown as a normal case)."""
+    for hook in review_queue_hooks():
+        case = hook.serve(process, request.user)
+        if case is not None:
+            return case
+    return queue_services.claim_next_case(process=process, expert=request.user)
+
+
+def _hooked_answer(request: HtmxHttpRequest, process: Process, case: Case, data: dict) -> str:
+    """A hook's notice when the case was its own (its answer is not a decision), else ""."""
+    for hook in review_queue_hooks():
+        notice = hook.answer(process, case, request.user, data)
+        if notice is not None:
+            return notice
+    return ""
+
+
 @require_GET
 @login_required
 def review(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     process = selectors.process_for_member(user=request.user, slug=slug)
     _require_reviewer(request, process)
-    case = queue_services.claim_next_case(process=process, expert=request.user)
+    case = _next_case(request, process)
     return _render_review(request, _review_context(request, process, case))
 
 
@@ -418,6 +437,19 @@ def review_decide(request: HtmxHttpRequest, slug: str, case_id: int) -> HttpResp
         return _render_review(
             request, _review_context(request, process, case, form=form), status=422
         )
+    try:
+        hooked = _hooked_answer(request, process, case, form.cleaned_data)
+    except ValidationError as exc:
+        form.add_error(None, exc)
+        return _render_review(
+            request, _review_context(request, process, case, form=form), status=422
+        )
+    if hooked:
+        if not request.htmx:
+            messages.success(request, hooked)
+            return redirect("review", slug=process.slug)
+        following = _next_case(request, process)
+        return _render_review(request, _review_context(request, process, following, notice=hooked))
     claim = CaseClaim.objects.filter(case=case, expert=request.user).first()
     # Time on the case, measured server-side from when it was handed out (for value metrics).
     seconds = (timezone.now() - claim.claimed_at).total_seconds() if claim else None
@@ -446,7 +478,7 @@ def review_decide(request: HtmxHttpRequest, slug: str, case_id: int) -> HttpResp
             f"Decided {readable_code(form.cleaned_data['label'])} on case {case.external_id or case.pk}.",
         )
         return redirect("review", slug=process.slug)
-    following = queue_services.claim_next_case(process=process, expert=request.user)
+    following = _next_case(request, process)
     notice = f"Recorded {readable_code(form.cleaned_data['label'])} for case {case.external_id or case.pk}. Press u to undo."
     return _render_review(request, _review_context(request, process, following, notice=notice))
 
@@ -455,10 +487,11 @@ def review_decide(request: HtmxHttpRequest, slug: str, case_id: int) -> HttpResp
 @login_required
 def review_skip(request: HtmxHttpRequest, slug: str, case_id: int) -> HttpResponse:
     process, case = _review_case(request, slug, case_id)
-    queue_services.skip_case(case=case, expert=request.user)
+    if not any(hook.skip(process, case, request.user) for hook in review_queue_hooks()):
+        queue_services.skip_case(case=case, expert=request.user)
     if not request.htmx:
         return redirect("review", slug=process.slug)
-    following = queue_services.claim_next_case(process=process, expert=request.user)
+    following = _next_case(request, process)
     notice = f"Skipped case {case.external_id or case.pk}; it comes back after the others."
     return _render_review(request, _review_context(request, process, following, notice=notice))
 

@@ -158,3 +158,29 @@ def metrics_expositions() -> str:
         except Exception:
             log.exception("metrics exposition %s failed", provider)
     return "".join(parts)
+
+
+# The review queue's extension point (cases): a higher app may hand an expert one of its own cases
+# instead of the queue's next one, and take the answer to it instead of a decision (skills: gold
+# cases shown as normal cases to experts new to a process, answered as practice attempts).
+@dataclass(frozen=True)
+class ReviewQueueHook:
+    # (process, expert) -> the case to show instead of the queue's next one, or None.
+    serve: Callable[[Any, AbstractBaseUser], Any | None]
+    # (process, case, expert, cleaned decision form) -> a notice when it took the answer, or None
+    # when the case isn't its own (the queue records a decision as usual).
+    answer: Callable[[Any, Any, AbstractBaseUser, dict[str, Any]], str | None]
+    # (process, case, expert) -> True when it took the skip.
+    skip: Callable[[Any, Any, AbstractBaseUser], bool]
+
+
+_review_queue_hooks: list[ReviewQueueHook] = []
+
+
+def register_review_queue_hook(hook: ReviewQueueHook) -> None:
+    if hook not in _review_queue_hooks:
+        _review_queue_hooks.append(hook)
+
+
+def review_queue_hooks() -> list[ReviewQueueHook]:
+    return list(_review_queue_hooks)

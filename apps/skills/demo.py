@@ -29,6 +29,10 @@ from apps.skills.models import (
 
 SCALE = ("Aware", "Practising", "Proficient", "Can teach")
 MANUAL: dict[str, Any] = {"kind": "skills.manual"}
+# Practice on gold cases (apps/skills/practice.py): 10 answers, 8 in 10 right, over 90 days.
+PRACTICE: dict[str, Any] = {
+    "kind": "skills.practice_accuracy", "min_count": 10, "min_value": 0.8, "period_days": 90,
+}  # fmt: skip
 
 
 def _r(kind: str, count: int, value: float | None = None, days: int | None = None, **params: Any):  # type: ignore[no-untyped-def]
@@ -61,7 +65,7 @@ SKILLS: dict[str, tuple[str, str, str, list[str], list[tuple[str, list[dict]]]]]
         "Labels that agree with the final decision, with other experts and with adjudicators.",
         [],
         [
-            (LevelMatch.ANY, [_r("cases.decisions_agree", 5), MANUAL]),
+            (LevelMatch.ANY, [_r("cases.decisions_agree", 5), MANUAL, PRACTICE]),
             (LevelMatch.ALL, [_r("cases.decisions_agree", 50, 0.8, 90)]),
             (
                 LevelMatch.ALL,
@@ -196,6 +200,38 @@ ROLES: dict[str, tuple[str, str, dict[str, int], list[str]]] = {
 }  # fmt: skip
 
 
+# Kinds added to the default framework after it was first seeded: seed_skills adds their rules to
+# a level whose rules are still exactly the seed's others (untouched by an admin).
+NEW_KINDS = {"skills.practice_accuracy"}
+
+
+def _signature(kind: str, count: int, value: float | None, days: int | None) -> tuple:
+    return (kind, count, value, days)
+
+
+def _add_new_kinds(level: SkillLevel, rules: list[dict]) -> int:
+    new = [r for r in rules if r["kind"] in NEW_KINDS]
+    if not new or level.rules.filter(kind__in=NEW_KINDS).exists():
+        return 0
+    seeded = sorted(
+        _signature(r["kind"], r.get("min_count", 1), r.get("min_value"), r.get("period_days"))
+        for r in rules
+        if r["kind"] not in NEW_KINDS
+    )
+    present = sorted(
+        _signature(r.kind, r.min_count, r.min_value, r.period_days) for r in level.rules.all()
+    )
+    if present != seeded:
+        return 0  # edited by an admin: left alone
+    for rule in new:
+        services.add_rule(
+            level=level, kind=rule["kind"], params=rule.get("params"),
+            min_count=rule.get("min_count", 1), min_value=rule.get("min_value"),
+            period_days=rule.get("period_days"),
+        )  # fmt: skip
+    return len(new)
+
+
 @transaction.atomic
 def seed_skills() -> str:
     """Create whatever is missing of the default framework; returns a line saying what."""
@@ -221,7 +257,9 @@ def seed_skills() -> str:
             )
             created += new
             if level.rules.exists():
-                continue  # an admin's rules are theirs
+                # An admin's rules are theirs; a level still as seeded gets kinds added since.
+                created += _add_new_kinds(level, rules)
+                continue
             for rule in rules:
                 services.add_rule(
                     level=level, kind=rule["kind"], params=rule.get("params"),
@@ -260,6 +298,9 @@ def seed_skills_demo() -> str:
         )  # fmt: skip
         services.transition_plan(plan=plan, to=PlanState.AGREED, actor=users["maya"])
         services.transition_plan(plan=plan, to=PlanState.ACTIVE, actor=users["sam"])
+    from apps.skills.practice_demo import seed_practice_demo
+
+    line = f"{line} {seed_practice_demo()}"
     refreshed = services.refresh_everyone()
     granted = sum(r.granted for r in refreshed)
     return f"{line} Levels measured for {len(refreshed)} people ({granted} granted)."

@@ -47,3 +47,27 @@ register_evidence_kind(
         owner="skills",
     )
 )
+
+
+PRACTICE_ACCURACY = "skills.practice_accuracy"
+
+
+def _practice_accuracy(
+    *, person: AbstractBaseUser, params: dict[str, Any], since: datetime | None, until: datetime
+) -> Measurement:
+    from apps.skills.practice import measure_practice_accuracy
+
+    return measure_practice_accuracy(person=person, params=params, since=since, until=until)
+
+
+register_evidence_kind(
+    EvidenceKind(
+        key=PRACTICE_ACCURACY,
+        label="Gold cases answered in practice (or in the review queue)",
+        value_label="practice accuracy",
+        measure=_practice_accuracy,
+        params=(Param("process", "process", "only this process's gold cases"),),
+        todo="answer {n} more gold cases in practice",
+        owner="skills",
+    )
+)

@@ -37,6 +37,7 @@ def test_every_kind_the_brief_asks_for_is_registered_by_its_app():
         "fabric.nodes_uptime": "fabric",
         "orchestrations.designed_live": "orchestrations",
         "skills.manual": "skills",
+        "skills.practice_accuracy": "skills",
     }
 
 
