@@ -10,25 +10,40 @@ is kept: one error and the whole import is rolled back (`FrameworkImportError`).
 """
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Prefetch
 
-from apps.core.evidence_kinds import evidence_kind, evidence_kinds
-from apps.skills import services
+from apps.core.evidence_kinds import evidence_kinds
+from apps.skills.framework_io_write import (
+    FrameworkImportError,
+    ImportProblem,
+    ImportSummary,
+    LevelIn,
+    Problems,
+    RuleIn,
+    write_framework,
+)
 from apps.skills.models import (
     CareerRole,
     EvidenceRule,
     LevelMatch,
-    RoleRequirement,
     Skill,
     SkillArea,
     SkillLevel,
 )
 from apps.skills.skill_evidence import MANUAL
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "FrameworkImportError",
+    "ImportProblem",
+    "ImportSummary",
+    "export_framework",
+    "import_framework",
+]
 
 FORMAT = "orchcap.skill-framework"
 VERSION = 1
@@ -110,50 +125,8 @@ def _rule_out(rule: EvidenceRule) -> dict[str, Any]:
 # --- import -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ImportProblem:
-    path: str  # where in the document: "skills[2].levels[0].rules[1].kind" ("" the whole of it)
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
-
-
-class FrameworkImportError(ValidationError):
-    """The document can't be imported; `problems` lists every one found. Nothing was kept."""
-
-    def __init__(self, problems: list[ImportProblem]) -> None:
-        self.problems = problems
-        super().__init__([str(p) for p in problems])
-
-
-@dataclass
-class ImportSummary:
-    created: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(("areas", "skills", "levels", "rules", "roles"), 0)
-    )
-    updated: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(("areas", "skills", "levels", "roles"), 0)
-    )
-    rules_removed: int = 0  # rules of a level whose rules the document changed
-
-    def __str__(self) -> str:
-        made = ", ".join(f"{n} {what}" for what, n in self.created.items() if n) or "nothing"
-        changed = ", ".join(f"{n} {what}" for what, n in self.updated.items() if n) or "nothing"
-        removed = f"; {self.rules_removed} rules replaced" if self.rules_removed else ""
-        return f"Framework imported: created {made}; updated {changed}{removed}."
-
-
-class _Problems:
-    def __init__(self) -> None:
-        self.items: list[ImportProblem] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.items.append(ImportProblem(path, message))
-
-
 def _text(
-    obj: dict, key: str, path: str, problems: _Problems, *, max_length: int, required: bool = True
+    obj: dict, key: str, path: str, problems: Problems, *, max_length: int, required: bool = True
 ) -> str | None:
     value = obj.get(key, None if required else "")
     if value is None and not required:
@@ -170,7 +143,7 @@ def _text(
     return value
 
 
-def _slug(obj: dict, path: str, problems: _Problems) -> str | None:
+def _slug(obj: dict, path: str, problems: Problems) -> str | None:
     slug = _text(obj, "slug", path, problems, max_length=60)
     if slug is not None and not _SLUG.match(slug):
         problems.add(f"{path}.slug", "letters, digits, hyphens and underscores only")
@@ -178,7 +151,7 @@ def _slug(obj: dict, path: str, problems: _Problems) -> str | None:
     return slug
 
 
-def _object(value: Any, path: str, keys: set[str], problems: _Problems) -> dict | None:
+def _object(value: Any, path: str, keys: set[str], problems: Problems) -> dict | None:
     if not isinstance(value, dict):
         problems.add(path, "must be an object")
         return None
@@ -188,7 +161,7 @@ def _object(value: Any, path: str, keys: set[str], problems: _Problems) -> dict 
     return value
 
 
-def _list(obj: dict, key: str, path: str, problems: _Problems) -> list:
+def _list(obj: dict, key: str, path: str, problems: Problems) -> list:
     value = obj.get(key, [])
     if not isinstance(value, list):
         problems.add(f"{path}.{key}" if path else key, "must be a list")
@@ -200,7 +173,7 @@ def _int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _slugs_of(items: list, problems: _Problems, what: str) -> list[tuple[int, str, dict]]:
+def _slugs_of(items: list, problems: Problems, what: str) -> list[tuple[int, str, dict]]:
     """(index, slug, item) of the items whose slug is valid, each slug once."""
     seen: dict[str, int] = {}
     result = []
@@ -221,26 +194,7 @@ def _slugs_of(items: list, problems: _Problems, what: str) -> list[tuple[int, st
     return result
 
 
-@dataclass
-class _Rule:
-    path: str
-    kind: str
-    params: dict[str, Any]
-    min_count: int
-    min_value: float | None
-    period_days: int | None
-
-    def same_as(self, rule: EvidenceRule) -> bool:
-        return (rule.kind, rule.params, rule.min_count, rule.min_value, rule.period_days) == (
-            self.kind,
-            self.params,
-            self.min_count,
-            self.min_value,
-            self.period_days,
-        )
-
-
-def _rule(raw: Any, path: str, skill_slug: str, problems: _Problems) -> _Rule | None:
+def _rule(raw: Any, path: str, skill_slug: str, problems: Problems) -> RuleIn | None:
     rule = _object(raw, path, _RULE, problems)
     if rule is None:
         return None
@@ -269,7 +223,7 @@ def _rule(raw: Any, path: str, skill_slug: str, problems: _Problems) -> _Rule | 
     params = dict(params)
     if kind == MANUAL:
         params["skill"] = skill_slug  # as services.add_rule does: the rule's own skill
-    return _Rule(
+    return RuleIn(
         path=path,
         kind=kind,  # type: ignore[arg-type]
         params=params,
@@ -279,15 +233,6 @@ def _rule(raw: Any, path: str, skill_slug: str, problems: _Problems) -> _Rule | 
     )
 
 
-@dataclass
-class _Level:
-    rank: int
-    name: str
-    description: str
-    match: str
-    rules: list[_Rule]
-
-
 def import_framework(*, document: Any) -> ImportSummary:
     """Import `document` (an export_framework() dict) into the framework: areas, skills, levels
     and roles are matched by slug (levels by rank) and created or updated; a level's rules, a
@@ -295,7 +240,7 @@ def import_framework(*, document: Any) -> ImportSummary:
     FrameworkImportError listing every problem (with its path) and keeps nothing in that case.
     A level is never deleted (people's history refers to it), so a document that gives a skill
     fewer levels than it has is refused."""
-    problems = _Problems()
+    problems = Problems()
     doc = _object(document, "", _TOP, problems) if isinstance(document, dict) else None
     if doc is None:
         raise FrameworkImportError([ImportProblem("", "The framework is a JSON object.")])
@@ -370,7 +315,7 @@ def import_framework(*, document: Any) -> ImportSummary:
             ]
             if level_name is not None and level_description is not None:
                 levels.append(
-                    _Level(
+                    LevelIn(
                         rank=n + 1, name=level_name, description=level_description,
                         match=match, rules=[r for r in rules if r is not None],
                     )
@@ -422,135 +367,8 @@ def import_framework(*, document: Any) -> ImportSummary:
 
     summary = ImportSummary()
     with transaction.atomic():
-        _write(clean_areas, clean_skills, clean_roles, problems, summary)
+        write_framework(clean_areas, clean_skills, clean_roles, problems, summary)
         if problems.items:
             # Raised inside the block: the writes are rolled back, nothing half-imported.
             raise FrameworkImportError(problems.items)
     return summary
-
-
-def _write(
-    areas: list, skills: list, roles: list, problems: _Problems, summary: ImportSummary
-) -> None:
-    """The writes, in dependency order. Rule problems only the evidence kind can see (an unknown
-    kind, a parameter it doesn't take, a process that doesn't exist, a figure it doesn't have)
-    come from services.add_rule, which raises before it writes, and are collected."""
-    by_slug: dict[str, SkillArea] = {a.slug: a for a in SkillArea.objects.all()}
-    for position, (slug, name, description) in enumerate(areas):
-        area = by_slug.get(slug)
-        if area is None:
-            by_slug[slug] = SkillArea.objects.create(
-                slug=slug, name=name, description=description, position=position
-            )
-            summary.created["areas"] += 1
-        elif (area.name, area.description, area.position) != (name, description, position):
-            area.name, area.description, area.position = name, description, position
-            area.save(update_fields=["name", "description", "position"])
-            summary.updated["areas"] += 1
-
-    skills_by_slug = {s.slug: s for s in Skill.objects.all()}
-    written: list[tuple[Skill, list]] = []
-    for position, (slug, area_slug, name, description, prerequisites, levels) in enumerate(skills):
-        area = by_slug.get(area_slug)
-        if area is None:
-            continue  # reported above
-        skill = skills_by_slug.get(slug)
-        values = {"area": area, "name": name, "description": description, "position": position}
-        if skill is None:
-            skill = Skill.objects.create(slug=slug, **values)
-            skills_by_slug[slug] = skill
-            summary.created["skills"] += 1
-        elif any(getattr(skill, k) != v for k, v in values.items()):
-            for key, value in values.items():
-                setattr(skill, key, value)
-            skill.save(update_fields=list(values))
-            summary.updated["skills"] += 1
-        _write_levels(skill, levels, problems, summary)
-        written.append((skill, prerequisites))
-    for skill, prerequisites in written:
-        wanted = [skills_by_slug[p] for p in prerequisites if p in skills_by_slug]
-        if {p.pk for p in skill.prerequisites.all()} != {p.pk for p in wanted}:
-            skill.prerequisites.set(wanted)
-
-    roles_by_slug = {r.slug: r for r in CareerRole.objects.all()}
-    for position, (slug, name, description, _, _) in enumerate(roles):
-        role = roles_by_slug.get(slug)
-        if role is None:
-            roles_by_slug[slug] = CareerRole.objects.create(
-                slug=slug, name=name, description=description, position=position
-            )
-            summary.created["roles"] += 1
-        elif (role.name, role.description, role.position) != (name, description, position):
-            role.name, role.description, role.position = name, description, position
-            role.save(update_fields=["name", "description", "position"])
-            summary.updated["roles"] += 1
-    for slug, _, _, requires, leads_to in roles:
-        role = roles_by_slug[slug]
-        wanted = {skills_by_slug[s].pk: rank for s, rank in requires.items() if s in skills_by_slug}
-        have = dict(role.requirements.values_list("skill_id", "rank"))
-        if have != wanted:
-            role.requirements.exclude(skill_id__in=wanted).delete()
-            for skill_id, rank in wanted.items():
-                RoleRequirement.objects.update_or_create(
-                    role=role, skill_id=skill_id, defaults={"rank": rank}
-                )
-        targets = [roles_by_slug[t] for t in leads_to if t in roles_by_slug]
-        if {r.pk for r in role.leads_to.all()} != {r.pk for r in targets}:
-            role.leads_to.set(targets)
-
-
-def _write_levels(
-    skill: Skill, levels: list[_Level], problems: _Problems, summary: ImportSummary
-) -> None:
-    existing = {level.rank: level for level in skill.levels.prefetch_related("rules")}
-    for wanted in levels:
-        level = existing.get(wanted.rank)
-        values = {"name": wanted.name, "description": wanted.description, "match": wanted.match}
-        if level is None:
-            level = SkillLevel.objects.create(skill=skill, rank=wanted.rank, **values)
-            summary.created["levels"] += 1
-            rules: list[EvidenceRule] = []
-        else:
-            if any(getattr(level, k) != v for k, v in values.items()):
-                for key, value in values.items():
-                    setattr(level, key, value)
-                level.save(update_fields=list(values))
-                summary.updated["levels"] += 1
-            rules = list(level.rules.all())
-        # The same rules (compared after the kind cleans them) stay, with their evidence; any
-        # difference replaces the level's rules, measured again at the next refresh.
-        if len(rules) == len(wanted.rules) and all(
-            new.same_as(old) for new, old in zip(_cleaned(wanted.rules), rules, strict=True)
-        ):
-            continue
-        if rules:
-            EvidenceRule.objects.filter(pk__in=[r.pk for r in rules]).delete()
-            summary.rules_removed += len(rules)
-        for rule in wanted.rules:
-            try:
-                services.add_rule(
-                    level=level, kind=rule.kind, params=rule.params, min_count=rule.min_count,
-                    min_value=rule.min_value, period_days=rule.period_days,
-                )  # fmt: skip
-            except ValidationError as exc:
-                problems.add(rule.path, " ".join(exc.messages))
-            else:
-                summary.created["rules"] += 1
-
-
-def _cleaned(rules: list[_Rule]) -> list[_Rule]:
-    """`rules` with their parameters as the kind stores them (defaults filled in); a rule the
-    kind refuses stays as it is (it differs, and add_rule reports it)."""
-    result = []
-    for rule in rules:
-        kind = evidence_kind(rule.kind)
-        params = rule.params
-        if kind is not None:
-            try:
-                params = kind.clean_params(rule.params)
-            except ValidationError:
-                pass
-        result.append(
-            _Rule(rule.path, rule.kind, params, rule.min_count, rule.min_value, rule.period_days)
-        )
-    return result
