@@ -40,6 +40,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     status: int
+    client_port: int = 0  # which of the sender's connections it came on
 
 
 def free_port() -> int:
@@ -98,6 +99,7 @@ class Receiver:
                     {k.lower(): v for k, v in self.headers.items()},
                     body,
                     0,
+                    self.client_address[1],
                 )
                 request.status = receiver.answer(request)
                 with receiver._lock:

@@ -41,7 +41,7 @@ from apps.connectors.models import (
     EventType,
 )
 from apps.connectors.services.connectors import signing_secrets
-from apps.connectors.signing import signature_header
+from apps.connectors.signing import Signer
 from apps.connectors.targets import TargetRefused, check_target
 from apps.connectors.transport import Answer, Session
 from apps.core.api import reason_of
@@ -50,7 +50,13 @@ from apps.notifications.models import Kind
 from apps.people.models import Team
 
 log = logging.getLogger(__name__)
-BATCH = 200
+# Deliveries a drainer takes (marks delivering) at a time, and how often what was sent is
+# recorded: every RECORD_EVERY deliveries or RECORD_SECONDS, whichever comes first (so a slow
+# endpoint's log and lease stay fresh; a worker dying mid-chunk re-sends at most what it hadn't
+# recorded: at least once).
+BATCH = 500
+RECORD_EVERY = 250
+RECORD_SECONDS = 1.0
 LEASE = timedelta(minutes=5)
 # A drain task not picked up within this long is taken as lost and sent again by the sweeper.
 LOST_MESSAGE_AFTER = timedelta(seconds=60)
@@ -233,7 +239,25 @@ def enqueue_event(
 # --- sending ----------------------------------------------------------------------------------
 
 
-def message_body(delivery: Delivery) -> bytes:
+@dataclass(frozen=True, slots=True)
+class _Owed:
+    """What the drain loop needs of a pending delivery (read as plain values, no model)."""
+
+    pk: int
+    event_type: str
+    payload: dict
+    webhook_id: str
+    created_at: datetime
+    next_attempt_at: datetime
+    retry_step: int
+
+
+_OWED_FIELDS = (
+    "pk", "event_type", "payload", "webhook_id", "created_at", "next_attempt_at", "retry_step"
+)  # fmt: skip
+
+
+def message_body(delivery: Delivery | _Owed) -> bytes:
     """The JSON body: Standard Webhooks' {"type", "timestamp", "data"}."""
     return json.dumps(
         {
@@ -245,20 +269,20 @@ def message_body(delivery: Delivery) -> bytes:
     ).encode()
 
 
-def message_headers(*, connector: Connector, delivery: Delivery, body: bytes) -> dict[str, str]:
+def _headers(signer: Signer, webhook_id: str, body: bytes) -> dict[str, str]:
     timestamp = int(time.time())
     return {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        "webhook-id": delivery.webhook_id,
+        "webhook-id": webhook_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature_header(
-            secrets_=signing_secrets(connector, timezone.now()),
-            webhook_id=delivery.webhook_id,
-            timestamp=timestamp,
-            body=body,
-        ),
+        "webhook-signature": signer.header(webhook_id=webhook_id, timestamp=timestamp, body=body),
     }
+
+
+def message_headers(*, connector: Connector, delivery: Delivery, body: bytes) -> dict[str, str]:
+    signer = Signer(signing_secrets(connector, timezone.now()))
+    return _headers(signer, delivery.webhook_id, body)
 
 
 @dataclass
@@ -335,11 +359,14 @@ def _drain_claimed(connector_id: int, token: str, force: bool, result: DrainResu
     try:
         while True:
             now = timezone.now()
-            batch = list(
-                Delivery.objects.filter(
+            batch = [
+                _Owed(*row)
+                for row in Delivery.objects.filter(
                     connector_id=connector_id, state__in=PENDING_STATES
-                ).order_by("id")[:BATCH]
-            )
+                )
+                .order_by("id")
+                .values_list(*_OWED_FIELDS)[:BATCH]
+            ]
             if not batch:
                 return
             if batch[0].next_attempt_at > now and not force:
@@ -362,34 +389,13 @@ def _drain_claimed(connector_id: int, token: str, force: bool, result: DrainResu
                 session = Session(target, timeout=settings.ORCHCAP_WEBHOOK_TIMEOUT_SECONDS)
             ids = [delivery.pk for delivery in batch]
             Delivery.objects.filter(pk__in=ids).update(state=DeliveryState.DELIVERING)
-            successes: list[tuple[Delivery, datetime, Answer]] = []
-            sent = 0
-            stopped = dead = False
-            for delivery in batch:
-                started = timezone.now()
-                body = message_body(delivery)
-                headers = message_headers(connector=connector, delivery=delivery, body=body)
-                try:
-                    answer = session.request("POST", headers, body)
-                except (OSError, HTTPException) as exc:
-                    answer, error = None, _describe(exc)
-                else:
-                    if 200 <= answer.status < 300:
-                        successes.append((delivery, started, answer))
-                        sent += 1
-                        continue
-                    error = ""
-                # Logged in the order they happened: the successes before this failure.
-                _record_successes(connector, successes)
-                dead = _record_failure(connector, delivery, started, answer, error=error)
-                stopped = True
-                break
-            _record_successes(connector, successes)
+            sent, stopped, dead, held = _send_batch(connector, token, session, batch)
             result.delivered += sent
-            # Claimed but not reached: back in the queue, in the same order.
-            Delivery.objects.filter(pk__in=ids, state=DeliveryState.DELIVERING).update(
-                state=DeliveryState.QUEUED
-            )
+            if sent < len(batch):
+                # Claimed but not reached: back in the queue, in the same order.
+                Delivery.objects.filter(pk__in=ids, state=DeliveryState.DELIVERING).update(
+                    state=DeliveryState.QUEUED
+                )
             if sent:
                 force = True  # the endpoint answers: whatever waits goes now
             if stopped:
@@ -398,51 +404,116 @@ def _drain_claimed(connector_id: int, token: str, force: bool, result: DrainResu
                 connector.refresh_from_db(fields=["enabled"])
                 if not dead or not connector.enabled:
                     return
-            if not _renew(connector_id, token):
+                held = _renew(connector_id, token)
+            if not held:
                 return
     finally:
         if session is not None:
             session.close()
 
 
+def _send_batch(
+    connector: Connector, token: str, session: Session, batch: list[_Owed]
+) -> tuple[int, bool, bool, bool]:
+    """Send `batch` in order until one fails, recording the successes every RECORD_EVERY or
+    RECORD_SECONDS (which renews the lease). Returns (sent, stopped by a failure, that failure
+    dead-lettered, lease still held)."""
+    signer = Signer(signing_secrets(connector, timezone.now()))
+    successes: list[tuple[int, datetime, Answer]] = []
+    recorded_at = time.monotonic()
+    sent = 0
+    for delivery in batch:
+        started = timezone.now()
+        body = message_body(delivery)
+        headers = _headers(signer, delivery.webhook_id, body)
+        try:
+            answer = session.request("POST", headers, body)
+        except (OSError, HTTPException) as exc:
+            answer, error = None, _describe(exc)
+        else:
+            if 200 <= answer.status < 300:
+                successes.append((delivery.pk, started, answer))
+                sent += 1
+                if len(successes) >= RECORD_EVERY or (
+                    time.monotonic() - recorded_at >= RECORD_SECONDS
+                ):
+                    held = _record_successes(connector, token, successes)
+                    recorded_at = time.monotonic()
+                    # A secret whose overlap ended meanwhile stops signing.
+                    signer = Signer(signing_secrets(connector, timezone.now()))
+                    if not held:
+                        return sent, False, False, False
+                continue
+            error = ""
+        # Logged in the order they happened: the successes before this failure.
+        held = _record_successes(connector, token, successes)
+        dead = _record_failure(connector, delivery, started, answer, error=error)
+        return sent, True, dead, held
+    held = _record_successes(connector, token, successes)
+    return sent, False, False, held
+
+
+# One statement, one round trip: the deliveries delivered, their attempt rows (in the order
+# sent), the connector's success and the drainer's lease renewed (when still its own).
+_RECORD_SUCCESSES = """
+    WITH sent AS (
+        SELECT * FROM unnest(%(ids)b::bigint[], %(statuses)b::int[],
+                             %(started)b::timestamptz[], %(latencies)b::float8[],
+                             %(snippets)b::text[])
+                 WITH ORDINALITY AS t(id, status, started, latency, snippet, n)
+    ), delivered AS (
+        UPDATE connectors_delivery AS d
+        SET state = 'delivered', delivered_at = %(now)s, attempts = d.attempts + 1,
+            retry_step = 0, last_status = sent.status, last_error = ''
+        FROM sent WHERE d.id = sent.id
+    ), logged AS (
+        INSERT INTO connectors_deliveryattempt
+            (delivery_id, started_at, status_code, latency_ms, response_snippet, error)
+        SELECT id, started, status, latency, snippet, '' FROM sent ORDER BY n
+    )
+    UPDATE connectors_connector
+    SET last_success_at = %(now)s, failing_since = NULL,
+        drain_lease_until = CASE WHEN drain_token = %(token)s AND enabled THEN %(lease)s
+                                 ELSE drain_lease_until END
+    WHERE id = %(connector)s
+    RETURNING drain_token = %(token)s AND enabled
+"""
+
+
 def _record_successes(
-    connector: Connector, successes: list[tuple[Delivery, datetime, Answer]]
-) -> None:
+    connector: Connector, token: str, successes: list[tuple[int, datetime, Answer]]
+) -> bool:
+    """Record (and clear) `successes` in one statement, renewing the lease; returns whether the
+    drainer still holds it (False once the connector was disabled or the lease taken)."""
     if not successes:
-        return
+        return True
     now = timezone.now()
-    by_status: dict[int, list[int]] = {}
-    for delivery, _, answer in successes:
-        by_status.setdefault(answer.status, []).append(delivery.pk)
-    with transaction.atomic():
-        for status, ids in by_status.items():
-            Delivery.objects.filter(pk__in=ids).update(
-                state=DeliveryState.DELIVERED,
-                delivered_at=now,
-                attempts=F("attempts") + 1,
-                retry_step=0,
-                last_status=status,
-                last_error="",
-            )
-        DeliveryAttempt.objects.bulk_create(
-            [
-                DeliveryAttempt(
-                    delivery=delivery,
-                    started_at=started,
-                    status_code=answer.status,
-                    latency_ms=round(answer.latency_ms, 2),
-                    response_snippet=answer.snippet,
-                )
-                for delivery, started, answer in successes
-            ]
+    connection.ensure_connection()
+    # psycopg's own cursor on Django's connection (the same transaction, if any): the arrays
+    # bound in binary, no model instances.
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            _RECORD_SUCCESSES,
+            {
+                "ids": [pk for pk, _, _ in successes],
+                "statuses": [answer.status for _, _, answer in successes],
+                "started": [started for _, started, _ in successes],
+                "latencies": [round(answer.latency_ms, 2) for _, _, answer in successes],
+                "snippets": [answer.snippet for _, _, answer in successes],
+                "now": now,
+                "token": token,
+                "lease": now + LEASE,
+                "connector": connector.pk,
+            },
         )
-        Connector.objects.filter(pk=connector.pk).update(last_success_at=now, failing_since=None)
+        row = cursor.fetchone()
     successes.clear()
+    return bool(row and row[0])
 
 
 def _record_failure(
     connector: Connector,
-    delivery: Delivery,
+    delivery: _Owed,
     started: datetime,
     answer: Answer | None,
     *,
@@ -468,7 +539,7 @@ def _record_failure(
             last_error=error,
         )
         DeliveryAttempt.objects.create(
-            delivery=delivery,
+            delivery_id=delivery.pk,
             started_at=started,
             status_code=answer.status if answer else None,
             latency_ms=round(answer.latency_ms, 2) if answer else None,
