@@ -162,6 +162,16 @@ def framework(request: HttpRequest) -> dict:
     response={200: ImportOut, 400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 422: ImportErrorOut},
     summary="Import a framework document (organisation admins): all or nothing, every problem "
     "listed with its path",
+    # The body is read here, not by ninja, so that every problem is reported with its path in one
+    # 422 (a schema would stop at the first); it is the document GET answers.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/FrameworkOut"}}
+            },
+        }
+    },
 )
 def import_framework(request: HttpRequest) -> Status:
     if not is_org_admin(user=request.user):
