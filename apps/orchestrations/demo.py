@@ -3,6 +3,13 @@ orchestration of the invoice process with a history (v1 retired, v2 live, v3 in 
 connector for the simulated source system (`manage.py simulate_source`), and a few dozen runs made
 through the real inbound service, so the pages have something to show.
 
+A challenger runs in shadow beside v2's model: the invoice process's model retrained on every
+decision (the promoted one leaves out the latest 400, which the autonomy demo measures it on),
+trained once by the real training path and reused by a second seed. The items v2 routes to people
+are then decided by the demo's experts (erin, eli) as the invoice policy says, with its noise,
+except every third, which waits in the queue: the comparison page has real agreement, precision
+against the experts and coverage figures, and the orchestrations list has work waiting.
+
 The connector is pinned by the shadow version only (which acts on nothing): the seeded runs send
 no callbacks, so a fresh demo has no backlog for a receiver that isn't running yet;
 simulate_source names it as each item's `callback`."""
@@ -14,12 +21,15 @@ from django.db import transaction
 
 from apps.autonomy.selectors import autonomy_of
 from apps.cases import demo as cases_demo
-from apps.cases.models import Process
-from apps.classifiers.models import ModelVersion
+from apps.cases.models import Case, CaseStatus, Process
+from apps.cases.services.decisions import record_decision
+from apps.classifiers import services as classifier_services
+from apps.classifiers.learning import TrainingRefused
+from apps.classifiers.models import ModelVersion, TrainingJob
 from apps.connectors.models import Connector
 from apps.connectors.services.connectors import create_connector
-from apps.orchestrations import inbound, services, simulator
-from apps.orchestrations.models import Orchestration, Stage
+from apps.orchestrations import challenger, inbound, services, simulator
+from apps.orchestrations.models import Orchestration, Run, Stage
 from apps.rules.models import Rule
 from apps.rules.services import authoring, backtest
 
@@ -36,6 +46,86 @@ def _items(count: int, *, prefix: str, seed: int) -> list[dict]:
             cases_demo.synthetic_invoice_cases(count, seed=seed), start=1
         )
     ]
+
+
+def _expert_answers(count: int, *, prefix: str, seed: int) -> dict[str, tuple[str, str, str]]:
+    """{external id: (label, reason code, rationale)} the demo's experts give the items `_items`
+    makes with the same arguments: the policy's decision, or (with the demo's noise) another."""
+    answers = {}
+    rows = cases_demo.synthetic_invoice_cases(count, seed=seed)
+    for n, (_, exception, _, policy_label, label) in enumerate(rows, start=1):
+        policy = next(
+            (
+                r
+                for r in cases_demo.AP_RULES.values()
+                if r.label == policy_label and r.exception == exception
+            ),
+            None,
+        )
+        rule = f"rule {policy.name} of the invoice policy" if policy else "the invoice policy"
+        option = next(d for d in cases_demo.AP_DECISIONS if d["label"] == label)
+        codes = option["reason_codes"]
+        if label == policy_label:
+            code = policy.reason_code if policy and policy.reason_code in codes else codes[0]
+            rationale = f"As {rule} says: {option['description']}"
+        else:
+            code = codes[0]
+            rationale = f"Judgement call against {rule}: {option['description']}"
+        answers[f"{prefix}-{n:04d}"] = (label, code, rationale)
+    return answers
+
+
+def _challenger_model(process: Process, owner: object) -> ModelVersion | None:
+    """The demo's challenger: the invoice process's model retrained on every decision, trained
+    in this process (as the learning demo trains the first one) and never promoted; an earlier
+    seed's is reused. None when it can't be trained."""
+    existing = (
+        ModelVersion.objects.filter(process=process, is_promoted=False)
+        .defer("snapshot_ids")
+        .order_by("-version")
+        .first()
+    )
+    if existing is not None:
+        return existing
+    try:
+        job = classifier_services.start_training(process=process, requested_by=owner)
+    except (TrainingRefused, classifier_services.TrainingInProgress):
+        return None
+    job = classifier_services.run_training_job(job.pk)
+    return job.model_version if job.state == TrainingJob.State.SUCCEEDED else None
+
+
+def _decide_routed(orchestration: Orchestration, answers: dict[str, tuple[str, str, str]]) -> int:
+    """The demo's experts decide the open cases of the orchestration's items as `answers` say,
+    all but every third (left waiting); an item routed to an expert is decided by them. Returns
+    how many were decided."""
+    experts = {u.username: u for u in get_user_model().objects.filter(username__in=["erin", "eli"])}
+    if not experts:
+        return 0
+    runs = (
+        Run.objects.filter(
+            orchestration=orchestration, case__status=CaseStatus.OPEN, external_id__in=answers
+        )
+        .select_related("case__routed_to")
+        .order_by("pk")
+    )
+    decided = 0
+    for n, run in enumerate(runs):
+        if n % 3 == 2:
+            continue
+        case = Case.objects.get(pk=run.case_id)
+        routed = case.routed_to.username if case.routed_to_id else None
+        expert = (
+            experts.get(routed)
+            or experts.get("erin" if n % 2 else "eli")
+            or next(iter(experts.values()))
+        )
+        label, code, rationale = answers[run.external_id]
+        record_decision(
+            case=case, expert=expert, label=label, reason_code=code, rationale=rationale
+        )
+        decided += 1
+    return decided
 
 
 def _connector(process: Process, owner: object) -> tuple[Connector | None, str]:
@@ -146,9 +236,19 @@ def seed_orchestration_demo() -> str:
             version=v3, stage=Stage.SHADOW, actor=owner,
             reason="demo: could invoices up to 2,500 be left to the ERP as well?",
         )  # fmt: skip
+    retrained = _challenger_model(process, owner)
+    if retrained is not None:
+        challenger.set_challenger(
+            orchestration=orchestration, model_version=retrained.version, actor=owner,
+            reason="demo: the model retrained on every decision, the latest ones included",
+        )  # fmt: skip
     inbound.receive_items(
         orchestration=orchestration, items=_items(RUNS_ON_V2, prefix="ERP-2026-B", seed=SEED + 1)
     )
+    with transaction.atomic():
+        decided = _decide_routed(
+            orchestration, _expert_answers(RUNS_ON_V2, prefix="ERP-2026-B", seed=SEED + 1)
+        )
     allowed = (
         ""
         if connector is None or settings.ORCHCAP_WEBHOOK_ALLOWED_HOSTS
@@ -156,6 +256,11 @@ def seed_orchestration_demo() -> str:
     )
     return (
         f"Orchestrations demo: {orchestration.name!r} ({DEMO_SLUG}) v1 retired, v2 live, v3 in "
-        f"shadow, {RUNS_ON_V1 + RUNS_ON_V2} runs; connector for simulate_source on port "
-        f"{simulator.DEFAULT_PORT}{note}{allowed}"
+        f"shadow, {RUNS_ON_V1 + RUNS_ON_V2} runs ({decided} decided by the demo's experts); "
+        + (
+            f"challenger model v{retrained.version} beside the live model v{model.version}; "
+            if retrained is not None
+            else "no challenger (the invoice model could not be retrained); "
+        )
+        + f"connector for simulate_source on port {simulator.DEFAULT_PORT}{note}{allowed}"
     )

@@ -6,19 +6,26 @@ import time
 from io import StringIO
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import transaction
+from django.urls import reverse
 
 from apps.capital.models import MetricSnapshot
 from apps.capital.snapshots import today
 from apps.cases.demo import AP_SLUG, CLAIMS_SLUG, apply_invoice_policy, claim_rule
 from apps.cases.models import Case, CaseStatus, Decision, Process
 from apps.cases.services.similarity import similar_cases
+from apps.classifiers.models import ModelVersion
 from apps.connectors.models import Connector, Delivery
 from apps.orchestrations import demo, simulator
 from apps.orchestrations.demo import DEMO_SLUG, RUNS_ON_V1, RUNS_ON_V2, seed_orchestration_demo
+from apps.orchestrations.evidence import challenger_comparison, default_period
 from apps.orchestrations.models import Orchestration, Run, RunStep, StageChange
 from apps.people.models import Team
+from tests.conftest import client_for
+
+User = get_user_model()
 
 
 @pytest.fixture(scope="module")
@@ -172,12 +179,45 @@ def test_the_demo_has_a_live_orchestration_with_a_history_and_runs(seeded, db, c
     assert seed_orchestration_demo() == "Orchestrations demo: already present"
     assert Run.objects.count() == RUNS_ON_V1 + RUNS_ON_V2
     monkeypatch.setattr(demo, "DEMO_SLUG", "invoice-exceptions-again")
+    models = ModelVersion.objects.count()
     again = time.monotonic()
     assert "v2 live" in seed_orchestration_demo()
     part = time.monotonic() - again
     assert Run.objects.count() == 2 * (RUNS_ON_V1 + RUNS_ON_V2)
+    # The challenger is reused, not trained again.
+    assert ModelVersion.objects.count() == models
+    second = Orchestration.objects.get(slug="invoice-exceptions-again")
+    assert second.challenger_id == orchestration.challenger_id is not None
     with capsys.disabled():
         print(f"\nthe orchestration part of seed_demo: {part:.2f} s")
+
+
+def test_the_demo_orchestration_has_a_challenger_with_real_comparison_figures(seeded, db, capsys):
+    # A retrained model of the invoice process (never promoted) challenges v2's in shadow; the
+    # demo's experts decided most of the routed items, so the comparison has expert outcomes.
+    orchestration = Orchestration.objects.select_related("challenger").get(slug=DEMO_SLUG)
+    retrained = orchestration.challenger
+    assert retrained is not None
+    assert not retrained.is_promoted
+    assert retrained.version != orchestration.versions.get(number=2).model_version.version
+    since, until = default_period()
+    comparison = challenger_comparison(orchestration=orchestration, since=since, until=until)
+    assert comparison["items"] > 0
+    assert comparison["agreement"].total == comparison["both_predicted"] > 0
+    assert comparison["expert_outcomes"] > 0
+    for side in ("champion", "challenger"):
+        assert comparison[side]["precision"].total > 0
+        assert comparison[side]["coverage"].total == comparison[side]["predicted"] > 0
+    # Every third routed item still waits for people: the list has work to show.
+    waiting = Run.objects.filter(orchestration=orchestration, case__status=CaseStatus.OPEN)
+    assert waiting.exists()
+    page = client_for(User.objects.get(username="maya")).get(
+        reverse("orchestration_challenger", args=[DEMO_SLUG])
+    )
+    assert page.status_code == 200
+    assert f"v{retrained.version}" in page.content.decode()
+    with capsys.disabled():
+        print(f"\nthe demo challenger's training: {retrained.training_seconds:.2f} s")
 
 
 def test_the_demo_has_weeks_of_capital_snapshots_that_agree_with_its_cases(seeded, db):
@@ -203,3 +243,16 @@ def test_the_demo_has_weeks_of_capital_snapshots_that_agree_with_its_cases(seede
         row.pk: row.figures for row in MetricSnapshot.objects.filter(team=ap).exclude(day=today())
     }
     assert after == before
+
+
+def test_the_demo_skills_matrix_shows_one_single_point_of_failure(seeded, db):
+    # docs/skills.md: in ap, only maya (who trained the demo's models) practises training models;
+    # both experts decide both processes, so no process rests on one person.
+    from apps.skills.matrix import team_matrix
+
+    data = team_matrix(team=Team.objects.get(slug="ap"))
+    assert [(s.skill.slug, s.holder.username, s.level.name) for s in data.skill_spofs] == [
+        ("training-models", "maya", "Practising")
+    ]
+    assert data.process_spofs == []
+    assert data.spof_count == 1
