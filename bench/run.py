@@ -34,6 +34,7 @@ from measure import REPEATS, figure, timed  # noqa: E402
 from orchestrations import bench_orchestrations  # noqa: E402
 from pages import bench_pages  # noqa: E402
 from precedents import bench_precedents  # noqa: E402
+from skills import bench_skills  # noqa: E402
 
 from orchcap.runtime.broker import EmbeddedBroker  # noqa: E402
 from orchcap.runtime.postgres import EmbeddedPostgres  # noqa: E402
@@ -217,6 +218,7 @@ def main() -> None:
         ("connectors", "outbound webhooks (a real worker and beat, a loopback receiver, a 60 s outage; about 6 minutes)…", bench_connectors),
         ("orchestrations", "orchestrations: sync answers (20 clients) and batched inbound, served by gunicorn with a worker (about 5 minutes)…", bench_orchestrations),
         ("capital", "capital metrics (a team with 1M cases, 50k runs, 1,000 nodes; 100 teams' snapshot)…", bench_capital),
+        ("skills", "skills: evidence and expertise refresh (1,000 people, 1M decisions), routing among 200 experts…", bench_skills),
     ]  # fmt: skip
     results: list[dict[str, object]] = []
     failed: list[str] = []

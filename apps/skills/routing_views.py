@@ -88,3 +88,19 @@ def routing_page(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         .order_by("-routed_at")[:20],
     }
     return render(request, "skills/routing.html", context, status=status)
+
+
+@require_http_methods(["GET"])
+@login_required
+def routing_index(request: HtmxHttpRequest) -> HttpResponse:
+    """The processes whose routing the viewer may set, with each one's strategy."""
+    processes = [
+        p
+        for p in Process.objects.select_related("team").order_by("team__name", "name")
+        if can_manage_team(user=request.user, team=p.team)
+    ]
+    strategies = dict(
+        RoutingPolicy.objects.filter(process__in=processes).values_list("process_id", "strategy")
+    )
+    rows = [(p, strategies.get(p.pk, "order")) for p in processes]
+    return render(request, "skills/routing_index.html", {"rows": rows})

@@ -7,7 +7,12 @@ from apps.skills import services
 
 @shared_task(acks_late=True)
 def refresh_skills() -> int:
-    """Measure every evidence rule for every team member; returns the level changes made."""
+    """Measure every evidence rule for every team member; returns the level changes made. The
+    expertise profiles routing reads are measured again in the same hourly run (their quartile
+    cut points too; between runs each decision keeps its people's profiles current)."""
+    from apps.skills.routing_profiles import refresh_everything
+
+    refresh_everything()
     return sum(r.granted + r.lost for r in services.refresh_everyone())
 
 

@@ -140,3 +140,10 @@ def test_the_api_replays_and_sets_the_strategy(history, manager):
         content_type="application/json",
     )
     assert wrong.status_code == 422
+
+
+def test_the_routing_index_lists_only_the_processes_one_manages(history, manager, expert):
+    process, _, _ = history
+    page = client_for(manager).get("/skills/routing/").content.decode()
+    assert f'href="/skills/routing/{process.slug}/"' in page
+    assert process.slug not in client_for(expert).get("/skills/routing/").content.decode()

@@ -1,0 +1,376 @@
+"""Skills at scale (issue 14): evidence and expertise refresh for 1,000 people over 1M decisions
+(≤ 60 s), the refresh one new decision needs (≤ 50 ms), and a routing decision among 200 experts
+(≤ 5 ms p95).
+
+`bench_skills(data)` runs this file in a subprocess on a fresh data dir (as bench/capital.py):
+it migrates, seeds the default skill framework, and builds with set-based SQL (generate_series):
+5 teams of 200 experts (1,000 people), 4 processes a team (a category and a number field), 1M
+decided cases with one label each (1,000 a person, the person's accuracy varying with the case's
+segment), a shadow prediction (the case's label region) on 40 % of them, and 2,000 open cases
+routed to people (their load). Then, each figure the median of REPEATS runs:
+
+- `skills_expertise_refresh_1m_decisions_s`: `refresh_everything()`, every process's expertise
+  profiles (process, label region, segment) by SQL aggregates. Baseline: the bare aggregate
+  `count(*)`, agreement and median seconds per person over the same decisions, no grouping sets.
+- `skills_evidence_refresh_1000_people_scaled_s`: what `refresh_everyone()` (every evidence rule
+  of the default framework for every member, levels settled: the hourly job) takes for 1,000
+  people, timed on 100 of them (`refresh_person` each) and scaled by 10, since a whole run lasts
+  many minutes here. Baseline: the bare `decisions_agree` aggregate for all 1,000 in one GROUP BY.
+- `skills_incremental_one_decision_ms` (p95 of 50 decisions): what one new decided label costs
+  the profiles: `refresh_case_people(case)` (the receiver of `decision_recorded`). Baseline:
+  the bare aggregate of that person's labels in that process.
+- `skills_evidence_one_person_p95_ms` (≤ 50 ms, p95 of 20): `refresh_person` of one person, every
+  rule (what a "measure again" click costs).
+- `skills_routing_decision_p95_ms` (p95 of 200 decisions): `decide_for(case)` among a process's
+  200 experts: stored profiles of the case's region and segments, loads, score. Baseline: the
+  same two bare queries (profiles, loads) without Python.
+
+`BENCH_SKILLS_DECISIONS` (default 1,000,000) shrinks it while working on this file.
+"""
+
+import io
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from measure import REPEATS, figure, run_in_child
+
+ROOT = Path(__file__).resolve().parent.parent
+N_DECISIONS = int(os.environ.get("BENCH_SKILLS_DECISIONS", "1000000"))
+TEAMS = 5
+EXPERTS = 200  # a team
+PROCESSES = 4  # a team
+OPEN_CASES = 2000
+EVIDENCE_SAMPLE = int(os.environ.get("BENCH_SKILLS_EVIDENCE_SAMPLE", "100"))
+_started = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"  skills [{time.monotonic() - _started:6.1f}s] {message}", flush=True)
+
+
+def bench_skills(data: Path) -> list[dict[str, object]]:
+    return run_in_child(__file__, data)
+
+
+# --- the child side ----------------------------------------------------------------------------
+
+
+def _sql(sql: str, params: dict | None = None) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params or {})
+
+
+def _rows(sql: str, params: dict | None = None) -> list[tuple]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params or {})
+        return cursor.fetchall()
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, round(0.95 * len(ordered)) - 1)]
+
+
+FIELDS = [
+    {"name": "po_status", "type": "category", "choices": ["matched", "missing", "mismatch"]},
+    {"name": "amount", "type": "number", "required": True},
+]
+DECISIONS = [{"label": "approve", "reason_codes": []}, {"label": "reject", "reason_codes": []}]
+
+
+def build() -> list[int]:
+    """The people, processes, decisions and open cases; returns the process ids."""
+    from apps.cases.services.processes import create_process
+    from apps.people.services import create_team
+    from apps.skills.demo import seed_skills
+
+    seed_skills()
+    processes = []
+    for t in range(TEAMS):
+        team = create_team(slug=f"team-{t}", name=f"Team {t}")
+        for p in range(PROCESSES):
+            process = create_process(
+                team=team, name=f"Process {t}-{p}", slug=f"p-{t}-{p}", fields=FIELDS,
+                decisions=DECISIONS, priority_field="amount",
+            )  # fmt: skip
+            processes.append((process.pk, process.schema_id, team.pk))
+    _sql(
+        """
+        INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email,
+                               is_staff, is_active, date_joined)
+        SELECT '!', false, 'person-' || g, '', '', 'person-' || g || '@example.test', false, true,
+               now()
+        FROM generate_series(0, %(n)s - 1) g
+        """,
+        {"n": TEAMS * EXPERTS},
+    )
+    people = [pk for (pk,) in _rows("SELECT id FROM auth_user WHERE username LIKE 'person-%%' ORDER BY id")]  # fmt: skip
+    teams = sorted({team for _, _, team in processes})
+    _sql(
+        """
+        INSERT INTO people_membership (user_id, team_id, role, created_at, updated_at)
+        SELECT (%(people)s::bigint[])[g + 1], (%(teams)s::bigint[])[g / %(size)s + 1], 'expert',
+               now(), now()
+        FROM generate_series(0, %(n)s - 1) g
+        """,
+        {"people": people, "teams": teams, "size": EXPERTS, "n": len(people)},
+    )
+    _sql("SET session_replication_role = replica")  # consistent by construction: no FK triggers
+    begin = time.monotonic()
+    # Case g belongs to process g % 20; its labeller is one of that process's team's 200 experts.
+    # Accuracy depends on the person and the segment: p = 0.55 + 0.4 * ((person·7 + seg·13) % 10)/10.
+    params = {
+        "procs": [p for p, _, _ in processes],
+        "schemas": [s for _, s, _ in processes],
+        "people": people,
+        "nproc": len(processes),
+        "per_team": PROCESSES,
+        "size": EXPERTS,
+        "n": N_DECISIONS,
+    }
+    _sql(
+        """
+        INSERT INTO cases_case (process_id, schema_version_id, fields, exception_reason,
+            exception_fields, status, priority, label_count, final_label, final_reason_code,
+            decided_at, is_synthetic, created_at)
+        SELECT (%(procs)s::bigint[])[g %% %(nproc)s + 1], (%(schemas)s::bigint[])[g %% %(nproc)s + 1],
+               jsonb_build_object('po_status', (ARRAY['matched', 'missing', 'mismatch'])[g %% 3 + 1],
+                                  'amount', (g * 7919) %% 10000),
+               'bench', '[]', 'decided', 0, 1, 'approve', '',
+               now() - (%(n)s - g) * interval '1 second', true,
+               now() - (%(n)s - g) * interval '1 second' - interval '1 hour'
+        FROM generate_series(0, %(n)s - 1) g
+        """,
+        params,
+    )
+    _sql(
+        """
+        INSERT INTO cases_decision (case_id, expert_id, label, reason_code, rationale, key_factors,
+            seconds_spent, source, decided_at)
+        SELECT c.id, x.person, CASE WHEN ((c.id * 2654435761) %% 1000) / 1000.0
+                                    < 0.55 + 0.4 * ((x.person * 7 + x.seg * 13) %% 10) / 10.0
+                               THEN 'approve' ELSE 'reject' END,
+               '', '', '[]', 20 + (x.person %% 50) * 3 + c.id %% 30, 'review', c.decided_at
+        FROM cases_case c,
+        LATERAL (SELECT (%(people)s::bigint[])[
+                          (array_position(%(procs)s::bigint[], c.process_id) - 1) / %(per_team)s
+                          * %(size)s + (c.id / %(nproc)s) %% %(size)s + 1] AS person,
+                        CASE c.fields->>'po_status' WHEN 'matched' THEN 0 WHEN 'missing' THEN 1
+                             ELSE 2 END AS seg) x
+        WHERE c.status = 'decided'
+        """,
+        params,
+    )
+    say(f"{N_DECISIONS:,} decided cases and their labels in {time.monotonic() - begin:.0f}s")
+    _sql(
+        """
+        INSERT INTO autonomy_shadowprediction (process_id, case_id, model_version_id, label,
+            confidence, route, route_source, backfilled, created_at, outcome_label)
+        SELECT c.process_id, c.id, 1, CASE WHEN c.id %% 3 = 0 THEN 'reject' ELSE 'approve' END,
+               0.8, '', '', true, c.created_at, ''
+        FROM cases_case c WHERE c.id %% 5 < 2
+        """
+    )
+    # Open cases routed to people (their load), and open fresh ones to route.
+    _sql(
+        """
+        INSERT INTO cases_case (process_id, schema_version_id, fields, exception_reason,
+            exception_fields, status, priority, label_count, final_label, final_reason_code,
+            is_synthetic, created_at, routed_to_id)
+        SELECT (%(procs)s::bigint[])[g %% %(nproc)s + 1], (%(schemas)s::bigint[])[g %% %(nproc)s + 1],
+               jsonb_build_object('po_status', (ARRAY['matched', 'missing', 'mismatch'])[g %% 3 + 1],
+                                  'amount', (g * 7919) %% 10000),
+               'bench', '[]', 'open', 0, 0, '', '', true, now(),
+               CASE WHEN g %% 2 = 0 THEN (%(people)s::bigint[])[(g * 37) %% %(npeople)s + 1] END
+        FROM generate_series(0, %(open)s - 1) g
+        """,
+        params | {"open": OPEN_CASES, "npeople": len(people)},
+    )
+    _sql("SET session_replication_role = DEFAULT")
+    _sql("ANALYZE")
+    say("shadow predictions, open cases; analysed")
+    return [p for p, _, _ in processes]
+
+
+_BARE_PROFILE = """
+    SELECT d.expert_id, count(*), count(*) FILTER (WHERE d.label = c.final_label),
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY d.seconds_spent)
+    FROM cases_decision d JOIN cases_case c ON c.id = d.case_id
+    WHERE c.status = 'decided' AND d.retracted_at IS NULL
+    GROUP BY d.expert_id
+"""
+_BARE_AGREE = """
+    SELECT d.expert_id, count(*), count(*) FILTER (WHERE d.label = c.final_label)
+    FROM cases_decision d JOIN cases_case c ON c.id = d.case_id
+    WHERE c.status = 'decided' AND c.final_label <> '' AND d.retracted_at IS NULL
+      AND d.source IN ('review', 'api', 'import')
+    GROUP BY d.expert_id
+"""
+_BARE_ONE = """
+    SELECT count(*), count(*) FILTER (WHERE d.label = c.final_label)
+    FROM cases_decision d JOIN cases_case c ON c.id = d.case_id
+    WHERE d.expert_id = %(person)s AND c.process_id = %(process)s AND c.status = 'decided'
+      AND d.retracted_at IS NULL
+"""
+_BARE_ROUTE = """
+    SELECT person_id, dimension, key, decisions, agreed, median_seconds FROM skills_expertisestat
+    WHERE process_id = %(process)s AND person_id = ANY(%(people)s)
+      AND (dimension = 'process' OR (dimension = 'label' AND key = %(region)s)
+           OR (dimension = 'segment' AND key = ANY(%(segments)s)))
+"""
+_BARE_LOADS = """
+    SELECT routed_to_id, count(*) FROM cases_case
+    WHERE status = 'open' AND routed_to_id = ANY(%(people)s) GROUP BY routed_to_id
+"""
+
+
+def _timed(action) -> float:  # type: ignore[no-untyped-def]
+    begin = time.perf_counter()
+    action()
+    return time.perf_counter() - begin
+
+
+def measure(process_ids: list[int]) -> list[dict[str, object]]:
+    import random
+
+    from django.utils import timezone
+
+    from apps.cases.models import Case, Decision, Process
+    from apps.skills import services
+    from apps.skills.routing import candidate_pool, decide_for
+    from apps.skills.routing_profiles import policy_for, refresh_case_people, refresh_everything
+
+    rng = random.Random(14)
+    full, full_bare = [], []
+    for _ in range(REPEATS):
+        full.append(_timed(refresh_everything))
+        full_bare.append(_timed(lambda: _rows(_BARE_PROFILE)))
+        say(f"expertise refresh {full[-1]:.1f}s (bare aggregate {full_bare[-1]:.1f}s)")
+    stats = _rows("SELECT count(*) FROM skills_expertisestat")[0][0]
+    say(f"{stats:,} expertise rows")
+
+    # refresh_everyone() is one refresh_person after another (about 70 queries a person): a
+    # run over all 1,000 takes many minutes on this machine, so each run times EVIDENCE_SAMPLE of
+    # them, spread over the teams, and the figure scales it to 1,000 (said in its name).
+    from django.contrib.auth import get_user_model
+
+    everyone = list(get_user_model().objects.filter(username__startswith="person-").order_by("pk"))
+    sample = everyone[:: len(everyone) // EVIDENCE_SAMPLE][:EVIDENCE_SAMPLE]
+    evidence, evidence_bare = [], []
+    for _ in range(REPEATS):
+        took = _timed(lambda: [services.refresh_person(person=p) for p in sample])
+        evidence.append(took * len(everyone) / len(sample))
+        evidence_bare.append(_timed(lambda: _rows(_BARE_AGREE)))
+        say(
+            f"evidence refresh of {len(sample)} people {took:.1f}s, scaled to "
+            f"{len(everyone):,}: {evidence[-1]:.0f}s (bare agree for all {evidence_bare[-1]:.2f}s)"
+        )
+
+    decided = list(
+        Case.objects.filter(status="decided").order_by("?").values_list("pk", "process_id")[:50]
+    )
+    incremental, incremental_bare = [], []
+    for _ in range(REPEATS):
+        one, bare = [], []
+        for case_id, process_id in decided:
+            # a new label on a decided case: the receiver's work
+            one.append(_timed(lambda c=case_id: refresh_case_people(case_id=c)) * 1000)
+            person = Decision.objects.filter(case_id=case_id).values_list("expert_id", flat=True)[0]
+            bare.append(
+                _timed(lambda p=person, q=process_id: _rows(_BARE_ONE, {"person": p, "process": q}))
+                * 1000
+            )
+        incremental.append(_p95(one))
+        incremental_bare.append(_p95(bare))
+        say(f"one decision p95 {incremental[-1]:.1f} ms (bare {incremental_bare[-1]:.1f} ms)")
+
+    some = list(get_user_model().objects.filter(username__startswith="person-").order_by("?")[:20])
+    person_runs = []
+    for _ in range(REPEATS):
+        person_runs.append(
+            _p95([_timed(lambda p=p: services.refresh_person(person=p)) * 1000 for p in some])
+        )
+        say(f"evidence of one person p95 {person_runs[-1]:.0f} ms")
+
+    process = Process.objects.select_related("schema").get(pk=process_ids[0])
+    policy = policy_for(process=process)
+    policy.strategy = "expertise"
+    policy.save()
+    pool = candidate_pool(process=process)
+    assert len(pool) == EXPERTS, len(pool)
+    fresh = list(
+        Case.objects.filter(process=process, status="open", routed_to__isnull=True)
+        .select_related("process__schema")
+        .order_by("pk")[:200]
+    )
+    routing, routing_bare = [], []
+    for _ in range(REPEATS):
+        rng.shuffle(fresh)
+        times = [
+            _timed(lambda c=c: decide_for(case=c, policy=policy, pool=pool)) * 1000 for c in fresh
+        ]
+        bare = []
+        for case in fresh:
+            keys = [f"po_status={case.fields['po_status']}", "amount=q2"]
+            begin = time.perf_counter()
+            _rows(_BARE_ROUTE, {"process": process.pk, "people": pool, "region": "approve",
+                                "segments": keys})  # fmt: skip
+            _rows(_BARE_LOADS, {"people": pool})
+            bare.append((time.perf_counter() - begin) * 1000)
+        routing.append(_p95(times))
+        routing_bare.append(_p95(bare))
+        say(f"routing decision p95 {routing[-1]:.2f} ms (bare queries {routing_bare[-1]:.2f} ms)")
+    choice = decide_for(case=fresh[0], policy=policy, pool=pool)
+    assert choice is not None
+    assert len(choice.candidates) == EXPERTS
+    say(f"median decision {statistics.median(times):.2f} ms at {timezone.now():%H:%M:%S}")
+
+    return [
+        figure(
+            "skills_expertise_refresh_1m_decisions_s", full, "s", 60.0, "lower",
+            baseline=("bare_profile_aggregate_s", full_bare),
+        ),
+        figure(
+            "skills_evidence_refresh_1000_people_scaled_s", evidence, "s", 60.0, "lower",
+            baseline=("bare_agreement_aggregate_s", evidence_bare),
+        ),
+        figure(
+            "skills_incremental_one_decision_p95_ms", incremental, "ms", 50.0, "lower",
+            baseline=("bare_person_process_aggregate_p95_ms", incremental_bare),
+        ),
+        figure("skills_evidence_one_person_p95_ms", person_runs, "ms", 50.0, "lower"),
+        figure(
+            "skills_routing_decision_p95_ms", routing, "ms", 5.0, "lower",
+            baseline=("bare_profile_and_load_queries_p95_ms", routing_bare),
+        ),
+    ]  # fmt: skip
+
+
+def child(out: Path) -> None:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchcap.settings")
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, stdout=io.StringIO())
+    logging.getLogger("axes").setLevel(logging.WARNING)
+    say("load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    process_ids = build()
+    results = measure(process_ids)
+    say("load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    out.write_text(json.dumps(results))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    child(Path(sys.argv[1]))
