@@ -14,11 +14,13 @@ routed to people (their load). Then, each figure the median of REPEATS runs:
   `count(*)`, agreement and median seconds per person over the same decisions, no grouping sets.
 - `skills_evidence_refresh_1000_people_scaled_s`: what `refresh_everyone()` (every evidence rule
   of the default framework for every member, levels settled: the hourly job) takes for 1,000
-  people, timed on 100 of them (`refresh_person` each) and scaled by 10, since a whole run lasts
+  people, timed on 20 of them (`refresh_person` each) and scaled by 50, since a whole run lasts
   many minutes here. Baseline: the bare `decisions_agree` aggregate for all 1,000 in one GROUP BY.
 - `skills_incremental_one_decision_ms` (p95 of 50 decisions): what one new decided label costs
   the profiles: `refresh_case_people(case)` (the receiver of `decision_recorded`). Baseline:
   the bare aggregate of that person's labels in that process.
+- `skills_evidence_incremental_one_decision_p95_ms` (p95 of 20): `refresh_person_kinds` of the
+  labeller, the decision-based rules only, levels settled (the task a decided case queues).
 - `skills_evidence_one_person_p95_ms` (≤ 50 ms, p95 of 20): `refresh_person` of one person, every
   rule (what a "measure again" click costs).
 - `skills_routing_decision_p95_ms` (p95 of 200 decisions): `decide_for(case)` among a process's
@@ -45,7 +47,7 @@ TEAMS = 5
 EXPERTS = 200  # a team
 PROCESSES = 4  # a team
 OPEN_CASES = 2000
-EVIDENCE_SAMPLE = int(os.environ.get("BENCH_SKILLS_EVIDENCE_SAMPLE", "100"))
+EVIDENCE_SAMPLE = int(os.environ.get("BENCH_SKILLS_EVIDENCE_SAMPLE", "20"))
 _started = time.monotonic()
 
 
@@ -293,6 +295,23 @@ def measure(process_ids: list[int]) -> list[dict[str, object]]:
         incremental_bare.append(_p95(bare))
         say(f"one decision p95 {incremental[-1]:.1f} ms (bare {incremental_bare[-1]:.1f} ms)")
 
+    # The steady state: the hourly job has measured these people once.
+    labellers = [
+        get_user_model().objects.get(
+            pk=Decision.objects.filter(case_id=case_id).values_list("expert", flat=True)[0]
+        )
+        for case_id, _process in decided[:20]
+    ]
+    for user in labellers:
+        services.refresh_person(person=user)
+    kinds_runs = []
+    for _ in range(REPEATS):
+        one = []
+        for user in labellers:
+            one.append(_timed(lambda u=user: services.refresh_person_kinds(person=u)) * 1000)
+        kinds_runs.append(_p95(one))
+        say(f"decision evidence of one person p95 {kinds_runs[-1]:.0f} ms")
+
     some = list(get_user_model().objects.filter(username__startswith="person-").order_by("?")[:20])
     person_runs = []
     for _ in range(REPEATS):
@@ -345,6 +364,10 @@ def measure(process_ids: list[int]) -> list[dict[str, object]]:
         ),
         figure(
             "skills_incremental_one_decision_p95_ms", incremental, "ms", 50.0, "lower",
+            baseline=("bare_person_process_aggregate_p95_ms", incremental_bare),
+        ),
+        figure(
+            "skills_evidence_incremental_one_decision_p95_ms", kinds_runs, "ms", 50.0, "lower",
             baseline=("bare_person_process_aggregate_p95_ms", incremental_bare),
         ),
         figure("skills_evidence_one_person_p95_ms", person_runs, "ms", 50.0, "lower"),

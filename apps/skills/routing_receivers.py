@@ -39,6 +39,7 @@ def on_decision_recorded(
 
     if status == CaseStatus.DECIDED:
         refresh_case_people(case_id=case_id)
+        _refresh_evidence_later(case_id)
     elif status == CaseStatus.OPEN:
         expert_id = Decision.objects.filter(pk=decision_id).values_list("expert_id", flat=True)
         if expert_id:
@@ -50,3 +51,12 @@ def on_decision_retracted(sender: object, *, case_id: int, **kwargs: object) -> 
 
     # The case may have left `decided`: its labellers' agreement changes.
     refresh_case_people(case_id=case_id)
+    _refresh_evidence_later(case_id)
+
+
+def _refresh_evidence_later(case_id: int) -> None:
+    # Levels follow a decision within seconds (services.refresh_person_kinds, a few tens of ms
+    # a person) in a task, so that recording a label doesn't wait for it.
+    from apps.skills.tasks import refresh_decision_evidence
+
+    refresh_decision_evidence.delay(case_id)

@@ -211,6 +211,51 @@ def refresh_person(*, person: AbstractBaseUser, now: datetime | None = None) -> 
     return Refreshed(person_id=person.pk, rules=len(rules), granted=granted, lost=lost)
 
 
+# Evidence kinds a new or undone label can change (their keys' prefixes).
+DECISION_KINDS = ("cases.",)
+
+
+def refresh_person_kinds(
+    *,
+    person: AbstractBaseUser,
+    prefixes: tuple[str, ...] = DECISION_KINDS,
+    now: datetime | None = None,
+) -> Refreshed:
+    """Incremental refresh_person: measure again only the rules whose kind starts with one of
+    `prefixes` (a rule never measured for the person is measured too); the others keep their
+    stored evidence. Levels are settled as by refresh_person. What a decision needs at once; the
+    hourly full refresh still catches decay in every kind."""
+    now = now or timezone.now()
+    rules = list(EvidenceRule.objects.select_related("level__skill"))
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, person.pk])
+        met = dict(Evidence.objects.filter(person=person).values_list("rule_id", "met"))
+        rows = []
+        for rule in rules:
+            if rule.pk in met and not rule.kind.startswith(prefixes):
+                continue
+            measurement = _measure(rule, person, now)
+            met[rule.pk] = _met(rule, measurement)
+            rows.append(
+                Evidence(
+                    person=person, rule=rule, count=measurement.count, value=measurement.value,
+                    met=met[rule.pk],
+                    since=now - timedelta(days=rule.period_days) if rule.period_days else None,
+                    until=now, refs=[{"label": r.label, "url": r.url} for r in measurement.refs],
+                    computed_at=now,
+                )
+            )  # fmt: skip
+        Evidence.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["person", "rule"],
+            update_fields=["count", "value", "met", "since", "until", "refs", "computed_at"],
+        )
+        granted, lost = _settle_levels(person, rules, met, now)
+    return Refreshed(person_id=person.pk, rules=len(rows), granted=granted, lost=lost)
+
+
 def _settle_levels(
     person: AbstractBaseUser, rules: list[EvidenceRule], met: dict[int, bool], now: datetime
 ) -> tuple[int, int]:

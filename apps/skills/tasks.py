@@ -1,6 +1,7 @@
 """Celery: the periodic recompute of everyone's evidence and levels (CELERY_BEAT_SCHEDULE)."""
 
 from celery import shared_task
+from django.contrib.auth import get_user_model
 
 from apps.skills import services
 
@@ -30,3 +31,17 @@ def refresh_expertise() -> int:
     from apps.skills.routing_profiles import refresh_everything
 
     return refresh_everything()
+
+
+@shared_task(acks_late=True)
+def refresh_decision_evidence(case_id: int) -> int:
+    """The decision-based evidence (and levels) of everyone who labelled `case_id`, at once after
+    a label settled or left it; returns the level changes made."""
+    from apps.cases.models import Decision
+
+    people = get_user_model().objects.filter(
+        pk__in=Decision.objects.filter(case_id=case_id).values("expert_id")
+    )
+    return sum(
+        r.granted + r.lost for r in (services.refresh_person_kinds(person=p) for p in people)
+    )
