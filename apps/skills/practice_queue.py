@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from apps.cases.models import Case, Decision, DecisionSource, Process
 from apps.core.display import readable_code
-from apps.skills.gold import practice_setting
+from apps.skills.gold import Setting, practice_setting
 from apps.skills.models import AttemptSource, GoldCase, GoldServe, PracticeAttempt
 from apps.skills.practice import labelled_by, record_attempt
 
@@ -53,9 +53,9 @@ def _unseen_gold(process: Process, expert: AbstractBaseUser) -> GoldCase | None:
     )
 
 
-def gold_due(*, process: Process, expert: AbstractBaseUser) -> bool:
+def gold_due(*, process: Process, expert: AbstractBaseUser, setting: Setting | None = None) -> bool:
     """Whether the expert's next case should be gold under the process's setting."""
-    setting = practice_setting(process=process)
+    setting = setting or practice_setting(process=process)
     if setting.gold_share <= 0:
         return False
     decisions = Decision.objects.filter(
@@ -67,15 +67,18 @@ def gold_due(*, process: Process, expert: AbstractBaseUser) -> bool:
     return served < setting.gold_share * (served + decisions + 1)
 
 
-@transaction.atomic
 def serve_gold(process: Process, expert: AbstractBaseUser) -> Case | None:
     """The gold case to show `expert` now in `process`'s review queue, or None for a real one.
 
-    A gold case served and not yet answered comes back first (like a held claim)."""
+    A gold case served and not yet answered comes back first (like a held claim), while the
+    process has a share. Share 0 (every process by default) costs the review request one query."""
+    setting = practice_setting(process=process)
+    if setting.gold_share <= 0:
+        return None
     pending = _pending(process, expert)
     if pending is not None:
         return pending.gold.case
-    if not gold_due(process=process, expert=expert):
+    if not gold_due(process=process, expert=expert, setting=setting):
         return None
     gold = _unseen_gold(process, expert)
     if gold is None:
