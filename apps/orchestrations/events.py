@@ -209,16 +209,18 @@ def open_audit_cases(*, orchestration: Orchestration, runs: list[Run]) -> None:
         for run in runs
     ]
     result = create_cases(process=orchestration.process, rows=rows, orchestrated=True)
+    from apps.orchestrations.execution import save_runs
+
     requests = []
     for run, case in zip(runs, result.cases, strict=True):
         run.case = case
-        run.save(update_fields=["case"])
         requests.append(
             AuditRequest(
                 case=case, model_version=run.version.model_version, label=run.label,
                 confidence=run.confidence or 0.0, draw=audit_draw(orchestration, run.external_id),
             )
         )  # fmt: skip
+    save_runs(runs, ["case"])  # one UPDATE for the batch
     open_audits(audits=requests)
     numbers = next_step_numbers([run.pk for run in runs])
     RunStep.objects.bulk_create(

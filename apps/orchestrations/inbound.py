@@ -10,6 +10,7 @@ answer is stored on that row and a later re-send with the same body gets it back
 """
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from apps.cases.schema import validate_case_fields
 from apps.cases.services.intake import BatchInvalid, create_cases
 from apps.classifiers.learning import CaseInput
 from apps.classifiers.services import predict_cases
+from apps.fabric.services.dispatch import bound_cursor
 from apps.orchestrations import sla
 from apps.orchestrations.events import callback_errors
 from apps.orchestrations.execution import dispatch_runs, save_runs, spec_of, wait_for
@@ -199,45 +201,72 @@ def _new_run(
     return run, received
 
 
-@transaction.atomic
+# One statement records the new runs and their `received` steps: the rows travel as one JSON
+# document (no per-value preparation in Python), a known external_id is skipped by the unique
+# constraint (it waits for a concurrent inserter of the same id to commit, then skips), and the
+# ids of the runs made come back.
+_INSERT_RUNS = """
+WITH item AS (
+    SELECT e, n FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS t(e, n)
+), made AS (
+    INSERT INTO {runs} (
+        orchestration_id, version_id, shadow_version_id, external_id, fields, state, outcome,
+        label, reason_code, decided_by, routed_to, callback_id, idempotency_key, request_hash,
+        received_at, dispatch_attempts, error)
+    SELECT %(orchestration)s, (e->>'v')::bigint, (e->>'s')::bigint, e->>'x', e->'f', %(state)s,
+           '', '', '', '', '', (e->>'c')::bigint, %(key)s, %(hash)s, %(now)s, 0, ''
+    FROM item ORDER BY n
+    ON CONFLICT ON CONSTRAINT run_external_id_unique DO NOTHING
+    RETURNING id, external_id
+), steps AS (
+    INSERT INTO {steps} (run_id, number, kind, data, at)
+    SELECT made.id, 1, %(kind)s, item.e->'r', %(now)s
+    FROM made JOIN item ON item.e->>'x' = made.external_id
+)
+SELECT id, external_id FROM made
+"""
+
+
 def _record(orchestration: Orchestration, items: list[dict], key: str, digest: str) -> Received:
     """Record one run per new item (state `received`, pinned to its version, the `received`
-    step written) in one transaction; evaluation comes after commit (execution.py)."""
+    step written) in one statement; a known external_id gives its existing run. Evaluation
+    comes after (execution.py)."""
     traffic = _traffic(orchestration)
     if Stage.LIVE not in traffic:
         raise ValidationError(f"{orchestration.slug!r} has no live version to receive items")
-    existing = {
-        run.external_id: run
-        for run in Run.objects.filter(
-            orchestration=orchestration, external_id__in=[i["external_id"] for i in items]
-        )
-    }
-    fresh = [
-        (item, *_new_run(orchestration, item, traffic, key, digest))
-        for item in items
-        if item["external_id"] not in existing
-    ]
-    try:
-        with transaction.atomic():
-            Run.objects.bulk_create([run for _, run, _ in fresh])
-    except IntegrityError:
-        # Some external_id arrived concurrently: one by one, the concurrent run is the answer.
-        made = []
-        for item, run, step in fresh:
-            try:
-                with transaction.atomic():
-                    run.save()
-                made.append((item, run, step))
-            except IntegrityError:
-                run.pk = None
-                existing[item["external_id"]] = Run.objects.get(
-                    orchestration=orchestration, external_id=item["external_id"]
-                )
-        fresh = made
-    RunStep.objects.bulk_create(
-        RunStep(run=run, number=1, kind=StepKind.RECEIVED, data=step) for _, run, step in fresh
+    now = timezone.now()
+    fresh = [(item, *_new_run(orchestration, item, traffic, key, digest)) for item in items]
+    rows = [
+        {"x": run.external_id, "v": run.version.pk,
+         "s": run.shadow_version.pk if run.shadow_version is not None else None,
+         "f": run.fields, "c": run.callback_id, "r": step}
+        for _, run, step in fresh
+    ]  # fmt: skip
+    with bound_cursor() as cursor:
+        cursor.execute(
+            _INSERT_RUNS.format(runs=Run._meta.db_table, steps=RunStep._meta.db_table),
+            {"rows": json.dumps(rows, separators=(",", ":")), "orchestration": orchestration.pk,
+             "state": RunState.RECEIVED, "key": key, "hash": digest, "now": now,
+             "kind": StepKind.RECEIVED},
+        )  # fmt: skip
+        made = {external_id: pk for pk, external_id in cursor.fetchall()}
+    new: dict[str, Run] = {}
+    for _, run, _ in fresh:
+        if run.external_id in made:
+            run.pk, run.received_at = made[run.external_id], now
+            run._state.adding, run._state.db = False, "default"
+            new[run.external_id] = run
+    known = [item["external_id"] for item in items if item["external_id"] not in new]
+    existing = (
+        {
+            run.external_id: run
+            for run in Run.objects.filter(
+                orchestration=orchestration, external_id__in=known
+            ).select_related("version")
+        }
+        if known
+        else {}
     )
-    new = {item["external_id"]: run for item, run, _ in fresh}
     received = Received(runs=[])
     for item in items:
         created = item["external_id"] in new
