@@ -18,7 +18,7 @@ from apps.cases.selectors import process_for_member, processes_for
 from apps.core.http import HtmxHttpRequest
 from apps.skills import gold as gold_services
 from apps.skills import practice
-from apps.skills.models import GoldCase, PracticeAttempt
+from apps.skills.models import GoldCase, GoldServe, PracticeAttempt
 from apps.skills.practice_forms import GoldMarkForm, PracticeSettingForm
 
 GOLD_PANEL = "skills/gold_panel.html"
@@ -241,5 +241,9 @@ def gold_panel(case: Case, user: AbstractBaseUser) -> dict[str, object] | None:
         user=user, process=case.process
     ):
         return None
+    if GoldServe.objects.filter(
+        person=user, gold__case=case, answered_at__isnull=True, skipped_at__isnull=True
+    ).exists():
+        return None  # served to them in their review queue as a normal case: keep it so
     gold = GoldCase.objects.filter(case=case, unmarked_at__isnull=True).first()
     return {"gold": gold, "case": case, "process": case.process}

@@ -155,3 +155,19 @@ def test_the_setting_is_refused_out_of_range_and_by_non_managers(process, expert
     )
     assert page.status_code == 422
     assert gold_services.practice_setting(process=process).gold_share == 0
+
+
+def test_a_manager_new_to_the_process_sees_no_gold_box_on_a_gold_case_served_in_review(
+    process, golds, manager, team
+):
+    from apps.people.models import Role
+    from apps.people.services import add_member
+
+    add_member(team=team, user=manager, role=Role.EXPERT)
+    gold_services.set_practice_setting(process=process, by=manager, gold_share=0.5, new_below=20)
+    page = client_for(manager).get(reverse("review", args=[process.slug]))
+    assert _shown_case(page) == golds[0].case_id
+    assert 'id="gold-panel"' not in page.content.decode()
+    # On the case's own page (not served there) the manager has the box as usual.
+    detail = client_for(manager).get(reverse("case_detail", args=[golds[1].case_id]))
+    assert 'id="gold-panel"' in detail.content.decode()
