@@ -8,6 +8,7 @@ queries doesn't grow with the team: everything is read in bulk (see test_matrix_
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -68,7 +69,7 @@ class RuleEvidence:
     value_label: str
     met: bool
 
-    @property
+    @cached_property  # read twice per cell (title and list), on hundreds of cells
     def text(self) -> str:
         figure = (
             f", {self.value_label or 'figure'} {self.value:.2f}" if self.value is not None else ""
@@ -89,7 +90,7 @@ class Cell:
     def rank(self) -> int:
         return self.level.rank if self.level else 0
 
-    @property
+    @cached_property
     def title(self) -> str:
         """The evidence in one line (a title attribute; the cell's <details> says it in full)."""
         if self.level is None:
