@@ -131,8 +131,15 @@ class Supervised:
     restart_due: float = 0.0
     last_death: dict[str, Any] | None = None
     degraded_until: float = 0.0  # wall clock: a restarted child counts as degraded until then
+    last_probe: float = 0.0  # monotonic time of the last liveness probe while running
+    missed: int = 0  # liveness probes in a row it did not answer
+    answered: bool = False  # whether it answered a probe since it was started: booting otherwise
 
     def launch(self, env: dict[str, str]) -> None:
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        """Kill a child that is alive but hung (its next `death()` then says so)."""
         raise NotImplementedError
 
     def pid(self) -> int | None:
@@ -208,6 +215,15 @@ class Child(Supervised):
         except (ProcessLookupError, PermissionError):
             pass
         return describe_exit(code)
+
+    def kill(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # SIGKILL also ends a stopped process
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.process.wait(10)
 
     def stop(self, timeout: float) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -288,6 +304,14 @@ class Backoff:
         return min(self.initial * 2 ** (failures - 1), self.maximum)
 
 
+@dataclass(frozen=True)
+class Liveness:
+    """How `up` tells a hung child from a busy one: probes `every` seconds, `misses` in a row."""
+
+    every: float = 30.0
+    misses: int = 4
+
+
 def state_path(data: Path) -> Path:
     return paths.run_dir(data) / STATE_FILE
 
@@ -322,9 +346,11 @@ class Supervisor:
         backoff: Backoff | None = None,
         state_file: Path | None = None,
         poll_seconds: float = 0.5,
+        liveness: Liveness | None = None,
     ) -> None:
         self.children = children
         self.backoff = backoff or Backoff()
+        self.liveness = liveness or Liveness()
         self.state_file = state_file
         self.poll_seconds = poll_seconds
         self._stop = threading.Event()
@@ -344,7 +370,8 @@ class Supervisor:
         self._env = env
         for child in self.children:
             child.launch(env)
-            child.started = child.ready = time.monotonic()
+            child.started = child.ready = child.last_probe = time.monotonic()
+            child.answered = False
         self.write_state()
 
     def run(
@@ -393,10 +420,34 @@ class Supervisor:
             elif child.state == "starting":
                 if child.probe is None or child.probe():
                     self._serving(child)
+            elif self._hung(child):
+                self._died(child, f"hung: it did not answer {child.missed} probes in a row")
             elif child.failures and time.monotonic() - child.ready >= self.backoff.stable:
                 child.failures = 0
                 say(f"orchcap: {child.name} has served for {self.backoff.stable:g}s; stable again")
                 self.write_state()
+
+    def _hung(self, child: Supervised) -> bool:
+        """Probe a running child every `liveness.every` seconds; after `liveness.misses`
+        unanswered probes in a row it is alive but of no use (stopped, deadlocked, stuck in a
+        loop): kill it, so that it is restarted like a child that died."""
+        now = time.monotonic()
+        if child.probe is None or now - child.last_probe < self.liveness.every:
+            return False
+        if any(other.state != "running" for other in self.children):
+            return False  # e.g. the worker can't answer while the broker restarts: not its fault
+        child.last_probe = now
+        if child.probe():
+            child.missed, child.answered = 0, True
+            return False
+        if not child.answered:
+            return False  # still starting (a slow boot is not a hang)
+        child.missed += 1
+        say(f"orchcap: {child.name} did not answer its probe ({child.missed} in a row)", sys.stderr)
+        if child.missed < self.liveness.misses:
+            return False
+        child.kill()
+        return True
 
     def _died(self, child: Supervised, reason: str) -> None:
         now = time.monotonic()
@@ -441,7 +492,8 @@ class Supervisor:
         # A restarted child counts as degraded until it has served for `stable` seconds; the
         # clock starts once it serves, as a slow start must not use up that time.
         child.state = "running"
-        child.ready = time.monotonic()
+        child.ready = child.last_probe = time.monotonic()
+        child.missed, child.answered = 0, True
         child.degraded_until = time.time() + self.backoff.stable
         if child.probe is not None:
             say(f"orchcap: {child.name} serves again")

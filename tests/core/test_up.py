@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from orchcap.runtime.supervisor import state_path
@@ -173,6 +174,10 @@ SUPERVISION = {
     "ORCHCAP_UP_BACKOFF_MAX": "2",
     "ORCHCAP_UP_STABLE_SECONDS": "15",
     "ORCHCAP_UP_MAX_RESTARTS": "5",
+    # Liveness: a child that answers no probe for about 24 s is hung (30 s x 4 by default); not
+    # shorter, as a loaded machine can keep a healthy worker's answer to a ping late for seconds.
+    "ORCHCAP_UP_PROBE_SECONDS": "3",
+    "ORCHCAP_UP_PROBE_MISSES": "8",
     "ORCHCAP_HEALTH_WORKER_TIMEOUT": "1",
     "WEB_CONCURRENCY": "1",
     "ORCHCAP_WORKER_CONCURRENCY": "1",
@@ -269,6 +274,29 @@ def test_a_child_killed_with_sigkill_is_restarted_and_healthz_says_degraded_unti
     assert f"orchcap: {name} died (" in log
     assert f"orchcap: {name} restarted (pid {after['pid']}, restart 1)" in log
     assert supervised.process.poll() is None  # nothing else stopped
+
+
+def test_a_hung_worker_is_killed_and_restarted(supervised):
+    """Alive but of no use: SIGSTOP freezes the worker, which then answers no ping."""
+    wait_healthy(supervised)
+    before = supervised.child("worker")
+    os.killpg(before["pid"], signal.SIGSTOP)
+
+    deadline = time.monotonic() + 120
+    while True:
+        after = supervised.child("worker")
+        if after["restarts"] > before["restarts"] and health_status(supervised.base) == "ok":
+            break
+        if supervised.process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail("the hung worker was not restarted:\n" + supervised.log()[-5000:])
+        time.sleep(0.5)
+
+    assert after["pid"] != before["pid"]
+    assert not psutil.pid_exists(before["pid"])  # killed, not left stopped behind its successor
+    log = supervised.log()
+    assert "orchcap: worker did not answer its probe (8 in a row)" in log
+    assert "orchcap: worker died (hung: it did not answer 8 probes in a row)" in log
+    assert supervised.process.poll() is None
 
 
 def test_a_child_that_keeps_dying_makes_up_stop_everything_with_one_clear_line(supervised):

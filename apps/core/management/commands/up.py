@@ -17,6 +17,7 @@ from orchcap.runtime.supervisor import (
     Child,
     EngineChild,
     InstanceLock,
+    Liveness,
     Supervised,
     Supervisor,
     ensure_port_free,
@@ -142,7 +143,13 @@ class Command(BaseCommand):
                 probe=lambda: http_answers(f"{url}/login/"),
             ),
         ]  # fmt: skip
-        supervisor = Supervisor(children, backoff=backoff, state_file=state_path(data))
+        liveness = Liveness(
+            every=env_int("ORCHCAP_UP_PROBE_SECONDS", 30, minimum=1, maximum=3600),
+            misses=env_int("ORCHCAP_UP_PROBE_MISSES", 4, minimum=1, maximum=100),
+        )
+        supervisor = Supervisor(
+            children, backoff=backoff, state_file=state_path(data), liveness=liveness
+        )
         supervisor.install_signal_handlers()
         # Here too: a probe's Celery connection must not start the broker behind the supervisor.
         os.environ[SUPERVISED_ENV] = "1"
