@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
+from apps.cases import demo as cases_demo
 from apps.cases.models import Case
 from apps.people.demo import seed_demo_organisation
 from apps.people.models import Membership, Team
@@ -19,8 +20,11 @@ def _logins_file() -> Path:
 
 
 def test_seed_demo_creates_two_teams_and_one_user_per_role_with_working_logins_and_analyses(
-    db, capsys
+    db, capsys, monkeypatch
 ):
+    # The whole command, on a tenth of the invoices: their number is not what this test is
+    # about (tests/cases/test_demo.py checks the full seed), and 3,000 took most of its time.
+    monkeypatch.setattr(cases_demo, "AP_CASES", 300)
     _logins_file().unlink(missing_ok=True)
     call_command("seed_demo")
     printed = capsys.readouterr().out
