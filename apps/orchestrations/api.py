@@ -361,7 +361,7 @@ def _inbound_errors(view: Callable[..., Any]) -> Callable[..., Any]:
 )  # fmt: skip
 @_inbound_errors
 def send_items(request: HttpRequest, slug: str, wait_ms: int | None = None) -> Any:
-    orchestration = selectors.orchestration_for(user=request.user, slug=slug)
+    orchestration = inbound.receiving_orchestration(user=request.user, slug=slug)
     if wait_ms is not None and not 0 <= wait_ms <= MAX_WAIT_MS:
         raise ValidationError(f"wait_ms: from 0 to {MAX_WAIT_MS}")
     body = load_json(request.body)

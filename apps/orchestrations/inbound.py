@@ -19,6 +19,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.http import Http404
 from django.utils import timezone
 
 from apps.cases.models import Case, CaseStatus
@@ -41,6 +42,8 @@ from apps.orchestrations.models import (
     StepKind,
 )
 from apps.orchestrations.pipeline import evaluate_batch
+from apps.orchestrations.selectors import viewable_teams
+from apps.people.selectors import AnyUser
 
 log = logging.getLogger(__name__)
 MAX_ITEMS = 500
@@ -71,6 +74,20 @@ def canary_bucket(orchestration: Orchestration, external_id: str) -> float:
     """A stable number in [0, 1) for the item: below the canary share, the canary takes it."""
     digest = hashlib.sha256(f"{orchestration.pk}:{external_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def receiving_orchestration(*, user: AnyUser, slug: str) -> Orchestration:
+    """Orchestration `slug` to send items to: Http404 unless `user` reads its team's (as
+    selectors.orchestration_for), in one query with what receiving reads (team, process and
+    schema) and none of the list's figures (a sync answer's budget is a few milliseconds)."""
+    orchestration = (
+        Orchestration.objects.filter(team__in=viewable_teams(user=user), slug=slug)
+        .select_related("team", "process__schema")
+        .first()
+    )
+    if orchestration is None:
+        raise Http404("No such orchestration")
+    return orchestration
 
 
 # --- validation ---------------------------------------------------------------------------------
