@@ -146,7 +146,7 @@ def build() -> list[int]:
             decided_at, is_synthetic, created_at)
         SELECT (%(procs)s::bigint[])[g %% %(nproc)s + 1], (%(schemas)s::bigint[])[g %% %(nproc)s + 1],
                jsonb_build_object('po_status', (ARRAY['matched', 'missing', 'mismatch'])[g %% 3 + 1],
-                                  'amount', (g * 7919) %% 10000),
+                                  'amount', (g::bigint * 7919) %% 10000),
                'bench', '[]', 'decided', 0, 1, 'approve', '',
                now() - (%(n)s - g) * interval '1 second', true,
                now() - (%(n)s - g) * interval '1 second' - interval '1 hour'
@@ -190,9 +190,9 @@ def build() -> list[int]:
             is_synthetic, created_at, routed_to_id)
         SELECT (%(procs)s::bigint[])[g %% %(nproc)s + 1], (%(schemas)s::bigint[])[g %% %(nproc)s + 1],
                jsonb_build_object('po_status', (ARRAY['matched', 'missing', 'mismatch'])[g %% 3 + 1],
-                                  'amount', (g * 7919) %% 10000),
+                                  'amount', (g::bigint * 7919) %% 10000),
                'bench', '[]', 'open', 0, 0, '', '', true, now(),
-               CASE WHEN g %% 2 = 0 THEN (%(people)s::bigint[])[(g * 37) %% %(npeople)s + 1] END
+               CASE WHEN (g / 20) %% 2 = 0 THEN (%(people)s::bigint[])[(g * 37) %% %(npeople)s + 1] END
         FROM generate_series(0, %(open)s - 1) g
         """,
         params | {"open": OPEN_CASES, "npeople": len(people)},
