@@ -79,7 +79,15 @@ def test_a_failing_payload_fails_its_task_on_local(db):
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_real_control_plane_worker_is_node_local_and_runs_an_admins_probe(admin):
+def test_a_real_control_plane_worker_is_node_local_runs_probes_and_clears_a_late_flag(
+    admin, settings
+):
+    """One worker (a start costs seconds) for both: `local` runs an admin's probe; then the
+    fabric stall. After a worker dies, a task its successor could not take (a message the dead
+    worker had fetched) flags `local` not consuming. Nothing is sent to a flagged node, so only
+    the probe for quiet nodes (ORCHCAP_FABRIC_PROBE_SECONDS, 300 s) used to clear it: minutes
+    with nothing dispatched on a one-machine install. Now the sweep probes the flagged node."""
+    settings.ORCHCAP_FABRIC_PROBE_SECONDS = 300  # the default: this test must not wait for it
     worker = start_worker(DATABASE_URL=child_database_url(), ORCHCAP_HEARTBEAT_SECONDS="1")
     try:
         deadline = time.monotonic() + 60
@@ -105,34 +113,14 @@ def test_a_real_control_plane_worker_is_node_local_and_runs_an_admins_probe(admi
         assert state["state"] == "done", state
         assert state["node"]["name"] == "local"
         assert state["result"]["node_id"] == node.pk
-    finally:
-        output = stop_process(worker)
-    node.refresh_from_db()
-    assert node.state == NodeState.PLANNED_OFFLINE, output  # a stopped worker is not "lost"
 
-
-@pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
-def test_a_flag_raised_after_the_worker_restarted_clears_within_seconds(settings):
-    """After a worker dies, a task its successor could not take (a message the dead worker had
-    fetched) flags `local` not consuming. Nothing is sent to a flagged node, so before, only the
-    probe for quiet nodes (ORCHCAP_FABRIC_PROBE_SECONDS, 300 s) cleared it: minutes with
-    nothing dispatched on a one-machine install. Now the sweep probes the flagged node at once."""
-    settings.ORCHCAP_FABRIC_PROBE_SECONDS = 300  # the default: this test must not wait for it
-    worker = start_worker(DATABASE_URL=child_database_url(), ORCHCAP_HEARTBEAT_SECONDS="1")
-    try:
-        deadline = time.monotonic() + 60
-        ready = ComputeNode.objects.filter(control_plane=True, worker_ready=True, state="online")
-        while not ready.exists():
-            assert time.monotonic() < deadline, "no local node"
-            assert worker.poll() is None, stop_process(worker)[-3000:]
-            time.sleep(0.2)
-        node = ready.get()
+        # The worker is running when `local` gets flagged (as by a task left behind a dead one).
         flagged_at = timezone.now()
         consumption.flag_not_consuming(node=node, now=flagged_at, why="a task was not taken")
         task = dispatch.submit_task(kind="probe")
         assert task.state == "pending"  # a flagged node gets nothing
         assert "not consuming" in task.placement["reason"]
+        deadline = time.monotonic() + 60
         while task.state != "done":
             assert time.monotonic() < deadline, (task.state, task.placement)
             assert worker.poll() is None, stop_process(worker)[-3000:]
@@ -140,9 +128,10 @@ def test_a_flag_raised_after_the_worker_restarted_clears_within_seconds(settings
             time.sleep(0.5)
             task.refresh_from_db()
     finally:
-        stop_process(worker)
-    assert task.node_id == node.pk
+        output = stop_process(worker)
     node.refresh_from_db()
+    assert node.state == NodeState.PLANNED_OFFLINE, output  # a stopped worker is not "lost"
+    assert task.node_id == node.pk
     assert node.not_consuming_since is None
     event = NodeEvent.objects.get(node=node, kind=NodeEventKind.CONSUMING)
     # Taken by the worker (`local` renews the lease when it starts a message) and run.
