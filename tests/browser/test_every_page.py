@@ -210,6 +210,7 @@ def everything(team, expert, second_expert, manager, staff, admin, outsider, fit
         "evidence_id": skill_plan.pk,  # POST-only (405)
         "review_id": skill_plan.pk,  # POST-only (405)
         "notification_id": run.pk,  # POST-only (405)
+        "gold_id": case.pk,  # practice answers are POST-only (405)
     }
     # Where one argument name means different objects on different pages.
     by_page = {
