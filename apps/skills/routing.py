@@ -301,6 +301,15 @@ POLICY_FIELDS = (
 )
 
 
+# Beyond these a knob means nothing more (and the integer columns hold at most 2**31 - 1).
+POLICY_LIMITS = {
+    "prior_weight": 10_000,
+    "expert_min_decisions": 1_000_000,
+    "speed_weight": 100.0,
+    "load_penalty": 100.0,
+}
+
+
 def update_policy(*, process: Process, **values: object) -> RoutingPolicy:
     """Set the process's routing strategy and knobs (POLICY_FIELDS). ValidationError with the
     reason for an unknown field, strategy, a share outside 0 to 1 or a negative weight."""
@@ -318,9 +327,12 @@ def update_policy(*, process: Process, **values: object) -> RoutingPolicy:
         raise ValidationError(
             f"learning_share must be between 0 and 1, got {policy.learning_share}"
         )
-    for name in ("prior_weight", "expert_min_decisions", "speed_weight", "load_penalty"):
-        if float(getattr(policy, name)) < 0:
-            raise ValidationError(f"{name} can't be negative, got {getattr(policy, name)}")
+    for name, most in POLICY_LIMITS.items():
+        value = float(getattr(policy, name))
+        if not (math.isfinite(value) and 0 <= value <= most):
+            raise ValidationError(
+                f"{name} must be between 0 and {most:g}, got {getattr(policy, name)}"
+            )
     policy.save()
     return policy
 

@@ -140,6 +140,16 @@ def test_the_api_replays_and_sets_the_strategy(history, manager):
         content_type="application/json",
     )
     assert wrong.status_code == 422
+    # Past what an integer column holds (was a 500: integer out of range), or past any sense.
+    for knob, value in (("prior_weight", 10**12), ("load_penalty", 1e300)):
+        huge = client.put(
+            f"/api/v1/skills/routing/{process.slug}",
+            {"strategy": "order", knob: value},
+            content_type="application/json",
+        )
+        assert huge.status_code == 422, huge.content
+        assert f"{knob} must be between 0 and" in huge.json()["detail"]
+    assert client.get(f"/api/v1/skills/routing/{process.slug}").json()["strategy"] == "expertise"
 
 
 def test_the_routing_index_lists_only_the_processes_one_manages(history, manager, expert):
