@@ -79,7 +79,8 @@ def test_after_ctrl_enter_the_next_keys_decide_the_next_case(logged_in, expert, 
         ("approve", "ok", ""),
         ("approve", "ok", ""),
     ]
-    assert page.evaluate("document.activeElement.classList.contains('case-view')")
+    # Focus comes back once the swapped-in case has settled, a moment after its text shows.
+    expect(page.locator("#review-pane .case-view")).to_be_focused()
 
 
 def test_shift_and_a_number_chooses_a_reason_code_of_the_chosen_decision(
