@@ -79,8 +79,10 @@ def test_after_ctrl_enter_the_next_keys_decide_the_next_case(logged_in, expert, 
         ("approve", "ok", ""),
         ("approve", "ok", ""),
     ]
-    # Focus comes back once the swapped-in case has settled, a moment after its text shows.
-    expect(page.locator("#review-pane .case-view")).to_be_focused()
+    # The next keys are keys again on the case now shown: not text in its rationale box.
+    page.keyboard.press("2")
+    expect(page.locator("#decision-form input[name=label][data-key='2']")).to_be_checked()
+    assert page.input_value("#rationale") == ""
 
 
 def test_shift_and_a_number_chooses_a_reason_code_of_the_chosen_decision(
