@@ -154,6 +154,17 @@ def _later_pages() -> list[tuple[str, str, str]]:
         ("skill_reviews", "maya", reverse("skill_reviews")),
         ("skills_framework", "ada", reverse("skills_framework")),
     ]
+    ap_slug = "ap-invoice-exceptions"
+    rows += [
+        ("capital_money", "maya", reverse("capital_money", args=["ap"])),
+        ("skill_matrices", "maya", reverse("skill_matrices")),
+        ("team_skill_matrix", "maya", reverse("team_skill_matrix", args=["ap"])),
+        ("practice_home", "sam", reverse("practice_home")),
+        ("practice_queue", "sam", reverse("practice_queue", args=[ap_slug])),
+        ("gold_list", "maya", reverse("gold_list", args=[ap_slug])),
+        ("skills_routing_index", "maya", reverse("skills_routing_index")),
+        ("skills_routing", "maya", reverse("skills_routing", args=[ap_slug])),
+    ]
     sam = get_user_model().objects.filter(username="sam").first()
     if sam is not None:
         rows.append(("person_skills", "maya", reverse("person_skills", args=[sam.pk])))
