@@ -45,8 +45,6 @@ class Collector:
         """Evaluate and record these (committed, unfinished) runs with whatever other requests
         of this process are waiting; the ones finished here (as execution.evaluate_here).
         Raises what the batch's evaluation raised."""
-        from apps.orchestrations.execution import BATCH_MAX, evaluate_here
-
         mine = _Waiting(runs)
         with self._changed:
             self._waiting.append(mine)
@@ -64,10 +62,7 @@ class Collector:
                 batch, self._waiting = self._waiting, []
             every = [run for waiting in batch for run in waiting.runs]
             try:
-                finished: list[Run] = []
-                for start in range(0, len(every), BATCH_MAX):
-                    finished += evaluate_here(every[start : start + BATCH_MAX])
-                error = None
+                finished, error = _evaluate_all(every), None
             except Exception as exc:  # each request handles it as its own (inbound.py)
                 finished, error = [], exc
             ids = {run.pk for run in finished}
@@ -98,10 +93,15 @@ _collector = Collector()
 def evaluate_together(runs: list[Run]) -> list[Run]:
     """The in-request path for a sync request's runs: batched with the process's other waiting
     requests, unless the caller is in a transaction (its runs aren't visible to others yet)."""
-    from apps.orchestrations.execution import BATCH_MAX, evaluate_here
-
     if not connection.in_atomic_block:
         return _collector.evaluate(runs)
+    return _evaluate_all(runs)
+
+
+def _evaluate_all(runs: list[Run]) -> list[Run]:
+    """execution.evaluate_here over `runs`, BATCH_MAX at a time; the runs finished."""
+    from apps.orchestrations.execution import BATCH_MAX, evaluate_here
+
     finished: list[Run] = []
     for start in range(0, len(runs), BATCH_MAX):
         finished += evaluate_here(runs[start : start + BATCH_MAX])
