@@ -140,6 +140,15 @@
     const swapped = event.detail && event.detail.target;
     if ((swapped && swapped.id === "review-pane") || event.target.id === "review-pane") { focusCase(); }
   });
-  document.addEventListener("htmx:afterSettle", filterReasonCodes);
+  // And once it has settled: if anything took focus away meanwhile and left it nowhere (the page
+  // itself), the case gets it back; a person who has since clicked into a field keeps it.
+  document.addEventListener("htmx:afterSettle", (event) => {
+    filterReasonCodes();
+    const active = document.activeElement;
+    const settled = event.detail && event.detail.target;
+    if (settled && settled.id === "review-pane" && (!active || active === document.body)) {
+      focusCase();
+    }
+  });
   document.addEventListener("DOMContentLoaded", filterReasonCodes);
 })();

@@ -4,6 +4,7 @@ the case after each decision, reason codes have keys, `a` takes the suggested re
 import pytest
 from django.urls import reverse
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from apps.cases.models import Case, Decision
 from tests.factories import make_cases, make_decided_cases, make_process
@@ -18,6 +19,31 @@ def _review(logged_in, expert, process) -> Page:
     page = logged_in(expert, reverse("review", args=[process.slug]))
     expect(page.locator("#decision-form")).to_be_visible()
     return page
+
+
+# Records focus moves and htmx swaps, to say what took focus should it not come back.
+FOCUS_LOG = """() => {
+  window.focusLog = [];
+  const name = (el) => el ? el.tagName + (el.id ? "#" + el.id : "") : "none";
+  const note = (...what) => window.focusLog.push([Math.round(performance.now()), ...what]);
+  document.addEventListener("focusin", (e) => note("focusin", name(e.target)), true);
+  document.addEventListener("focusout", (e) => note("focusout", name(e.target)), true);
+  for (const kind of ["htmx:afterSwap", "htmx:afterSettle", "htmx:responseError"]) {
+    document.addEventListener(kind, (e) => note(kind, name(document.activeElement)));
+  }
+}"""
+
+
+def _case_focused(page: Page) -> bool:
+    """Whether the case has focus within 5 s."""
+    try:
+        page.wait_for_function(
+            "document.activeElement && document.activeElement.matches('#review-pane .case-view')",
+            timeout=5_000,
+        )
+    except PlaywrightTimeoutError:
+        return False
+    return True
 
 
 def _shown_case(page: Page) -> str:
@@ -60,6 +86,7 @@ def test_keys_do_nothing_behind_the_open_help_dialog(logged_in, expert, process)
 def test_after_ctrl_enter_the_next_keys_decide_the_next_case(logged_in, expert, process):
     make_cases(process, 4)
     page = _review(logged_in, expert, process)
+    page.evaluate(FOCUS_LOG)
     page.keyboard.press("3")
     page.keyboard.press("r")
     page.keyboard.type("asked the vendor for the PO", delay=20)
@@ -79,6 +106,11 @@ def test_after_ctrl_enter_the_next_keys_decide_the_next_case(logged_in, expert, 
         ("approve", "ok", ""),
         ("approve", "ok", ""),
     ]
+    # Focus is back on the case now shown (with what moved it, should it not be).
+    if not _case_focused(page):
+        active = page.evaluate("document.activeElement && document.activeElement.outerHTML")
+        log = page.evaluate("window.focusLog")
+        pytest.fail(f"focus is on {str(active)[:80]}; focus and swap events: {log}")
     # The next keys are keys again on the case now shown: not text in its rationale box.
     page.keyboard.press("2")
     expect(page.locator("#decision-form input[name=label][data-key='2']")).to_be_checked()
