@@ -1,6 +1,11 @@
 from django.contrib import admin
 
-from apps.orchestrations.models import Orchestration, OrchestrationVersion, StageChange
+from apps.orchestrations.models import (
+    Orchestration,
+    OrchestrationVersion,
+    SiteChange,
+    StageChange,
+)
 
 
 @admin.register(Orchestration)
@@ -18,3 +23,8 @@ class OrchestrationVersionAdmin(admin.ModelAdmin):
 @admin.register(StageChange)
 class StageChangeAdmin(admin.ModelAdmin):
     list_display = ("orchestration", "version", "from_stage", "to_stage", "actor", "created_at")
+
+
+@admin.register(SiteChange)
+class SiteChangeAdmin(admin.ModelAdmin):
+    list_display = ("orchestration", "from_site", "to_site", "actor", "created_at")

@@ -22,6 +22,7 @@ from apps.orchestrations.models import (
     OrchestrationVersion,
     Run,
     RunState,
+    SiteChange,
     StageChange,
 )
 from apps.orchestrations.schemas import (
@@ -44,6 +45,7 @@ from apps.orchestrations.schemas import (
     RunOut,
     RunPage,
     RunStepOut,
+    SiteChangeOut,
     StageChangeOut,
     StageIn,
     VersionIn,
@@ -92,6 +94,16 @@ def change_out(change: StageChange) -> StageChangeOut:
     )
 
 
+def site_change_out(change: SiteChange) -> SiteChangeOut:
+    return SiteChangeOut(
+        from_site=change.from_site,
+        to_site=change.to_site,
+        reason=change.reason,
+        actor=_username(change.actor),
+        at=change.created_at,
+    )
+
+
 def orchestration_out(orchestration: Orchestration) -> dict:
     live = orchestration.live_versions[0] if orchestration.live_versions else None
     return {
@@ -114,6 +126,7 @@ def _detail(request: HttpRequest, slug: str) -> OrchestrationDetailOut:
         site_nodes=site.nodes_at_site(site=orchestration.site) if orchestration.site else None,
         version_list=[version_out(v) for v in selectors.versions_of(orchestration=orchestration)],
         stage_log=[change_out(c) for c in selectors.stage_log(orchestration=orchestration)],
+        site_log=[site_change_out(c) for c in site.site_log(orchestration=orchestration)],
     )
 
 
@@ -180,8 +193,8 @@ def get_orchestration(request: HttpRequest, slug: str) -> OrchestrationDetailOut
 @router.patch(
     "/orchestrations/{slug}",
     response={200: OrchestrationDetailOut, **_ERRORS},
-    summary="Pin the orchestration to a site (organisation admins; 403 for anyone else, 422 "
-    "for a malformed site)",
+    summary="Pin the orchestration to a site, saying why (organisation admins; 403 for anyone "
+    "else, 422 for a malformed site or a change without a reason); logged in `site_log`",
 )
 @validation_errors
 def update_orchestration(
@@ -189,7 +202,12 @@ def update_orchestration(
 ) -> OrchestrationDetailOut:
     orchestration = selectors.orchestration_for(user=request.user, slug=slug)
     try:
-        site.set_site(orchestration=orchestration, site=payload.site, actor=request.user)
+        site.set_site(
+            orchestration=orchestration,
+            site=payload.site,
+            actor=request.user,
+            reason=payload.reason,
+        )
     except PermissionDenied as exc:
         raise HttpError(403, str(exc)) from None
     return _detail(request, slug)

@@ -131,6 +131,28 @@ class StageChange(models.Model):
         return f"v{self.version_id}: {self.from_stage} → {self.to_stage}"
 
 
+class SiteChange(models.Model):
+    """One change of the site an orchestration is pinned to (a data-residency decision, so who
+    made it and why are kept with the old and new site; "" is "not pinned")."""
+
+    orchestration = models.ForeignKey(
+        Orchestration, on_delete=models.CASCADE, related_name="site_changes"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    from_site = models.CharField(max_length=60, blank=True)
+    to_site = models.CharField(max_length=60, blank=True)
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.orchestration_id}: {self.from_site or '-'} → {self.to_site or '-'}"
+
+
 class ComponentKind(models.TextChoices):
     RULE = "rule", "Rule"
     MODEL = "model", "Model version"

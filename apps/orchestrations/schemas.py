@@ -77,6 +77,14 @@ class StageChangeOut(Schema):
     at: datetime
 
 
+class SiteChangeOut(Schema):
+    from_site: str = Field(description='The site before ("": not pinned).')
+    to_site: str = Field(description='The site after ("": not pinned).')
+    reason: str
+    actor: str | None
+    at: datetime
+
+
 class OrchestrationOut(Schema):
     slug: str
     name: str
@@ -126,6 +134,12 @@ class OrchestrationPatchIn(Schema):
         description='Pin the orchestration to a site ("" unpins it): its items are evaluated '
         "only on fabric nodes labelled site=<this>. Organisation admins only.",
     )
+    reason: str = Field(
+        "",
+        max_length=2000,
+        description="Why the site changes: required when it does (logged in `site_log` with "
+        "you as the actor); saving the same site changes and logs nothing.",
+    )
 
 
 class OrchestrationDetailOut(OrchestrationOut):
@@ -136,6 +150,9 @@ class OrchestrationDetailOut(OrchestrationOut):
     )
     version_list: list[VersionOut]
     stage_log: list[StageChangeOut]
+    site_log: list[SiteChangeOut] = Field(
+        description="Its site changes, newest first (the last 50): who, from, to and why."
+    )
 
 
 class DiffOut(Schema):

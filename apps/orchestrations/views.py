@@ -110,12 +110,15 @@ def _detail_context(request: HtmxHttpRequest, orchestration: Orchestration) -> d
 
 
 def _site_context(request: HtmxHttpRequest, orchestration: Orchestration, error: str = "") -> dict:
-    """The site the orchestration is pinned to, how many nodes carry it, and (for organisation
-    admins) the form to change it."""
+    """The site the orchestration is pinned to, how many nodes carry it, its site changes and
+    (for organisation admins) the form to change it, with `error` beside the field it is about."""
+    on_reason = error.startswith("reason:")
     return {
         "can_set_site": site.can_set_site(user=request.user),
         "site_nodes": site.nodes_at_site(site=orchestration.site),
-        "site_error": error,
+        "site_log": site.site_log(orchestration=orchestration),
+        "site_error": "" if on_reason else error,
+        "site_reason_error": error if on_reason else "",
     }
 
 
@@ -130,20 +133,27 @@ def orchestration_site(request: HtmxHttpRequest, orchestration_slug: str) -> Htt
             "Only an organisation admin pins an orchestration to a site: it decides which "
             "machines see the process's items."
         )
+    typed = {
+        "site_value": request.POST.get("site", ""),
+        "site_reason": request.POST.get("reason", ""),
+    }
     try:
         orchestration = site.set_site(
-            orchestration=orchestration, site=request.POST.get("site", ""), actor=request.user
+            orchestration=orchestration,
+            site=typed["site_value"],
+            actor=request.user,
+            reason=typed["site_reason"],
         )
     except ValidationError as exc:
         if request.htmx:
             context = {
                 "orchestration": orchestration,
-                "site_value": request.POST.get("site", ""),
+                **typed,
                 **_site_context(request, orchestration, reason_of(exc)),
             }
             return render(request, "orchestrations/detail.html#site", context, status=422)
         context = _detail_context(request, orchestration)
-        context.update(site_error=reason_of(exc), site_value=request.POST.get("site", ""))
+        context.update(typed, **_site_context(request, orchestration, reason_of(exc)))
         return render(request, "orchestrations/detail.html", context, status=422)
     pinned = f"pinned to site {orchestration.site}" if orchestration.site else "not pinned"
     if request.htmx:

@@ -31,7 +31,9 @@ def test_an_org_admin_pins_it_through_the_api_and_new_runs_carry_the_site(
     change_stage(version=version, stage="live", actor=manager)
 
     answer = client_for(admin).patch(
-        api_url(orchestration), {"site": " branch-3 "}, content_type="application/json"
+        api_url(orchestration),
+        {"site": " branch-3 ", "reason": "branch data stays in branch 3"},
+        content_type="application/json",
     )
 
     assert answer.status_code == 200
@@ -50,7 +52,7 @@ def test_an_org_admin_pins_it_through_the_api_and_new_runs_carry_the_site(
     assert requirements_of(run) == {"labels": {"site": "branch-3"}}
     # "" unpins.
     cleared = client_for(admin).patch(
-        api_url(orchestration), {"site": ""}, content_type="application/json"
+        api_url(orchestration), {"site": "", "reason": "moved"}, content_type="application/json"
     )
     assert cleared.json()["site"] == ""
     assert cleared.json()["site_nodes"] is None
@@ -61,11 +63,15 @@ def test_a_team_manager_or_team_admin_gets_403_with_the_reason_and_outsiders_404
 ):
     for user in (manager, team_admin, expert):
         answer = client_for(user).patch(
-            api_url(orchestration), {"site": "branch-3"}, content_type="application/json"
+            api_url(orchestration),
+            {"site": "branch-3", "reason": "why not"},
+            content_type="application/json",
         )
         assert answer.status_code == 403, user
         assert "Only an organisation admin" in answer.json()["detail"]
-        page = client_for(user).post(site_url(orchestration), {"site": "branch-3"})
+        page = client_for(user).post(
+            site_url(orchestration), {"site": "branch-3", "reason": "why not"}
+        )
         assert page.status_code == 403
     hidden = client_for(outsider).patch(
         api_url(orchestration), {"site": "branch-3"}, content_type="application/json"
@@ -101,7 +107,7 @@ def test_the_page_shows_the_site_and_only_an_org_admin_gets_the_form(admin, mana
     )  # fmt: skip
     detail = reverse("orchestration_detail", args=[orchestration.slug])
 
-    saved = client_for(admin).post(site_url(orchestration), {"site": "branch-3"})
+    saved = client_for(admin).post(site_url(orchestration), {"site": "branch-3", "reason": "b3"})
     fragment = client_for(admin).post(
         site_url(orchestration), {"site": "branch-3"}, headers={"HX-Request": "true"}
     )
