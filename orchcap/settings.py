@@ -85,7 +85,7 @@ MIDDLEWARE = [
     "apps.fabric.middleware.HeartbeatFastPathMiddleware",
     "apps.core.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # JSON errors under /api/; NUL characters and oversized bodies refused on pages
+    # JSON errors under /api/; oversized bodies refused and NUL characters removed on pages
     "apps.core.middleware.ApiErrorsMiddleware",
     "apps.core.middleware.FormGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -93,6 +93,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Says which fields FormGuardMiddleware removed a NUL character from (a message or a toast).
+    "apps.core.middleware.NulNoticeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # An htmx request without a session gets 401, not the login page inside a fragment.
