@@ -7,39 +7,43 @@
 - `cases.adjudications_upheld`: disputes the person took part in that an adjudicator settled, and
   the share settled with the person's label.
 
-Only labels the person gave (review, API, import) count: not adjudications or the model's.
+Only labels the person gave (review, API, import) count: not adjudications or the model's. Each
+kind measures a list of people at once (one grouped query, whatever their number): the hourly
+refresh passes everyone, a single refresh one person.
 """
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import F, Q, QuerySet
-from django.urls import reverse
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from apps.cases import agreement
 from apps.cases.models import CaseStatus, Decision, DecisionSource
 from apps.core.evidence_kinds import (
     MAX_REFS,
+    PROCESS,
     EvidenceKind,
     Measurement,
     Param,
     Ref,
     between,
+    group_by_first,
+    latest_per_person,
     register_evidence_kind,
+    url_maker,
 )
 
 LABEL_SOURCES = (DecisionSource.REVIEW, DecisionSource.API, DecisionSource.IMPORT)
-PROCESS = Param("process", "process", "a process slug (empty: every process)")
 LABEL = Param("label", "text", "a decision label (empty: every label)")
 
 
 def _labels(
-    person: AbstractBaseUser, params: dict[str, Any], since: datetime | None, until: datetime
+    people: list[int], params: dict[str, Any], since: datetime | None, until: datetime
 ) -> QuerySet[Decision]:
     rows = Decision.objects.filter(
-        expert=person,
+        expert_id__in=people,
         retracted_at__isnull=True,
         source__in=LABEL_SOURCES,
         **between("decided_at", since, until),
@@ -49,65 +53,125 @@ def _labels(
     return rows
 
 
-def _case_ref(case_id: int, text: str) -> Ref:
-    return Ref(f"case {case_id}: {text}", reverse("case_detail", kwargs={"case_id": case_id}))
+def _latest_label_per_case(rows: QuerySet[Decision]) -> list[tuple[int, int, str]]:
+    """(person, case, label) for each case a person labelled in `rows`, their latest label there
+    (a case labelled twice, by review and import say, counts once)."""
+    return list(
+        rows.order_by("expert_id", "case_id", "-decided_at", "-pk")
+        .distinct("expert_id", "case_id")
+        .values_list("expert_id", "case_id", "label")
+    )
+
+
+def _case_refs() -> Callable[[int, str], Ref]:
+    case_url = url_maker("case_detail", "case_id")
+    return lambda case_id, text: Ref(f"case {case_id}: {text}", case_url(case_id))
 
 
 def decisions_agree(
-    *, person: AbstractBaseUser, params: dict[str, Any], since: datetime | None, until: datetime
-) -> Measurement:
-    rows = _labels(person, params, since, until).filter(case__status=CaseStatus.DECIDED)
+    *, people: list[int], params: dict[str, Any], since: datetime | None, until: datetime
+) -> dict[int, Measurement]:
+    rows = _labels(people, params, since, until).filter(case__status=CaseStatus.DECIDED)
     rows = rows.exclude(case__final_label="")
     if params.get("label"):
         # "This label or not": the labels that said it and the cases that ended with it.
         rows = rows.filter(Q(label=params["label"]) | Q(case__final_label=params["label"]))
-    total = rows.count()
-    agreed = rows.filter(label=F("case__final_label")).count()
-    latest = rows.order_by("-decided_at", "-pk").values_list(
-        "case_id", "label", "case__final_label"
+    totals = (
+        rows.order_by()
+        .values("expert_id")
+        .annotate(total=Count("pk"), agreed=Count("pk", filter=Q(label=F("case__final_label"))))
+        .values_list("expert_id", "total", "agreed")
     )
-    refs = [
-        _case_ref(case_id, "agreed" if label == final else "overturned")
-        for case_id, label, final in latest[:MAX_REFS]
-    ]
-    return Measurement(count=total, value=agreed / total if total else None, refs=refs)
+    totals = list(totals)
+    latest = latest_per_person(
+        rows,
+        people=[expert for expert, _, _ in totals],
+        person="expert_id",
+        order_by=[F("decided_at").desc(), F("pk").desc()],
+        fields=("case_id", "label", "case__final_label"),
+    )
+    case_ref = _case_refs()
+    return {
+        expert: Measurement(
+            count=total,
+            value=agreed / total,
+            refs=[
+                case_ref(case_id, "agreed" if label == final else "overturned")
+                for case_id, label, final in latest[expert]
+            ],
+        )
+        for expert, total, agreed in totals
+    }
+
+
+def _peer_labels() -> QuerySet[Decision]:
+    return Decision.objects.filter(retracted_at__isnull=True, source__in=LABEL_SOURCES)
 
 
 def peer_kappa(
-    *, person: AbstractBaseUser, params: dict[str, Any], since: datetime | None, until: datetime
-) -> Measurement:
-    mine = dict(_labels(person, params, since, until).values_list("case_id", "label"))
-    others = (
-        Decision.objects.filter(
-            case_id__in=list(mine), retracted_at__isnull=True, source__in=LABEL_SOURCES
-        )
-        .exclude(expert=person)
-        .values_list("case_id", "label")
+    *, people: list[int], params: dict[str, Any], since: datetime | None, until: datetime
+) -> dict[int, Measurement]:
+    # Only the cases someone else labelled too: a semi-join, so that a person's thousands of
+    # single-label cases are never read.
+    labelled_by_others = _peer_labels().filter(case_id=OuterRef("case_id"))
+    labelled_by_others = labelled_by_others.exclude(expert_id=OuterRef("expert_id"))
+    mine = _latest_label_per_case(
+        _labels(people, params, since, until).filter(Exists(labelled_by_others))
     )
-    pairs: list[tuple[str, str]] = []
-    shared: dict[int, int] = defaultdict(int)
-    for case_id, label in others:
-        pairs.append((mine[case_id], label))
-        shared[case_id] += 1
-    refs = [_case_ref(case_id, "labelled by others too") for case_id in sorted(shared)[-MAX_REFS:]]
-    return Measurement(count=len(shared), value=agreement.cohens_kappa(pairs), refs=refs)
+    theirs: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    shared_cases = {case_id for _, case_id, _ in mine}
+    for case_id, expert, label in (
+        _peer_labels().filter(case_id__in=shared_cases).values_list("case_id", "expert_id", "label")
+    ):
+        theirs[case_id].append((expert, label))
+    case_ref = _case_refs()
+    measured: dict[int, Measurement] = {}
+    for person, cases in group_by_first(mine).items():
+        pairs = [
+            (label, other)
+            for case_id, label in cases
+            for expert, other in theirs[case_id]
+            if expert != person
+        ]
+        shared = sorted(case_id for case_id, _ in cases)
+        measured[person] = Measurement(
+            count=len(shared),
+            value=agreement.cohens_kappa(pairs),
+            refs=[case_ref(case_id, "labelled by others too") for case_id in shared[-MAX_REFS:]],
+        )
+    return measured
 
 
 def adjudications_upheld(
-    *, person: AbstractBaseUser, params: dict[str, Any], since: datetime | None, until: datetime
-) -> Measurement:
-    mine = dict(_labels(person, params, since, until).values_list("case_id", "label"))
-    settled = Decision.objects.filter(
-        case_id__in=list(mine), source=DecisionSource.ADJUDICATION, retracted_at__isnull=True
-    ).values_list("case_id", "label")
-    outcome = dict(settled)
-    upheld = [case_id for case_id, label in outcome.items() if mine[case_id] == label]
-    refs = [
-        _case_ref(case_id, "upheld" if case_id in upheld else "not upheld")
-        for case_id in sorted(outcome)[-MAX_REFS:]
-    ]
-    total = len(outcome)
-    return Measurement(count=total, value=len(upheld) / total if total else None, refs=refs)
+    *, people: list[int], params: dict[str, Any], since: datetime | None, until: datetime
+) -> dict[int, Measurement]:
+    settled = Decision.objects.filter(source=DecisionSource.ADJUDICATION, retracted_at__isnull=True)
+    mine = _latest_label_per_case(
+        _labels(people, params, since, until).filter(
+            Exists(settled.filter(case_id=OuterRef("case_id")))
+        )
+    )
+    # The latest adjudication of each case is its outcome.
+    outcome = dict(
+        settled.filter(case_id__in={case_id for _, case_id, _ in mine})
+        .order_by("case_id", "-decided_at", "-pk")
+        .distinct("case_id")
+        .values_list("case_id", "label")
+    )
+    case_ref = _case_refs()
+    measured: dict[int, Measurement] = {}
+    for person, cases in group_by_first(mine).items():
+        upheld = {case_id for case_id, label in cases if outcome[case_id] == label}
+        disputes = sorted(case_id for case_id, _ in cases)
+        measured[person] = Measurement(
+            count=len(disputes),
+            value=len(upheld) / len(disputes),
+            refs=[
+                case_ref(case_id, "upheld" if case_id in upheld else "not upheld")
+                for case_id in disputes[-MAX_REFS:]
+            ],
+        )
+    return measured
 
 
 register_evidence_kind(
@@ -115,7 +179,7 @@ register_evidence_kind(
         key="cases.decisions_agree",
         label="Decisions on decided cases, agreeing with the final label",
         value_label="agreement",
-        measure=decisions_agree,
+        measure_many=decisions_agree,
         params=(PROCESS, LABEL),
         todo="decide {n} more cases",
         owner="cases",
@@ -126,7 +190,7 @@ register_evidence_kind(
         key="cases.peer_kappa",
         label="Cases labelled by other experts too (Cohen's kappa with them)",
         value_label="kappa",
-        measure=peer_kappa,
+        measure_many=peer_kappa,
         params=(PROCESS,),
         todo="label {n} more cases that other experts label too",
         owner="cases",
@@ -137,7 +201,7 @@ register_evidence_kind(
         key="cases.adjudications_upheld",
         label="Disputes settled by an adjudicator, upheld with your label",
         value_label="upheld",
-        measure=adjudications_upheld,
+        measure_many=adjudications_upheld,
         params=(PROCESS,),
         todo="take part in {n} more settled disputes",
         owner="cases",

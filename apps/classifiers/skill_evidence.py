@@ -6,12 +6,13 @@ apps/core/evidence_kinds.py).
 - `classifiers.label_errors_resolved`: second looks the person asked for (from the likely label
   errors page) whose case is decided again; the figure is the share where the label changed (a
   label error confirmed and corrected).
+
+Both measure a list of people at once (one read, grouped by person).
 """
 
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 
@@ -19,67 +20,79 @@ from apps.cases.models import CaseEvent, CaseStatus
 from apps.classifiers.models import ModelVersion, RegistryEvent
 from apps.core.evidence_kinds import (
     MAX_REFS,
+    PROCESS,
     EvidenceKind,
     Measurement,
     Param,
     Ref,
     between,
     register_evidence_kind,
+    url_maker,
 )
-
-PROCESS = Param("process", "process", "a process slug (empty: every process)")
 
 
 def models_trained(
-    *, person: AbstractBaseUser, params: dict[str, Any], since: datetime | None, until: datetime
-) -> Measurement:
+    *, people: list[int], params: dict[str, Any], since: datetime | None, until: datetime
+) -> dict[int, Measurement]:
     versions = ModelVersion.objects.filter(
-        trained_by=person, **between("trained_at", since, until)
+        trained_by_id__in=people, **between("trained_at", since, until)
     ).select_related("process")
     if params.get("process"):
         versions = versions.filter(process__slug=params["process"])
     if params.get("promoted"):
         ever = RegistryEvent.objects.filter(model_version=OuterRef("pk"), kind="promoted")
         versions = versions.filter(Q(is_promoted=True) | Exists(ever))
-    rows = list(versions.order_by("-trained_at", "-pk").only("version", "metrics", "process"))
-    scores = [row.metrics.get("macro_f1") for row in rows]
-    scores = [s for s in scores if isinstance(s, int | float)]
-    refs = [
-        Ref(
-            f"{row.process.name} model v{row.version}",
-            reverse("model_detail", kwargs={"slug": row.process.slug, "version": row.version}),
-        )
-        for row in rows[:MAX_REFS]
-    ]
-    return Measurement(
-        count=len(rows), value=sum(scores) / len(scores) if scores else None, refs=refs
-    )
+    trained: dict[int, list[ModelVersion]] = {}
+    for row in versions.order_by("-trained_at", "-pk").only(
+        "version", "metrics", "process", "trained_by_id"
+    ):
+        trained.setdefault(row.trained_by_id, []).append(row)
+    measured = {}
+    for person_id, rows in trained.items():
+        scores = [row.metrics.get("macro_f1") for row in rows]
+        scores = [s for s in scores if isinstance(s, int | float)]
+        refs = [
+            Ref(
+                f"{row.process.name} model v{row.version}",
+                reverse("model_detail", kwargs={"slug": row.process.slug, "version": row.version}),
+            )
+            for row in rows[:MAX_REFS]
+        ]
+        mean = sum(scores) / len(scores) if scores else None
+        measured[person_id] = Measurement(count=len(rows), value=mean, refs=refs)
+    return measured
 
 
 def label_errors_resolved(
-    *, person: AbstractBaseUser, params: dict[str, Any], since: datetime | None, until: datetime
-) -> Measurement:
+    *, people: list[int], params: dict[str, Any], since: datetime | None, until: datetime
+) -> dict[int, Measurement]:
     events = CaseEvent.objects.filter(
-        actor=person, kind="second_look", **between("at", since, until)
+        actor_id__in=people, kind="second_look", **between("at", since, until)
     ).select_related("case")
     if params.get("process"):
         events = events.filter(case__process__slug=params["process"])
-    # The latest second look per case: a case looked at twice counts once.
-    looked: dict[int, CaseEvent] = {}
+    # The latest second look per person and case: a case looked at twice counts once.
+    looked: dict[int, dict[int, CaseEvent]] = {}
     for event in events.order_by("at", "pk"):
-        looked[event.case_id] = event
-    resolved = [e for e in looked.values() if e.case.status == CaseStatus.DECIDED]
-    changed = [e for e in resolved if e.case.final_label != e.data.get("label")]
-    refs = [
-        Ref(
-            f"case {e.case_id}: {'corrected' if e in changed else 'confirmed'}",
-            reverse("case_detail", kwargs={"case_id": e.case_id}),
+        looked.setdefault(event.actor_id, {})[event.case_id] = event
+    case_url = url_maker("case_detail", "case_id")
+    measured = {}
+    for person_id, latest in looked.items():
+        resolved = [e for e in latest.values() if e.case.status == CaseStatus.DECIDED]
+        if not resolved:
+            continue
+        changed = [e for e in resolved if e.case.final_label != e.data.get("label")]
+        refs = [
+            Ref(
+                f"case {e.case_id}: {'corrected' if e in changed else 'confirmed'}",
+                case_url(e.case_id),
+            )
+            for e in sorted(resolved, key=lambda e: e.at, reverse=True)[:MAX_REFS]
+        ]
+        measured[person_id] = Measurement(
+            count=len(resolved), value=len(changed) / len(resolved), refs=refs
         )
-        for e in sorted(resolved, key=lambda e: e.at, reverse=True)[:MAX_REFS]
-    ]
-    return Measurement(
-        count=len(resolved), value=len(changed) / len(resolved) if resolved else None, refs=refs
-    )
+    return measured
 
 
 register_evidence_kind(
@@ -87,7 +100,7 @@ register_evidence_kind(
         key="classifiers.models_trained",
         label="Model versions you trained",
         value_label="mean macro-F1",
-        measure=models_trained,
+        measure_many=models_trained,
         params=(PROCESS, Param("promoted", "bool", "count only versions ever promoted", False)),
         todo="train {n} more model versions",
         owner="classifiers",
@@ -98,7 +111,7 @@ register_evidence_kind(
         key="classifiers.label_errors_resolved",
         label="Likely label errors you sent for a second look, resolved",
         value_label="corrected",
-        measure=label_errors_resolved,
+        measure_many=label_errors_resolved,
         params=(PROCESS,),
         todo="resolve {n} more likely label errors",
         owner="classifiers",

@@ -10,14 +10,25 @@ A kind's `measure(person, params, since, until)` returns a `Measurement`: how ma
 (`count`), a figure when the kind has one (an agreement share, a kappa, a precision, an uptime),
 and links to the rows it counted. An evidence rule then compares those with its thresholds
 (`min_count`, `min_value`, `period_days`), which are the same for every kind.
+
+The hourly refresh measures each rule for everyone at once: a kind that can gives a bulk
+`measure_many(people, params, since, until) -> {person id: Measurement}` (one grouped query for
+everyone) and its `measure` is then that for one person, so both can never disagree. A kind
+without one is measured person by person (`EvidenceKind.measure_people`).
 """
 
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import ValidationError
+from django.db.models import OrderBy, OuterRef, QuerySet
+from django.db.models.functions import JSONObject
+from django.urls import reverse
 
 # How many rows an evidence item links to (the count says how many there were in all).
 MAX_REFS = 10
@@ -46,17 +57,52 @@ class Measurement:
     refs: list[Ref] = field(default_factory=list)
 
 
+# measure(*, person, params, since, until) -> Measurement
+Measure = Callable[..., Measurement]
+# measure_many(*, people: list[int], params, since, until) -> {person id: Measurement}; a person
+# left out counted nothing (Measurement(count=0)).
+MeasureMany = Callable[..., dict[int, Measurement]]
+
+
 @dataclass(frozen=True)
 class EvidenceKind:
     key: str  # "<app label>.<name>", stored in evidence rules
     label: str  # what is counted, e.g. "Decisions that agree with the final label"
     # What the figure is, e.g. "agreement" ("" when the kind has no figure, only a count).
     value_label: str
-    measure: Callable[..., Measurement]
+    # One of the two at least; with only measure_many, measure is measure_many for one person.
+    measure: Measure | None = None
     params: tuple[Param, ...] = ()
     # A verb phrase for "what's missing": "decide {n} more cases" is built from it: {n} and {v}.
     todo: str = "{n} more"
     owner: str = ""
+    measure_many: MeasureMany | None = None
+
+    def __post_init__(self) -> None:
+        if self.measure is None:
+            if self.measure_many is None:
+                raise TypeError(f"{self.key} needs measure or measure_many.")
+            object.__setattr__(self, "measure", _one_of_many(self.measure_many))
+
+    def measure_people(
+        self,
+        *,
+        people: Sequence[AbstractBaseUser],
+        params: dict[str, Any],
+        since: datetime | None,
+        until: datetime,
+    ) -> dict[int, Measurement]:
+        """Everyone in `people` measured, by person id (each has a Measurement): in one go with
+        measure_many, else person by person."""
+        if self.measure_many is not None:
+            ids = [person.pk for person in people]
+            many = self.measure_many(people=ids, params=params, since=since, until=until)
+            return {pk: many.get(pk) or Measurement(count=0) for pk in ids}
+        assert self.measure is not None
+        return {
+            person.pk: self.measure(person=person, params=params, since=since, until=until)
+            for person in people
+        }
 
     def clean_params(self, raw: dict[str, Any] | None) -> dict[str, Any]:
         """The parameters, typed and defaulted; ValidationError naming an unknown or bad one."""
@@ -74,6 +120,16 @@ class EvidenceKind:
                 continue
             clean[param.name] = _typed(self.key, param, value)
         return clean
+
+
+def _one_of_many(measure_many: MeasureMany) -> Measure:
+    def measure(
+        *, person: AbstractBaseUser, params: dict[str, Any], since: datetime | None, until: datetime
+    ) -> Measurement:
+        many = measure_many(people=[person.pk], params=params, since=since, until=until)
+        return many.get(person.pk) or Measurement(count=0)
+
+    return measure
 
 
 def _typed(key: str, param: Param, value: Any) -> Any:
@@ -131,3 +187,55 @@ def between(field: str, since: datetime | None, until: datetime) -> dict[str, da
     if since is not None:
         bounds[f"{field}__gte"] = since
     return bounds
+
+
+# --- helpers the kinds share ---------------------------------------------------------------------
+
+PROCESS = Param("process", "process", "a process slug (empty: every process)")
+
+
+def latest_per_person(
+    rows: QuerySet,
+    *,
+    people: Iterable[int],
+    person: str,
+    order_by: Sequence[OrderBy | str],
+    fields: Sequence[str],
+    limit: int = MAX_REFS,
+) -> dict[int, list[tuple]]:
+    """The first `limit` of `rows` for each of `people` (`person`: the field naming them), in
+    `order_by`, as `fields` tuples: the rows a measurement links to. One query: for each person a
+    correlated `ORDER BY … LIMIT` that walks an index on (person, time) and stops early, where a
+    window over everyone's rows would sort them all (0.09 s against 2.8 s over 1M decisions)."""
+    from django.contrib.auth import get_user_model
+
+    people = list(people)
+    if not people:
+        return {}
+    columns = JSONObject(**{f"f{i}": name for i, name in enumerate(fields)})
+    inner = rows.filter(**{person: OuterRef("pk")}).order_by(*order_by).values_list(columns)
+    latest = (
+        get_user_model()
+        .objects.filter(pk__in=people)
+        .annotate(refs=ArraySubquery(inner[:limit]))
+        .values_list("pk", "refs")
+    )
+    return {
+        pk: [tuple(row[f"f{i}"] for i in range(len(fields))) for row in refs] for pk, refs in latest
+    }
+
+
+def url_maker(name: str, kwarg: str) -> Callable[[object], str]:
+    """`reverse(name, kwargs={kwarg: value})` for many values, reversed once: a reverse costs
+    0.1 ms and a bulk measurement links to 10 rows for each of 1,000 people. Only for values that
+    need no quoting (ids, slugs)."""
+    marker = "987654321987"
+    return reverse(name, kwargs={kwarg: marker}).replace(marker, "{}").format
+
+
+def group_by_first(rows: Iterable[tuple]) -> dict[int, list[tuple]]:
+    """(key, *rest) rows as {key: [rest, …]}, in the rows' order (a person's, a node's)."""
+    grouped: dict[int, list[tuple]] = defaultdict(list)
+    for row in rows:
+        grouped[row[0]].append(row[1:])
+    return grouped

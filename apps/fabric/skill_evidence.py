@@ -4,35 +4,43 @@ apps/core/evidence_kinds.py).
 - `fabric.nodes_uptime`: approved nodes the person owns (enrolled with their token) or approved,
   not retired; the figure is their mean uptime over the period: the share of the time since the
   node's first event (or the period's start) that it spent online or draining, read from the
-  state changes in its history.
+  state changes in its history. Measures a list of people at once (the nodes and their histories
+  in two reads).
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
-from django.urls import reverse
 
 from apps.core.evidence_kinds import (
     MAX_REFS,
     EvidenceKind,
     Measurement,
     Ref,
+    group_by_first,
     register_evidence_kind,
+    url_maker,
 )
 from apps.fabric.models import LIVE_STATES, ComputeNode, NodeEvent, NodeState
 
 
-def node_uptime(node: ComputeNode, since: datetime | None, until: datetime) -> float | None:
-    """The share of [since, until) that `node` spent in a live state, from its history (None
-    when the node has no history before `until`)."""
-    changes = list(
-        NodeEvent.objects.filter(node=node, at__lt=until)
+def _state_changes(node_ids: list[int], until: datetime) -> dict[int, list[tuple]]:
+    """(at, to_state) of each node's state changes before `until`, oldest first."""
+    return group_by_first(
+        NodeEvent.objects.filter(node_id__in=node_ids, at__lt=until)
         .exclude(to_state="")
-        .order_by("at", "pk")
-        .values_list("at", "to_state")
+        .order_by("node_id", "at", "pk")
+        .values_list("node_id", "at", "to_state")
     )
+
+
+def uptime_share(
+    changes: Sequence[tuple[datetime, str]], since: datetime | None, until: datetime
+) -> float | None:
+    """The share of [since, until) spent in a live state given a node's state `changes` before
+    `until`, oldest first (None without history)."""
     if not changes:
         return None
     start = changes[0][0] if since is None or since < changes[0][0] else since
@@ -50,26 +58,42 @@ def node_uptime(node: ComputeNode, since: datetime | None, until: datetime) -> f
     return live_seconds / (until - start).total_seconds()
 
 
+def node_uptime(node: ComputeNode, since: datetime | None, until: datetime) -> float | None:
+    """The share of [since, until) that `node` spent in a live state, from its history (None
+    when the node has no history before `until`)."""
+    return uptime_share(_state_changes([node.pk], until).get(node.pk, []), since, until)
+
+
 def nodes_uptime(
-    *, person: AbstractBaseUser, params: dict[str, Any], since: datetime | None, until: datetime
-) -> Measurement:
-    nodes = (
-        ComputeNode.objects.filter(Q(owner=person) | Q(approved_by=person))
+    *, people: list[int], params: dict[str, Any], since: datetime | None, until: datetime
+) -> dict[int, Measurement]:
+    nodes = list(
+        ComputeNode.objects.filter(Q(owner_id__in=people) | Q(approved_by_id__in=people))
         .filter(approved_at__isnull=False, control_plane=False)
         .exclude(state=NodeState.RETIRED)
         .order_by("name", "pk")
     )
-    measured = [(node, node_uptime(node, since, until)) for node in nodes]
-    measured = [(node, uptime) for node, uptime in measured if uptime is not None]
-    refs = [
-        Ref(
-            f"node {node.name}: {uptime:.0%} up",
-            reverse("fabric_node", kwargs={"node_id": node.pk}),
+    history = _state_changes([node.pk for node in nodes], until)
+    wanted = set(people)
+    measured: dict[int, list[tuple[ComputeNode, float]]] = {}
+    for node in nodes:  # by name
+        uptime = uptime_share(history.get(node.pk, []), since, until)
+        if uptime is None:
+            continue
+        for person_id in {node.owner_id, node.approved_by_id} & wanted:
+            measured.setdefault(person_id, []).append((node, uptime))
+    node_url = url_maker("fabric_node", "node_id")
+    return {
+        person_id: Measurement(
+            count=len(mine),
+            value=sum(u for _, u in mine) / len(mine),
+            refs=[
+                Ref(f"node {node.name}: {uptime:.0%} up", node_url(node.pk))
+                for node, uptime in mine[:MAX_REFS]
+            ],
         )
-        for node, uptime in measured[:MAX_REFS]
-    ]
-    mean = sum(u for _, u in measured) / len(measured) if measured else None
-    return Measurement(count=len(measured), value=mean, refs=refs)
+        for person_id, mine in measured.items()
+    }
 
 
 register_evidence_kind(
@@ -77,7 +101,7 @@ register_evidence_kind(
         key="fabric.nodes_uptime",
         label="Nodes you enrolled or approved, kept healthy",
         value_label="mean uptime",
-        measure=nodes_uptime,
+        measure_many=nodes_uptime,
         todo="enrol or approve {n} more nodes",
         owner="fabric",
     )

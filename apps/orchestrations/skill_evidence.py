@@ -2,20 +2,20 @@
 
 - `orchestrations.designed_live`: orchestrations the person owns or wrote a version of that have a
   live version now (being live is a state, not an event: the period doesn't apply). A count only.
+  Measures a list of people at once.
 """
 
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 
 from apps.core.evidence_kinds import (
     MAX_REFS,
+    PROCESS,
     EvidenceKind,
     Measurement,
-    Param,
     Ref,
     register_evidence_kind,
 )
@@ -23,22 +23,40 @@ from apps.orchestrations.models import Orchestration, OrchestrationVersion, Stag
 
 
 def designed_live(
-    *, person: AbstractBaseUser, params: dict[str, Any], since: datetime | None, until: datetime
-) -> Measurement:
-    wrote = OrchestrationVersion.objects.filter(orchestration=OuterRef("pk"), created_by=person)
+    *, people: list[int], params: dict[str, Any], since: datetime | None, until: datetime
+) -> dict[int, Measurement]:
+    wrote = OrchestrationVersion.objects.filter(
+        orchestration=OuterRef("pk"), created_by_id__in=people
+    )
     live = OrchestrationVersion.objects.filter(orchestration=OuterRef("pk"), stage=Stage.LIVE)
-    rows = Orchestration.objects.filter(Q(owner=person) | Exists(wrote)).filter(Exists(live))
+    rows = Orchestration.objects.filter(Q(owner_id__in=people) | Exists(wrote)).filter(Exists(live))
     if params.get("process"):
         rows = rows.filter(process__slug=params["process"])
     rows = list(rows.order_by("name", "pk"))
-    refs = [
-        Ref(
-            f"orchestration {row.name}: live",
-            reverse("orchestration_detail", kwargs={"orchestration_slug": row.slug}),
+    authors: dict[int, set[int]] = {}
+    for orchestration_id, author in OrchestrationVersion.objects.filter(
+        orchestration__in=rows, created_by_id__in=people
+    ).values_list("orchestration_id", "created_by_id"):
+        authors.setdefault(orchestration_id, set()).add(author)
+    wanted = set(people)
+    designed: dict[int, list[Orchestration]] = {}
+    for row in rows:  # by name
+        owners = {row.owner_id} & wanted
+        for person_id in authors.get(row.pk, set()) | owners:
+            designed.setdefault(person_id, []).append(row)
+    return {
+        person_id: Measurement(
+            count=len(mine),
+            refs=[
+                Ref(
+                    f"orchestration {row.name}: live",
+                    reverse("orchestration_detail", kwargs={"orchestration_slug": row.slug}),
+                )
+                for row in mine[:MAX_REFS]
+            ],
         )
-        for row in rows[:MAX_REFS]
-    ]
-    return Measurement(count=len(rows), refs=refs)
+        for person_id, mine in designed.items()
+    }
 
 
 register_evidence_kind(
@@ -46,8 +64,8 @@ register_evidence_kind(
         key="orchestrations.designed_live",
         label="Orchestrations you designed that are live",
         value_label="",
-        measure=designed_live,
-        params=(Param("process", "process", "a process slug (empty: every process)"),),
+        measure_many=designed_live,
+        params=(PROCESS,),
         todo="take {n} more orchestrations live",
         owner="orchestrations",
     )

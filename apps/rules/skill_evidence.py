@@ -4,27 +4,29 @@
   `min_precision` (and, by default, that are still enabled); the figure is their mean precision.
 - `rules.rationales_reused`: the person's rationales on cases a rule version was drafted from
   (`provenance.cases`, chat-model drafts from rationale groups): knowledge others turned into rules.
+
+Both measure a list of people at once (one read of the rules, grouped by person).
 """
 
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.urls import reverse
 
-from apps.cases.models import Decision, DecisionSource
+from apps.cases.models import Decision
+from apps.cases.skill_evidence import LABEL_SOURCES
 from apps.core.evidence_kinds import (
     MAX_REFS,
+    PROCESS,
     EvidenceKind,
     Measurement,
     Param,
     Ref,
     between,
+    group_by_first,
     register_evidence_kind,
 )
 from apps.rules.models import Rule, RuleVersion
-
-PROCESS = Param("process", "process", "a process slug (empty: every process)")
 
 
 def _rule_ref(rule: Rule, text: str) -> Ref:
@@ -33,29 +35,36 @@ def _rule_ref(rule: Rule, text: str) -> Ref:
 
 
 def rules_authored(
-    *, person: AbstractBaseUser, params: dict[str, Any], since: datetime | None, until: datetime
-) -> Measurement:
+    *, people: list[int], params: dict[str, Any], since: datetime | None, until: datetime
+) -> dict[int, Measurement]:
     rules = Rule.objects.filter(
-        owner=person, current__backtested_at__isnull=False, **between("created_at", since, until)
+        owner_id__in=people,
+        current__backtested_at__isnull=False,
+        **between("created_at", since, until),
     ).select_related("process", "current")
     if params.get("process"):
         rules = rules.filter(process__slug=params["process"])
     if params.get("enabled_only", True):
         rules = rules.filter(enabled=True)
     bar = params.get("min_precision", 0.0)
-    kept: list[tuple[Rule, float]] = []
+    kept: dict[int, list[tuple[Rule, float]]] = {}
     for rule in rules.order_by("-created_at", "-pk"):
         precision = (rule.current.backtest or {}).get("precision")
         if precision is not None and precision >= bar:
-            kept.append((rule, precision))
-    refs = [_rule_ref(rule, f": precision {precision:.2f}") for rule, precision in kept[:MAX_REFS]]
-    mean = sum(p for _, p in kept) / len(kept) if kept else None
-    return Measurement(count=len(kept), value=mean, refs=refs)
+            kept.setdefault(rule.owner_id, []).append((rule, precision))
+    return {
+        owner: Measurement(
+            count=len(rows),
+            value=sum(p for _, p in rows) / len(rows),
+            refs=[_rule_ref(rule, f": precision {p:.2f}") for rule, p in rows[:MAX_REFS]],
+        )
+        for owner, rows in kept.items()
+    }
 
 
 def rationales_reused(
-    *, person: AbstractBaseUser, params: dict[str, Any], since: datetime | None, until: datetime
-) -> Measurement:
+    *, people: list[int], params: dict[str, Any], since: datetime | None, until: datetime
+) -> dict[int, Measurement]:
     versions = RuleVersion.objects.filter(
         provenance__has_key="cases", **between("created_at", since, until)
     ).select_related("rule__process")
@@ -66,22 +75,29 @@ def rationales_reused(
         for case_id in version.provenance.get("cases") or []:
             if isinstance(case_id, int):
                 rule_of_case.setdefault(case_id, version.rule)
-    reused = list(
+    if not rule_of_case:
+        return {}
+    reused = (
         Decision.objects.filter(
-            expert=person,
+            expert_id__in=people,
             case_id__in=list(rule_of_case),
             retracted_at__isnull=True,
-            source__in=(DecisionSource.REVIEW, DecisionSource.API, DecisionSource.IMPORT),
+            source__in=LABEL_SOURCES,
         )
         .exclude(rationale="")
-        .order_by("-decided_at")
-        .values_list("case_id", flat=True)
+        .order_by("-decided_at", "-pk")
+        .values_list("expert_id", "case_id")
     )
-    refs = [
-        _rule_ref(rule_of_case[case_id], f" drew on the rationale on case {case_id}")
-        for case_id in reused[:MAX_REFS]
-    ]
-    return Measurement(count=len(reused), refs=refs)
+    return {
+        expert: Measurement(
+            count=len(cases),
+            refs=[
+                _rule_ref(rule_of_case[case_id], f" drew on the rationale on case {case_id}")
+                for (case_id,) in cases[:MAX_REFS]
+            ],
+        )
+        for expert, cases in group_by_first(reused).items()
+    }
 
 
 register_evidence_kind(
@@ -89,7 +105,7 @@ register_evidence_kind(
         key="rules.rules_authored",
         label="Rules you own that passed their backtest",
         value_label="mean precision",
-        measure=rules_authored,
+        measure_many=rules_authored,
         params=(
             PROCESS,
             Param("min_precision", "float", "the backtest precision each rule needs", 0.0),
@@ -104,7 +120,7 @@ register_evidence_kind(
         key="rules.rationales_reused",
         label="Your rationales reused as a rule's provenance",
         value_label="",
-        measure=rationales_reused,
+        measure_many=rationales_reused,
         params=(PROCESS,),
         todo="write {n} more rationales that rules are drafted from",
         owner="rules",

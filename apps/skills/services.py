@@ -1,5 +1,6 @@
 """Writes: editing the framework, recomputing evidence and levels, manual evidence and plans."""
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -145,6 +146,8 @@ def set_requirement(*, role: CareerRole, skill: Skill, rank: int) -> RoleRequire
 
 # pg_advisory_xact_lock's first key: the skills refresh of one person at a time.
 _LOCK_NAMESPACE = 0x534B49  # "SKI"
+# People settled in one transaction by refresh_everyone (each holds an advisory lock till then).
+_PEOPLE_A_TRANSACTION = 200
 
 
 @dataclass(frozen=True)
@@ -155,13 +158,35 @@ class Refreshed:
     lost: int
 
 
-def _measure(rule: EvidenceRule, person: AbstractBaseUser, now: datetime) -> Measurement:
-    kind = evidence_kind(rule.kind)
-    if kind is None:  # an app that registered it was removed: the rule is simply not met
-        return Measurement(count=0)
-    params = {p.name: p.default for p in kind.params if p.default is not None} | rule.params
-    since = now - timedelta(days=rule.period_days) if rule.period_days else None
-    return kind.measure(person=person, params=params, since=since, until=now)
+# (rule id, person id) → measurement
+Measured = dict[tuple[int, int], Measurement]
+
+
+def _period(rule: EvidenceRule, now: datetime) -> datetime | None:
+    return now - timedelta(days=rule.period_days) if rule.period_days else None
+
+
+def _measure_rules(
+    rules: list[EvidenceRule], people: list[AbstractBaseUser], now: datetime
+) -> Measured:
+    """Every rule measured for everyone in `people`: one bulk measurement per distinct (kind,
+    parameters, period), shared by the rules that ask the same (the default framework's five
+    `decisions_agree` rules are two measurements)."""
+    measured: Measured = {}
+    done: dict[tuple[str, str, int | None], dict[int, Measurement]] = {}
+    for rule in rules:
+        kind = evidence_kind(rule.kind)
+        if kind is None:  # an app that registered it was removed: the rule is simply not met
+            continue
+        params = {p.name: p.default for p in kind.params if p.default is not None} | rule.params
+        key = (rule.kind, json.dumps(params, sort_keys=True, default=str), rule.period_days)
+        if key not in done:
+            done[key] = kind.measure_people(
+                people=people, params=params, since=_period(rule, now), until=now
+            )
+        for person_id, measurement in done[key].items():
+            measured[rule.pk, person_id] = measurement
+    return measured
 
 
 def _met(rule: EvidenceRule, measurement: Measurement) -> bool:
@@ -172,6 +197,66 @@ def _met(rule: EvidenceRule, measurement: Measurement) -> bool:
     )
 
 
+def _lock_people(people_ids: list[int]) -> None:
+    # One refresh of a person at a time (the hourly job, a decision's task, a "measure again"
+    # click); taken in id order so that two bulk runs can't deadlock.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(%s, id)) FROM unnest(%s::int[]) AS id",
+            [_LOCK_NAMESPACE, sorted(people_ids)],
+        )
+
+
+_UPSERT_EVIDENCE = """
+    INSERT INTO skills_evidence (person_id, rule_id, count, value, met, since, until, refs,
+                                 computed_at)
+    SELECT person_id, rule_id, count, value, met, since, until, refs, computed_at
+    FROM jsonb_to_recordset(%s::jsonb) AS r(person_id integer, rule_id bigint, count integer,
+         value double precision, met boolean, since timestamptz, until timestamptz, refs jsonb,
+         computed_at timestamptz)
+    ON CONFLICT (person_id, rule_id) DO UPDATE SET count = EXCLUDED.count,
+        value = EXCLUDED.value, met = EXCLUDED.met, since = EXCLUDED.since,
+        until = EXCLUDED.until, refs = EXCLUDED.refs, computed_at = EXCLUDED.computed_at
+"""
+
+
+def _store_evidence(
+    people_ids: list[int],
+    rules: list[EvidenceRule],
+    measured: Measured,
+    now: datetime,
+    *,
+    newer_only: bool = False,
+) -> None:
+    """Upsert one Evidence row per (person, rule) in one statement. `newer_only`: keep a row
+    measured after `now` (a decision's refresh that ran while the hourly job measured)."""
+    rows = []
+    for person_id in people_ids:
+        for rule in rules:
+            measurement = measured.get((rule.pk, person_id)) or Measurement(count=0)
+            since = _period(rule, now)
+            rows.append(
+                {
+                    "person_id": person_id,
+                    "rule_id": rule.pk,
+                    "count": measurement.count,
+                    "value": measurement.value,
+                    "met": _met(rule, measurement),
+                    "since": since.isoformat() if since else None,
+                    "until": now.isoformat(),
+                    "refs": [{"label": r.label, "url": r.url} for r in measurement.refs],
+                    "computed_at": now.isoformat(),
+                }
+            )
+    if not rows:
+        return
+    sql = _UPSERT_EVIDENCE
+    if newer_only:
+        sql += " WHERE skills_evidence.computed_at <= EXCLUDED.computed_at"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [json.dumps(rows)])
+
+
 def refresh_person(*, person: AbstractBaseUser, now: datetime | None = None) -> Refreshed:
     """Measure every evidence rule for `person`, store the evidence, and grant or take away levels
     to match: a level is held when its rules are met (all, or any, as the level says) and every
@@ -180,35 +265,10 @@ def refresh_person(*, person: AbstractBaseUser, now: datetime | None = None) -> 
     now = now or timezone.now()
     rules = list(EvidenceRule.objects.select_related("level__skill"))
     with transaction.atomic():
-        # One refresh of a person at a time (the periodic task and a "recompute" button).
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, person.pk])
-        met: dict[int, bool] = {}
-        rows = []
-        for rule in rules:
-            measurement = _measure(rule, person, now)
-            met[rule.pk] = _met(rule, measurement)
-            rows.append(
-                Evidence(
-                    person=person,
-                    rule=rule,
-                    count=measurement.count,
-                    value=measurement.value,
-                    met=met[rule.pk],
-                    since=now - timedelta(days=rule.period_days) if rule.period_days else None,
-                    until=now,
-                    refs=[{"label": r.label, "url": r.url} for r in measurement.refs],
-                    computed_at=now,
-                )
-            )
-        Evidence.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["person", "rule"],
-            update_fields=["count", "value", "met", "since", "until", "refs", "computed_at"],
-        )
-        granted, lost = _settle_levels(person, rules, met, now)
-    return Refreshed(person_id=person.pk, rules=len(rules), granted=granted, lost=lost)
+        _lock_people([person.pk])
+        _store_evidence([person.pk], rules, _measure_rules(rules, [person], now), now)
+        (refreshed,) = _settle_levels([person.pk], rules, now)
+    return Refreshed(person.pk, len(rules), refreshed.granted, refreshed.lost)
 
 
 # Evidence kinds a new or undone label can change (their keys' prefixes).
@@ -219,97 +279,120 @@ def refresh_person_kinds(
     *,
     person: AbstractBaseUser,
     prefixes: tuple[str, ...] = DECISION_KINDS,
+    process_slug: str | None = None,
     now: datetime | None = None,
 ) -> Refreshed:
     """Incremental refresh_person: measure again only the rules whose kind starts with one of
-    `prefixes` (a rule never measured for the person is measured too); the others keep their
-    stored evidence. Levels are settled as by refresh_person. What a decision needs at once; the
-    hourly full refresh still catches decay in every kind."""
+    `prefixes` (and, given `process_slug`, whose process is that one or every process: a label
+    in one process can't change a rule about another); a rule never measured for the person is
+    measured too; the others keep their stored evidence. Levels are settled as by
+    refresh_person. What a decision needs at once; the hourly full refresh still catches decay in
+    every kind."""
     now = now or timezone.now()
     rules = list(EvidenceRule.objects.select_related("level__skill"))
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_NAMESPACE, person.pk])
-        met = dict(Evidence.objects.filter(person=person).values_list("rule_id", "met"))
-        rows = []
-        for rule in rules:
-            if rule.pk in met and not rule.kind.startswith(prefixes):
-                continue
-            measurement = _measure(rule, person, now)
-            met[rule.pk] = _met(rule, measurement)
-            rows.append(
-                Evidence(
-                    person=person, rule=rule, count=measurement.count, value=measurement.value,
-                    met=met[rule.pk],
-                    since=now - timedelta(days=rule.period_days) if rule.period_days else None,
-                    until=now, refs=[{"label": r.label, "url": r.url} for r in measurement.refs],
-                    computed_at=now,
-                )
-            )  # fmt: skip
-        Evidence.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["person", "rule"],
-            update_fields=["count", "value", "met", "since", "until", "refs", "computed_at"],
-        )
-        granted, lost = _settle_levels(person, rules, met, now)
-    return Refreshed(person_id=person.pk, rules=len(rows), granted=granted, lost=lost)
+        _lock_people([person.pk])
+        stored = set(Evidence.objects.filter(person=person).values_list("rule_id", flat=True))
+        again = [
+            rule
+            for rule in rules
+            if rule.pk not in stored
+            or (
+                rule.kind.startswith(prefixes)
+                and (process_slug is None or rule.params.get("process") in (None, "", process_slug))
+            )
+        ]
+        _store_evidence([person.pk], again, _measure_rules(again, [person], now), now)
+        (refreshed,) = _settle_levels([person.pk], rules, now)
+    return Refreshed(person.pk, len(again), refreshed.granted, refreshed.lost)
 
 
 def _settle_levels(
-    person: AbstractBaseUser, rules: list[EvidenceRule], met: dict[int, bool], now: datetime
-) -> tuple[int, int]:
+    people_ids: list[int], rules: list[EvidenceRule], now: datetime
+) -> list[Refreshed]:
+    """Levels of `people_ids` set to match their stored evidence (read once), the changes
+    written in bulk. The caller holds their locks."""
+    from apps.skills.selectors import process_names
+
     by_level: dict[int, list[EvidenceRule]] = {}
     for rule in rules:
         by_level.setdefault(rule.level_id, []).append(rule)
+    met: dict[int, dict[int, bool]] = {pk: {} for pk in people_ids}
+    for person_id, rule_id, ok in Evidence.objects.filter(person_id__in=people_ids).values_list(
+        "person_id", "rule_id", "met"
+    ):
+        met[person_id][rule_id] = ok
     held = {
-        row.skill_id: row
-        for row in PersonSkill.objects.filter(person=person).select_related("level")
+        (row.person_id, row.skill_id): row
+        for row in PersonSkill.objects.filter(person_id__in=people_ids).select_related("level")
     }
-    granted = lost = 0
-    for skill in Skill.objects.prefetch_related("levels"):
-        reached: SkillLevel | None = None
-        for level in skill.levels.all():  # by rank
-            level_rules = by_level.get(level.pk, [])
-            outcomes = [met[r.pk] for r in level_rules]
-            ok = bool(outcomes) and (
-                all(outcomes) if level.match == LevelMatch.ALL else any(outcomes)
-            )
-            if not ok:
-                break
-            reached = level
-        current = held.get(skill.pk)
-        before = current.level if current else None
-        before_rank = before.rank if before else 0
-        after_rank = reached.rank if reached else 0
-        if before_rank == after_rank:
-            continue
-        levels = {level.rank: level for level in skill.levels.all()}
-        if after_rank > before_rank:
-            for rank in range(before_rank + 1, after_rank + 1):
-                LevelEvent.objects.create(
-                    person=person, skill=skill, level=levels[rank], kind=LevelEvent.GRANTED,
-                    detail=_why(levels[rank], by_level, met, granted=True), at=now,
-                )  # fmt: skip
-                granted += 1
-        else:
-            for rank in range(before_rank, after_rank, -1):
-                level = levels.get(rank) or before
-                LevelEvent.objects.create(
-                    person=person, skill=skill, level=level, kind=LevelEvent.LOST,
-                    detail=_why(levels.get(after_rank + 1), by_level, met, granted=False), at=now,
-                )  # fmt: skip
-                lost += 1
-        PersonSkill.objects.update_or_create(
-            person=person, skill=skill, defaults={"level": reached, "since": now}
-        )
-    return granted, lost
+    skills = [
+        (skill, list(skill.levels.all())) for skill in Skill.objects.prefetch_related("levels")
+    ]
+    processes: dict[str, str] | None = None
+    events: list[LevelEvent] = []
+    changed: list[PersonSkill] = []
+    refreshed = []
+    for person_id in people_ids:
+        mine = met[person_id]
+        granted = lost = 0
+        for skill, levels in skills:
+            reached: SkillLevel | None = None
+            for level in levels:  # by rank
+                outcomes = [mine.get(r.pk, False) for r in by_level.get(level.pk, [])]
+                ok = bool(outcomes) and (
+                    all(outcomes) if level.match == LevelMatch.ALL else any(outcomes)
+                )
+                if not ok:
+                    break
+                reached = level
+            current = held.get((person_id, skill.pk))
+            before = current.level if current else None
+            before_rank = before.rank if before else 0
+            after_rank = reached.rank if reached else 0
+            if before_rank == after_rank:
+                continue
+            if processes is None:
+                processes = process_names()
+            by_rank = {level.rank: level for level in levels}
+            if after_rank > before_rank:
+                for rank in range(before_rank + 1, after_rank + 1):
+                    detail = _why(by_rank[rank], by_level, mine, processes, granted=True)
+                    events.append(
+                        LevelEvent(
+                            person_id=person_id, skill=skill, level=by_rank[rank],
+                            kind=LevelEvent.GRANTED, detail=detail, at=now,
+                        )
+                    )  # fmt: skip
+                    granted += 1
+            else:
+                detail = _why(by_rank.get(after_rank + 1), by_level, mine, processes, granted=False)
+                for rank in range(before_rank, after_rank, -1):
+                    events.append(
+                        LevelEvent(
+                            person_id=person_id, skill=skill, level=by_rank.get(rank) or before,
+                            kind=LevelEvent.LOST, detail=detail, at=now,
+                        )
+                    )  # fmt: skip
+                    lost += 1
+            changed.append(PersonSkill(person_id=person_id, skill=skill, level=reached, since=now))
+        refreshed.append(Refreshed(person_id, len(rules), granted, lost))
+    # In list order, so that the history's ids follow the ranks (granted upwards, lost downwards).
+    LevelEvent.objects.bulk_create(events)
+    PersonSkill.objects.bulk_create(
+        changed,
+        update_conflicts=True,
+        unique_fields=["person", "skill"],
+        update_fields=["level", "since"],
+    )
+    return refreshed
 
 
 def _why(
     level: SkillLevel | None,
     by_level: dict[int, list[EvidenceRule]],
     met: dict[int, bool],
+    processes: dict[str, str],
     *,
     granted: bool,
 ) -> str:
@@ -317,9 +400,9 @@ def _why(
 
     if level is None:
         return ""
-    rules = [r for r in by_level.get(level.pk, []) if met[r.pk] == granted]
+    rules = [r for r in by_level.get(level.pk, []) if met.get(r.pk, False) == granted]
     prefix = "met: " if granted else "no longer met: "
-    return (prefix + "; ".join(describe_rule(r) for r in rules))[:300] if rules else ""
+    return (prefix + "; ".join(describe_rule(r, processes) for r in rules))[:300] if rules else ""
 
 
 def people_with_skills() -> list[AbstractBaseUser]:
@@ -329,8 +412,24 @@ def people_with_skills() -> list[AbstractBaseUser]:
 
 
 def refresh_everyone(*, now: datetime | None = None) -> list[Refreshed]:
+    """refresh_person for every team member, in bulk: each rule measured for everyone at once
+    (one grouped query per distinct rule, `EvidenceKind.measure_many`), then, a few hundred
+    people a transaction under their locks, the evidence upserted in one statement and levels
+    settled from one read. The measuring holds no lock: a person's evidence that a decision's
+    refresh stored meanwhile (measured later than `now`) is kept, and their levels follow it."""
     now = now or timezone.now()
-    return [refresh_person(person=person, now=now) for person in people_with_skills()]
+    people = people_with_skills()
+    rules = list(EvidenceRule.objects.select_related("level__skill"))
+    measured = _measure_rules(rules, people, now)
+    refreshed: list[Refreshed] = []
+    ids = [person.pk for person in people]
+    for start in range(0, len(ids), _PEOPLE_A_TRANSACTION):
+        chunk = ids[start : start + _PEOPLE_A_TRANSACTION]
+        with transaction.atomic():
+            _lock_people(chunk)
+            _store_evidence(chunk, rules, measured, now, newer_only=True)
+            refreshed += _settle_levels(chunk, rules, now)
+    return refreshed
 
 
 # --- manual evidence ----------------------------------------------------------------------------

@@ -1,0 +1,197 @@
+"""The hourly refresh in bulk (`refresh_everyone`: each rule measured for everyone at once, levels
+settled for everyone from one read) gives exactly what `refresh_person` gives person by person;
+every kind's bulk measurement equals its measurement of one person; the incremental refresh a
+decision queues measures only the rules that decision can change."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.cases.models import Case
+from apps.cases.services.decisions import adjudicate_case, record_decision
+from apps.cases.services.second_look import request_second_look
+from apps.core.evidence_kinds import evidence_kind, evidence_kinds
+from apps.skills import gold as gold_services
+from apps.skills import practice, services
+from apps.skills.models import Evidence, LevelEvent, LevelMatch, PersonSkill
+from apps.skills.practice import measure_practice_accuracy
+from apps.skills.tasks import refresh_decision_evidence
+from tests.factories import make_cases, make_process
+from tests.skills.test_evidence_kinds import _model_version, _node
+
+
+@pytest.fixture
+def scenario(team, expert, second_expert, manager, staff, admin):
+    """Four cases of a process with overlap 2 (as test_evidence_kinds' disputes: A both approve;
+    B erin approve, eli reject, maya settles reject; C erin only; D both reject), two more cases
+    eli decides alone in a second process, a second look maya asked for, sam's approved course
+    and practice, a model maya trained and promoted, a node the admin runs.
+
+    The framework: Deciding (all-time agreement ≥ 2 labels, or a course; then ≥ 3 labels with
+    agreement ≥ 0.6 over 90 days; then a kappa and an upheld dispute), a skill scoped to the
+    second process, and Training whose second level has no rules (never granted)."""
+    double = make_process(team, slug="double", overlap=2)
+    single = make_process(team, slug="single")
+    a, b, c, d = make_cases(double, 4)
+    record_decision(case=a, expert=expert, label="approve", reason_code="ok")
+    record_decision(case=a, expert=second_expert, label="approve", reason_code="ok")
+    record_decision(case=b, expert=expert, label="approve", reason_code="ok")
+    record_decision(case=b, expert=second_expert, label="reject", reason_code="duplicate")
+    adjudicate_case(case=b, adjudicator=manager, label="reject", reason_code="duplicate")
+    record_decision(case=c, expert=expert, label="reject", reason_code="fraud")
+    record_decision(case=d, expert=expert, label="reject", reason_code="fraud")
+    record_decision(case=d, expert=second_expert, label="reject", reason_code="fraud")
+    e, f = make_cases(single, 2)
+    for case in (e, f):
+        record_decision(case=case, expert=second_expert, label="approve", reason_code="ok")
+    request_second_look(case=e, by=manager)
+    record_decision(case=e, expert=expert, label="reject", reason_code="duplicate")
+    adjudicate_case(case=e, adjudicator=manager, label="reject", reason_code="duplicate")
+    golds = [
+        gold_services.mark_gold(case=Case.objects.get(pk=case.pk), by=manager) for case in (a, d)
+    ]
+    for gold in golds:
+        practice.record_attempt(gold=gold, person=staff, label="approve")
+    _model_version(single, manager, 1, 0.8, promoted=True)
+    now = timezone.now()
+    _node("gpu-1", admin, [(now - timedelta(hours=10), "online")])
+
+    area = services.create_area(slug="knowledge", name="Knowledge")
+    deciding = services.create_skill(area=area, slug="deciding", name="Deciding")
+    aware = services.add_level(skill=deciding, name="Aware", match=LevelMatch.ANY)
+    services.add_rule(level=aware, kind="cases.decisions_agree", min_count=2)
+    services.add_rule(level=aware, kind="skills.manual")
+    practising = services.add_level(skill=deciding, name="Practising")
+    services.add_rule(
+        level=practising, kind="cases.decisions_agree", min_count=3, min_value=0.6,
+        period_days=90,
+    )  # fmt: skip
+    services.add_rule(level=practising, kind="skills.practice_accuracy", min_count=0)
+    proficient = services.add_level(skill=deciding, name="Proficient")
+    services.add_rule(level=proficient, kind="cases.peer_kappa", min_count=1, period_days=90)
+    services.add_rule(level=proficient, kind="cases.adjudications_upheld", min_count=1)
+    scoped = services.create_skill(area=area, slug="single", name="Single process")
+    services.add_rule(
+        level=services.add_level(skill=scoped, name="Aware"), kind="cases.decisions_agree",
+        params={"process": "single"}, min_count=2, period_days=90,
+    )  # fmt: skip
+    training = services.create_skill(area=area, slug="training", name="Training")
+    first = services.add_level(skill=training, name="Trained", match=LevelMatch.ANY)
+    services.add_rule(level=first, kind="classifiers.models_trained", params={"promoted": True})
+    services.add_rule(level=first, kind="classifiers.label_errors_resolved")
+    services.add_rule(level=first, kind="fabric.nodes_uptime", min_value=0.9, period_days=30)
+    services.add_level(skill=training, name="Teaches")  # no rules: never granted
+    course = services.submit_manual_evidence(
+        person=staff, skill=deciding, kind="course", title="Deciding 101"
+    )
+    services.review_manual_evidence(evidence=course, reviewer=manager, approve=True)
+    for model in (Evidence, LevelEvent, PersonSkill):  # the approval refreshed sam
+        model.objects.all().delete()
+    return now
+
+
+def _stored() -> tuple[list, list, list]:
+    evidence = sorted(
+        Evidence.objects.values_list(
+            "person_id", "rule_id", "count", "value", "met", "since", "until", "refs",
+            "computed_at",
+        )
+    )  # fmt: skip
+    levels = sorted(PersonSkill.objects.values_list("person_id", "skill_id", "level_id", "since"))
+    history = list(
+        LevelEvent.objects.order_by("pk").values_list(
+            "person_id", "skill_id", "level_id", "kind", "detail", "at"
+        )
+    )
+    return evidence, levels, history
+
+
+def _run(refresh, times) -> tuple[list, tuple[list, list, list]]:  # type: ignore[no-untyped-def]
+    for model in (Evidence, LevelEvent, PersonSkill):
+        model.objects.all().delete()
+    results = [refresh(now) for now in times]
+    return results, _stored()
+
+
+def test_refresh_everyone_stores_exactly_what_refresh_person_does_for_each(scenario):
+    # Now, then 100 days on (the 90-day rules decay: levels lost), then again (nothing changes).
+    times = [scenario + timedelta(seconds=1), scenario + timedelta(days=100)]
+    times.append(times[-1])
+
+    def one_by_one(now):  # type: ignore[no-untyped-def]
+        return [services.refresh_person(person=p, now=now) for p in services.people_with_skills()]
+
+    each, by_person = _run(one_by_one, times)
+    bulk, everyone = _run(lambda now: services.refresh_everyone(now=now), times)
+
+    assert everyone == by_person
+    assert bulk == each
+    evidence, levels, history = everyone
+    # What the scenario must exercise for the comparison to mean something.
+    assert len({row[0] for row in evidence}) == 5  # erin, eli, maya, sam, the admin
+    assert [(r.granted, r.lost) for r in bulk[2]] == [(0, 0)] * 5
+    kinds = [row[3] for row in history]
+    assert kinds.count("lost") >= 2
+    assert {row[2] for row in levels} - {None}  # some levels still held after the decay
+    held_now = {(row[0], row[1]): row[2] for row in levels}
+    assert None in held_now.values()  # and some lost for good
+
+
+def test_every_kind_measures_many_people_as_it_measures_each(scenario):
+    people = services.people_with_skills()
+    until = scenario + timedelta(seconds=1)
+    for kind in evidence_kinds():
+        params = {p.name: p.default for p in kind.params if p.default is not None}
+        if kind.key == "skills.manual":
+            params["skill"] = "deciding"
+        for since in (None, scenario - timedelta(days=1)):
+            many = kind.measure_people(people=people, params=params, since=since, until=until)
+            for person in people:
+                one = kind.measure(person=person, params=params, since=since, until=until)
+                assert many[person.pk] == one, (kind.key, person.username)
+    counted = evidence_kind("cases.decisions_agree").measure_people(
+        people=people, params={}, since=None, until=until
+    )
+    assert sorted(m.count for m in counted.values()) == [0, 0, 0, 4, 5]
+
+
+def test_practice_accuracy_in_bulk_equals_the_practice_modules_measure(scenario, staff):
+    kind = evidence_kind("skills.practice_accuracy")
+    until = scenario + timedelta(seconds=1)
+    bulk = kind.measure_many(people=[staff.pk], params={}, since=None, until=until)
+    alone = measure_practice_accuracy(person=staff, params={}, since=None, until=until)
+    assert bulk[staff.pk] == alone
+    assert (alone.count, alone.value, len(alone.refs)) == (2, 0.5, 2)  # A right, D wrong
+
+
+def test_refresh_everyone_keeps_evidence_a_decision_refreshed_while_it_measured(scenario, expert):
+    later = scenario + timedelta(minutes=1)
+    services.refresh_person(person=expert, now=later)
+    services.refresh_everyone(now=scenario)  # measured before erin's own refresh
+    mine = Evidence.objects.filter(person=expert)
+    assert set(mine.values_list("computed_at", flat=True)) == {later}
+    others = Evidence.objects.exclude(person=expert)
+    assert set(others.values_list("computed_at", flat=True)) == {scenario}
+
+
+def test_a_decision_measures_again_only_the_rules_its_process_can_change(
+    scenario, team, second_expert
+):
+    services.refresh_everyone(now=scenario)
+    [case] = make_cases(make_process(team, slug="third"), 1)  # no rule is scoped to it
+    record_decision(case=case, expert=second_expert, label="approve", reason_code="ok")
+    refresh_decision_evidence.apply(args=[case.pk]).get()
+    fresh = Evidence.objects.filter(person=second_expert, computed_at__gt=scenario)
+    kinds = sorted(fresh.values_list("rule__kind", "rule__params"))
+    # every cases.* rule but the one scoped to "single"
+    assert kinds == sorted(
+        [
+            ("cases.decisions_agree", {}),
+            ("cases.decisions_agree", {}),
+            ("cases.peer_kappa", {}),
+            ("cases.adjudications_upheld", {}),
+        ]
+    )
+    stale = Evidence.objects.get(person=second_expert, rule__params={"process": "single"})
+    assert stale.computed_at == scenario
