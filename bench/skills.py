@@ -12,10 +12,9 @@ routed to people (their load). Then, each figure the median of REPEATS runs:
 - `skills_expertise_refresh_1m_decisions_s`: `refresh_everything()`, every process's expertise
   profiles (process, label region, segment) by SQL aggregates. Baseline: the bare aggregate
   `count(*)`, agreement and median seconds per person over the same decisions, no grouping sets.
-- `skills_evidence_refresh_1000_people_scaled_s`: what `refresh_everyone()` (every evidence rule
-  of the default framework for every member, levels settled: the hourly job) takes for 1,000
-  people, timed on 20 of them (`refresh_person` each) and scaled by 50, since a whole run lasts
-  many minutes here. Baseline: the bare `decisions_agree` aggregate for all 1,000 in one GROUP BY.
+- `skills_evidence_refresh_1000_people_s`: a whole `refresh_everyone()` (every evidence rule of
+  the default framework measured for the 1,000 members at once, evidence stored, levels settled:
+  the hourly job). Baseline: the bare `decisions_agree` aggregate for all 1,000 in one GROUP BY.
 - `skills_incremental_one_decision_ms` (p95 of 50 decisions): what one new decided label costs
   the profiles: `refresh_case_people(case)` (the receiver of `decision_recorded`). Baseline:
   the bare aggregate of that person's labels in that process.
@@ -24,8 +23,9 @@ routed to people (their load). Then, each figure the median of REPEATS runs:
 - `skills_evidence_one_person_p95_ms` (≤ 50 ms, p95 of 20): `refresh_person` of one person, every
   rule (what a "measure again" click costs).
 - `skills_routing_decision_p95_ms` (p95 of 200 decisions): `decide_for(case)` among a process's
-  200 experts: stored profiles of the case's region and segments, loads, score. Baseline: the
-  same two bare queries (profiles, loads) without Python.
+  200 experts, as `route_case` takes it: one prepared statement (the pool, the case's region,
+  the stored profile rows of its region and segments, loads), then the score. Baseline: the two
+  bare queries of the data alone (profile rows, loads; the pool given) without Python.
 
 `BENCH_SKILLS_DECISIONS` (default 1,000,000) shrinks it while working on this file.
 """
@@ -47,7 +47,6 @@ TEAMS = 5
 EXPERTS = 200  # a team
 PROCESSES = 4  # a team
 OPEN_CASES = 2000
-EVIDENCE_SAMPLE = int(os.environ.get("BENCH_SKILLS_EVIDENCE_SAMPLE", "20"))
 _started = time.monotonic()
 
 
@@ -260,21 +259,18 @@ def measure(process_ids: list[int]) -> list[dict[str, object]]:
     stats = _rows("SELECT count(*) FROM skills_expertisestat")[0][0]
     say(f"{stats:,} expertise rows")
 
-    # refresh_everyone() is one refresh_person after another (about 70 queries a person): a
-    # run over all 1,000 takes many minutes on this machine, so each run times EVIDENCE_SAMPLE of
-    # them, spread over the teams, and the figure scales it to 1,000 (said in its name).
+    # The whole hourly run: the first grants the levels, the next ones find them held.
     from django.contrib.auth import get_user_model
 
-    everyone = list(get_user_model().objects.filter(username__startswith="person-").order_by("pk"))
-    sample = everyone[:: len(everyone) // EVIDENCE_SAMPLE][:EVIDENCE_SAMPLE]
     evidence, evidence_bare = [], []
     for _ in range(REPEATS):
-        took = _timed(lambda: [services.refresh_person(person=p) for p in sample])
-        evidence.append(took * len(everyone) / len(sample))
+        refreshed: list = []
+        evidence.append(_timed(lambda r=refreshed: r.extend(services.refresh_everyone())))
         evidence_bare.append(_timed(lambda: _rows(_BARE_AGREE)))
         say(
-            f"evidence refresh of {len(sample)} people {took:.1f}s, scaled to "
-            f"{len(everyone):,}: {evidence[-1]:.0f}s (bare agree for all {evidence_bare[-1]:.2f}s)"
+            f"evidence refresh of {len(refreshed):,} people {evidence[-1]:.1f}s, "
+            f"{sum(r.granted for r in refreshed):,} levels granted "
+            f"(bare agree for all {evidence_bare[-1]:.2f}s)"
         )
 
     decided = list(
@@ -334,9 +330,8 @@ def measure(process_ids: list[int]) -> list[dict[str, object]]:
     routing, routing_bare = [], []
     for _ in range(REPEATS):
         rng.shuffle(fresh)
-        times = [
-            _timed(lambda c=c: decide_for(case=c, policy=policy, pool=pool)) * 1000 for c in fresh
-        ]
+        # The whole decision as route_case takes it: the pool is read in the same statement.
+        times = [_timed(lambda c=c: decide_for(case=c, policy=policy)) * 1000 for c in fresh]
         bare = []
         for case in fresh:
             keys = [f"po_status={case.fields['po_status']}", "amount=q2"]
@@ -348,7 +343,7 @@ def measure(process_ids: list[int]) -> list[dict[str, object]]:
         routing.append(_p95(times))
         routing_bare.append(_p95(bare))
         say(f"routing decision p95 {routing[-1]:.2f} ms (bare queries {routing_bare[-1]:.2f} ms)")
-    choice = decide_for(case=fresh[0], policy=policy, pool=pool)
+    choice = decide_for(case=fresh[0], policy=policy)
     assert choice is not None
     assert len(choice.candidates) == EXPERTS
     say(f"median decision {statistics.median(times):.2f} ms at {timezone.now():%H:%M:%S}")
@@ -359,7 +354,7 @@ def measure(process_ids: list[int]) -> list[dict[str, object]]:
             baseline=("bare_profile_aggregate_s", full_bare),
         ),
         figure(
-            "skills_evidence_refresh_1000_people_scaled_s", evidence, "s", 60.0, "lower",
+            "skills_evidence_refresh_1000_people_s", evidence, "s", 60.0, "lower",
             baseline=("bare_agreement_aggregate_s", evidence_bare),
         ),
         figure(

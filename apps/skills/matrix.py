@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, Max, Min, OuterRef, Prefetch
+from django.http import Http404
 from django.utils import timezone
 
 from apps.cases.models import Decision, DecisionSource
@@ -85,10 +86,21 @@ class Cell:
     level: SkillLevel | None
     since: datetime | None
     evidence: list[RuleEvidence] = field(default_factory=list)
+    url: str = ""  # where its evidence is (set by the page)
 
     @property
     def rank(self) -> int:
         return self.level.rank if self.level else 0
+
+    # Strings for the page: a template renders an int through localisation, which on a
+    # thousand cells costs more than the rest of the cell.
+    @property
+    def rank_class(self) -> str:
+        return f"rank-{self.rank}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.level.rank}. {self.level.name}" if self.level else ""
 
     @cached_property
     def title(self) -> str:
@@ -154,10 +166,64 @@ def team_people(*, team: Team) -> list[AbstractBaseUser]:
     )
 
 
-def _framework_skills() -> list[Skill]:
-    rules = EvidenceRule.objects.order_by("pk")
-    levels = SkillLevel.objects.order_by("rank").prefetch_related(Prefetch("rules", rules))
+def _framework_skills(*, with_rules: bool = True) -> list[Skill]:
+    levels = SkillLevel.objects.order_by("rank")
+    if with_rules:
+        levels = levels.prefetch_related(Prefetch("rules", EvidenceRule.objects.order_by("pk")))
     return list(Skill.objects.select_related("area").prefetch_related(Prefetch("levels", levels)))
+
+
+def _rule_evidence(
+    rule: EvidenceRule, measured: tuple | None, descriptions: dict[int, str]
+) -> RuleEvidence:
+    """One rule's evidence in a cell; `measured` is (count, value, met) or None."""
+    kind = evidence_kind(rule.kind)
+    return RuleEvidence(
+        description=descriptions[rule.pk],
+        count=measured[0] if measured else 0,
+        value=measured[1] if measured else None,
+        value_label=kind.value_label if kind else "",
+        met=bool(measured and measured[2]),
+    )
+
+
+def cell_evidence(*, team: Team, person_id: int, skill_id: int) -> tuple[AbstractBaseUser, Cell]:
+    """One cell of the matrix with its evidence (the page loads it when the cell is hovered,
+    focused or opened): the person, who must be an active member of `team` (else Http404, as
+    an unknown skill), and their level in the skill with the evidence of that level's rules."""
+    holds_a_role = Membership.objects.filter(team=team, user=OuterRef("pk"))
+    person = (
+        get_user_model().objects.filter(Exists(holds_a_role), pk=person_id, is_active=True).first()
+    )
+    skill = (
+        Skill.objects.filter(pk=skill_id)
+        .prefetch_related(
+            Prefetch(
+                "levels",
+                SkillLevel.objects.order_by("rank").prefetch_related(
+                    Prefetch("rules", EvidenceRule.objects.order_by("pk"))
+                ),
+            )
+        )
+        .first()
+    )
+    if person is None or skill is None:
+        raise Http404("No such person in this team, or no such skill.")
+    held = PersonSkill.objects.filter(person=person, skill=skill, level__isnull=False).first()
+    level = next((lv for lv in skill.levels.all() if held and lv.pk == held.level_id), None)
+    cell = Cell(skill=skill, level=level, since=held.since if held and level else None)
+    if level is not None:
+        rules = list(level.rules.all())
+        measured = {
+            row[0]: row[1:]
+            for row in Evidence.objects.filter(person=person, rule__in=rules).values_list(
+                "rule_id", "count", "value", "met"
+            )
+        }
+        processes = process_names()
+        descriptions = {rule.pk: describe_rule(rule, processes) for rule in rules}
+        cell.evidence = [_rule_evidence(r, measured.get(r.pk), descriptions) for r in rules]
+    return person, cell
 
 
 def process_spofs(*, team: Team, now: datetime) -> list[ProcessSpof]:
@@ -220,33 +286,45 @@ def plans_to_review(*, people: list[AbstractBaseUser]) -> list[PlanToReview]:
 
 
 def team_matrix(
-    *, team: Team, min_rank: int = DEFAULT_MIN_RANK, now: datetime | None = None
+    *,
+    team: Team,
+    min_rank: int = DEFAULT_MIN_RANK,
+    now: datetime | None = None,
+    with_evidence: bool = True,
 ) -> TeamMatrix:
     """The skills matrix of `team` from the stored levels and evidence (refresh_person measures
     them): one row per active member, one cell per skill of the framework with the level held and
-    the evidence of that level's rules; the skills held at `min_rank` or above by exactly one
-    member, and those held by nobody; the processes with one active expert; open plans."""
+    (`with_evidence`) the evidence of that level's rules; the skills held at `min_rank` or above
+    by exactly one member, and those held by nobody; the processes with one active expert; open
+    plans. The page leaves the evidence out (cell_evidence gives a cell's when asked): for a
+    team of 100 it is most of the page's weight."""
     now = now or timezone.now()
     people = team_people(team=team)
     ids = [p.pk for p in people]
-    skills = _framework_skills()
+    skills = _framework_skills(with_rules=with_evidence)
+    # Tuples, not model instances: thousands of rows for a team of 100.
     held = {
-        (row.person_id, row.skill_id): row
-        for row in PersonSkill.objects.filter(person_id__in=ids, level__isnull=False)
+        (person_id, skill_id): (level_id, since)
+        for person_id, skill_id, level_id, since in PersonSkill.objects.filter(
+            person_id__in=ids, level__isnull=False
+        ).values_list("person_id", "skill_id", "level_id", "since")
     }
-    evidence = {
-        (row.person_id, row.rule_id): row
-        for row in Evidence.objects.filter(person_id__in=ids).only(
-            "person_id", "rule_id", "count", "value", "met"
-        )
-    }
-    processes = process_names()
     levels = {level.pk: level for skill in skills for level in skill.levels.all()}
-    descriptions = {
-        rule.pk: describe_rule(rule, processes)
-        for level in levels.values()
-        for rule in level.rules.all()
-    }
+    evidence: dict[tuple[int, int], tuple] = {}
+    descriptions: dict[int, str] = {}
+    if with_evidence:
+        evidence = {
+            (row[0], row[1]): row[2:]
+            for row in Evidence.objects.filter(person_id__in=ids).values_list(
+                "person_id", "rule_id", "count", "value", "met"
+            )
+        }
+        processes = process_names()
+        descriptions = {
+            rule.pk: describe_rule(rule, processes)
+            for level in levels.values()
+            for rule in level.rules.all()
+        }
     # A skill whose scale stops below min_rank is judged at its top level (else it would be
     # reported uncovered for ever).
     bar = {
@@ -259,21 +337,14 @@ def team_matrix(
         cells = []
         for skill in skills:
             row = held.get((person.pk, skill.pk))
-            level = levels.get(row.level_id) if row else None
-            cell = Cell(skill=skill, level=level, since=row.since if row and level else None)
+            level = levels.get(row[0]) if row else None
+            cell = Cell(skill=skill, level=level, since=row[1] if row and level else None)
             if level is not None:
-                for rule in level.rules.all():
-                    measured = evidence.get((person.pk, rule.pk))
-                    kind = evidence_kind(rule.kind)
-                    cell.evidence.append(
-                        RuleEvidence(
-                            description=descriptions[rule.pk],
-                            count=measured.count if measured else 0,
-                            value=measured.value if measured else None,
-                            value_label=kind.value_label if kind else "",
-                            met=bool(measured and measured.met),
-                        )
-                    )
+                if with_evidence:
+                    cell.evidence = [
+                        _rule_evidence(rule, evidence.get((person.pk, rule.pk)), descriptions)
+                        for rule in level.rules.all()
+                    ]
                 if level.rank >= bar[skill.pk]:
                     holders[skill.pk].append((person, level))
             cells.append(cell)

@@ -24,7 +24,9 @@ The decision itself (`choose`) is a pure function of profiles and loads, so the 
 """
 
 import math
+import weakref
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -34,11 +36,12 @@ from django.utils import timezone
 from apps.cases.models import Case, CaseStatus, Process
 from apps.people.models import Membership, Role
 from apps.skills.models import ExpertiseStat, RoutedCase, RoutingPolicy, RoutingStrategy
-from apps.skills.routing_profiles import Profile, policy_for, segment_keys, stored_profiles
+from apps.skills.routing_profiles import Counts, Profile, policy_for, segment_keys
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
+    # A tuple, not a dataclass: a decision makes one per candidate (200 of them) and a tuple is
+    # several times cheaper to build.
     person_id: int
     decisions: int
     expected_accuracy: float
@@ -56,6 +59,7 @@ class Choice:
     expected_accuracy: float
     score: float
     candidates: list[Candidate]
+    region: str = ""
 
 
 def _shrunk(agreed: int, decisions: int, prior: float, weight: int) -> float:
@@ -112,34 +116,39 @@ def choose(
         return None
     mean = process_mean(profiles) if mean is None else mean
     typical = process_median_seconds(profiles) if median_seconds is None else median_seconds
+    weight, speed_weight = policy.prior_weight, policy.speed_weight
+    load_penalty, min_decisions = policy.load_penalty, policy.expert_min_decisions
+    log2, get_profile, get_load = math.log2, profiles.get, loads.get
     candidates = []
     for person_id in pool:
-        profile = profiles.get(person_id)
+        profile = get_profile(person_id)
         accuracy = expected_accuracy(
-            profile, mean=mean, weight=policy.prior_weight, region=region, segments=segments
+            profile, mean=mean, weight=weight, region=region, segments=segments
         )
         speed = 0.0
-        if profile and profile.median_seconds and typical:
-            ratio = typical / profile.median_seconds
-            speed = policy.speed_weight * max(-1.0, min(1.0, math.log2(ratio)))
-        load = loads.get(person_id, 0)
-        decisions = profile.process.decisions if profile else 0
+        decisions = 0
+        if profile is not None:
+            decisions = profile.process.decisions
+            if profile.median_seconds and typical:
+                speed = speed_weight * max(-1.0, min(1.0, log2(typical / profile.median_seconds)))
+        load = get_load(person_id, 0)
         candidates.append(
             Candidate(
-                person_id=person_id,
-                decisions=decisions,
-                expected_accuracy=accuracy,
-                speed=speed,
-                load=load,
-                score=accuracy + speed - policy.load_penalty * load,
-                learner=decisions < policy.expert_min_decisions,
+                person_id,
+                decisions,
+                accuracy,
+                speed,
+                load,
+                accuracy + speed - load_penalty * load,
+                decisions < min_decisions,
             )
         )
     candidates.sort(key=lambda c: (-c.score, c.load, c.person_id))
     experts = [c for c in candidates if not c.learner]
-    learners = [c for c in candidates if c.learner]
-    if experts and learners and random_key < policy.learning_share:
-        learner = min(learners, key=lambda c: (c.load, -c.decisions, c.person_id))
+    if experts and random_key < policy.learning_share and len(experts) < len(candidates):
+        learner = min(
+            (c for c in candidates if c.learner), key=lambda c: (c.load, -c.decisions, c.person_id)
+        )
         return Choice(
             assignee_id=learner.person_id,
             checker_id=experts[0].person_id,
@@ -147,6 +156,7 @@ def choose(
             expected_accuracy=learner.expected_accuracy,
             score=learner.score,
             candidates=candidates,
+            region=region,
         )
     best = (experts or candidates)[0]
     return Choice(
@@ -156,6 +166,7 @@ def choose(
         expected_accuracy=best.expected_accuracy,
         score=best.score,
         candidates=candidates,
+        region=region,
     )
 
 
@@ -184,35 +195,161 @@ def current_loads(*, people: list[int]) -> dict[int, int]:
         return dict(cursor.fetchall())
 
 
+_REGION = """
+    SELECT coalesce((SELECT s.label FROM autonomy_shadowprediction s WHERE s.case_id = %(case)s
+                     ORDER BY s.created_at DESC, s.id DESC LIMIT 1), '')
+"""
+
+
 def case_region(*, case_id: int) -> str:
     """The model's predicted label for the case: its latest shadow prediction ("" without one)."""
     with connection.cursor() as cursor:
+        cursor.execute(_REGION, {"case": case_id})
+        return cursor.fetchone()[0]
+
+
+# Everything one decision reads, in one statement (one round trip: on a busy machine each costs
+# as much as the work): the pool (candidate_pool's rule, or the people given), the case's region,
+# one row per candidate with their stored process, region and segment counts pivoted (each part
+# read through the unique index (process, dimension, key, person), not every process's rows of
+# those people), and their load counted on case_routed_idx (an index-only scan of their open
+# routed cases). The load is counted, not stored: Case.routed_to and status are written by
+# cases, autonomy, orchestrations and skills, in bulk too, and a count kept beside them would
+# be one more thing each of those writes has to keep right; at 200 people it costs ~0.1 ms.
+_TEAM_POOL = """
+    SELECT DISTINCT m.user_id FROM people_membership m JOIN auth_user u ON u.id = m.user_id
+    WHERE m.team_id = %(team)s AND m.role = 'expert' AND u.is_active
+      AND (NOT EXISTS (SELECT 1 FROM cases_process_reviewers r WHERE r.process_id = %(process)s)
+           OR m.user_id IN (SELECT r.user_id FROM cases_process_reviewers r
+                            WHERE r.process_id = %(process)s))
+"""
+_GIVEN_POOL = "SELECT DISTINCT unnest(%(people)s::bigint[])"
+_INPUTS = """
+    WITH pool(person_id) AS MATERIALIZED ({pool}),
+    people AS MATERIALIZED (SELECT ARRAY(SELECT person_id FROM pool) AS ids),
+    region(label) AS MATERIALIZED ({region}),
+    stat AS (
+        SELECT e.person_id, e.dimension, e.key, e.decisions, e.agreed, e.median_seconds
+        FROM skills_expertisestat e, people
+        WHERE e.process_id = %(process)s AND e.dimension = 'process' AND e.key = ''
+          AND e.person_id = ANY(people.ids)
+        UNION ALL
+        SELECT e.person_id, e.dimension, e.key, e.decisions, e.agreed, NULL
+        FROM skills_expertisestat e, people, region
+        WHERE e.process_id = %(process)s AND e.dimension = 'label' AND e.key = region.label
+          AND region.label <> '' AND e.person_id = ANY(people.ids)
+        UNION ALL
+        SELECT e.person_id, e.dimension, e.key, e.decisions, e.agreed, NULL
+        FROM skills_expertisestat e, people
+        WHERE e.process_id = %(process)s AND e.dimension = 'segment'
+          AND e.key = ANY(%(segments)s::text[]) AND e.person_id = ANY(people.ids)
+    ),
+    profile AS (
+        SELECT person_id,
+               max(decisions) FILTER (WHERE dimension = 'process') AS decisions,
+               max(agreed) FILTER (WHERE dimension = 'process') AS agreed,
+               max(median_seconds) FILTER (WHERE dimension = 'process') AS median_seconds,
+               max(decisions) FILTER (WHERE dimension = 'label') AS region_decisions,
+               max(agreed) FILTER (WHERE dimension = 'label') AS region_agreed,
+               array_agg(key) FILTER (WHERE dimension = 'segment') AS segment_keys,
+               array_agg(decisions) FILTER (WHERE dimension = 'segment') AS segment_decisions,
+               array_agg(agreed) FILTER (WHERE dimension = 'segment') AS segment_agreed
+        FROM stat GROUP BY person_id
+    ),
+    load AS (
+        SELECT c.routed_to_id AS person_id, count(*) AS n FROM cases_case c, people
+        WHERE c.status = 'open' AND c.routed_to_id = ANY(people.ids) GROUP BY c.routed_to_id
+    )
+    SELECT p.person_id, (SELECT * FROM region), f.decisions, f.agreed, f.median_seconds,
+           f.region_decisions, f.region_agreed, f.segment_keys, f.segment_decisions,
+           f.segment_agreed, coalesce(l.n, 0)
+    FROM pool p LEFT JOIN profile f USING (person_id) LEFT JOIN load l USING (person_id)
+    ORDER BY p.person_id
+"""
+_INPUTS_TEAM_POOL = _INPUTS.format(pool=_TEAM_POOL, region=_REGION)
+_INPUTS_GIVEN_POOL = _INPUTS.format(pool=_GIVEN_POOL, region=_REGION)
+
+
+# Raw connections (Django reconnects with a new one) and the statements prepared on each.
+_PREPARED: "weakref.WeakKeyDictionary[object, set[str]]" = weakref.WeakKeyDictionary()
+
+
+def _fetch_prepared(name: str, sql: str, params: dict[str, object]) -> list[tuple]:
+    # Planning the statement above costs about as much as running it (1 to 2 ms): it is
+    # PREPAREd once per database session and each decision only EXECUTEs it. By SQL, not
+    # psycopg's own preparing: Django's cursors bind on the client side, where psycopg
+    # doesn't prepare. A prepared statement outlives a rolled-back transaction (PREPARE isn't
+    # transactional), so the record below stays true.
+    connection.ensure_connection()
+    prepared = _PREPARED.setdefault(connection.connection, set())
+    keys = list(params)
+    with connection.cursor() as cursor:
+        if name not in prepared:
+            body = sql
+            for number, key in enumerate(keys, 1):
+                body = body.replace(f"%({key})s", f"${number}")
+            cursor.execute(f"PREPARE {name} AS {body}")
+            prepared.add(name)
         cursor.execute(
-            "SELECT label FROM autonomy_shadowprediction WHERE case_id = %s "
-            "ORDER BY created_at DESC, id DESC LIMIT 1",
-            [case_id],
+            f"EXECUTE {name}({', '.join(['%s'] * len(keys))})", [params[key] for key in keys]
         )
-        row = cursor.fetchone()
-    return row[0] if row else ""
+        return cursor.fetchall()
+
+
+@dataclass(frozen=True)
+class DecisionInputs:
+    pool: list[int]
+    region: str
+    profiles: dict[int, Profile]
+    loads: dict[int, int]
+
+
+def decision_inputs(
+    *, case: Case, segments: list[str], pool: list[int] | None = None
+) -> DecisionInputs:
+    """What deciding `case` reads (one statement): the candidates (`pool`, or candidate_pool's
+    rule), the case's region, their stored profiles with only the rows the case needs (process,
+    its region, its `segments`) and their loads now."""
+    params: dict[str, object] = {"process": case.process_id, "case": case.pk, "segments": segments}
+    if pool is None:
+        params["team"] = case.process.team_id
+        rows = _fetch_prepared("skills_routing_inputs_team", _INPUTS_TEAM_POOL, params)
+    else:
+        params["people"] = pool
+        rows = _fetch_prepared("skills_routing_inputs_given", _INPUTS_GIVEN_POOL, params)
+    region = rows[0][1] if rows else ""
+    profiles: dict[int, Profile] = {}
+    loads: dict[int, int] = {}
+    for person_id, _r, n, ok, median, region_n, region_ok, keys, seg_n, seg_ok, load in rows:
+        if load:
+            loads[person_id] = load
+        if n is None and region_n is None and keys is None:
+            continue  # no stored profile in this process
+        profiles[person_id] = Profile(
+            person_id,
+            Counts(n or 0, ok or 0),
+            median,
+            {region: Counts(region_n, region_ok)} if region_n is not None else {},
+            dict(zip(keys, map(Counts, seg_n, seg_ok), strict=True)) if keys else {},
+        )
+    return DecisionInputs([row[0] for row in rows], region, profiles, loads)
 
 
 def decide_for(
     *, case: Case, policy: RoutingPolicy, pool: list[int] | None = None
 ) -> Choice | None:
-    """The routing decision for `case` from the stored profiles and the loads now (no write)."""
-    process = case.process
-    pool = candidate_pool(process=process) if pool is None else pool
-    region = case_region(case_id=case.pk)
-    segments = segment_keys(case.fields, process, policy.bounds)
+    """The routing decision for `case` from the stored profiles and the loads now (no write).
+    `case.process` with its schema should be loaded (select_related) by the caller."""
+    segments = segment_keys(case.fields, case.process, policy.bounds)
     # The process mean and typical speed are the candidates' (their process rows come with the
-    # profiles): one query fewer on every routing decision.
-    profiles = stored_profiles(process=process, people=pool, region=region, segments=segments)
+    # profiles).
+    inputs = decision_inputs(case=case, segments=segments, pool=pool)
     return choose(
-        pool=pool,
-        profiles=profiles,
-        loads=current_loads(people=pool),
+        pool=inputs.pool,
+        profiles=inputs.profiles,
+        loads=inputs.loads,
         policy=policy,
-        region=region,
+        region=inputs.region,
         segments=segments,
         random_key=case.random_key,
     )
@@ -254,7 +391,7 @@ def route_case(*, case_id: int) -> RoutedCase | None:
             assignee_id=choice.assignee_id,
             checker_id=choice.checker_id,
             learning=choice.learning,
-            region=case_region(case_id=case.pk),
+            region=choice.region,
             expected_accuracy=round(choice.expected_accuracy, 4),
             score=round(choice.score, 4),
             routed_at=now,
@@ -272,15 +409,27 @@ def route_cases(*, process_id: int, case_ids: list[int]) -> int:
 
 def hand_to_checker(*, case_id: int, expert_id: int) -> bool:
     """After the learner labelled a learning case, the case waits for its checker (the queue
-    offers a partly labelled case routed to someone who hasn't labelled it to them first)."""
-    routed = RoutedCase.objects.filter(
-        case_id=case_id, learning=True, assignee_id=expert_id, checker__isnull=False
-    ).first()
+    offers a partly labelled case routed to someone who hasn't labelled it to them first).
+
+    The checker is a preference, not a lock: any other expert still gets the case once they
+    have nothing else (cases.services.queue), and a checker who is no longer among the
+    process's candidates (left the team, deactivated, no longer a named reviewer) isn't waited
+    for at all: the case is routed to nobody and any expert may give its second label."""
+    routed = (
+        RoutedCase.objects.filter(
+            case_id=case_id, learning=True, assignee_id=expert_id, checker__isnull=False
+        )
+        .select_related("process")
+        .first()
+    )
     if routed is None:
         return False
+    checker_id = routed.checker_id
+    if checker_id not in candidate_pool(process=routed.process):
+        checker_id = None
     return bool(
         Case.objects.filter(pk=case_id, status=CaseStatus.OPEN, routed_to_id=expert_id).update(
-            routed_to_id=routed.checker_id
+            routed_to_id=checker_id
         )
     )
 

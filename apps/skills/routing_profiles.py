@@ -19,6 +19,7 @@ the process, not with the process).
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -214,13 +215,13 @@ def refresh_case_people(*, case_id: int) -> int:
 # --- profiles in memory (routing and its simulation) -------------------------------------------
 
 
-@dataclass
-class Counts:
+class Counts(NamedTuple):
+    # Tuples and slots: a routing decision builds a profile for each of up to hundreds of people.
     decisions: int = 0
     agreed: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Profile:
     person_id: int
     process: Counts = field(default_factory=Counts)
@@ -249,32 +250,6 @@ def measured_profiles(
     split), computed on the fly by the same aggregate, not stored."""
     with connection.cursor() as cursor:
         cursor.execute(_AGGREGATE, _params(process, bounds, None, before))
-        rows = cursor.fetchall()
-    profiles: dict[int, Profile] = {}
-    for row in rows:
-        _add(profiles, row)
-    return profiles
-
-
-_STORED = """
-    SELECT person_id, dimension, key, decisions, agreed, median_seconds
-    FROM skills_expertisestat
-    WHERE process_id = %(process)s AND person_id = ANY(%(people)s)
-      AND (dimension = 'process' OR (dimension = 'label' AND key = %(region)s)
-           OR (dimension = 'segment' AND key = ANY(%(segments)s)))
-"""
-
-
-def stored_profiles(
-    *, process: Process, people: list[int], region: str, segments: list[str]
-) -> dict[int, Profile]:
-    """The stored profiles of `people`, with only the rows one case needs (its region and
-    segments): a handful per person, read through the unique index."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _STORED,
-            {"process": process.pk, "people": people, "region": region, "segments": segments},
-        )
         rows = cursor.fetchall()
     profiles: dict[int, Profile] = {}
     for row in rows:

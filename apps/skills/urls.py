@@ -42,6 +42,11 @@ urlpatterns = [
     ),
     path("skills/teams/", matrix_views.skill_matrices, name="skill_matrices"),
     path("skills/teams/<slug:team_slug>/", matrix_views.team_matrix, name="team_skill_matrix"),
+    path(
+        "skills/teams/<slug:team_slug>/people/<int:user_id>/skills/<int:skill_id>/",
+        matrix_views.matrix_cell,
+        name="team_skill_matrix_cell",
+    ),
     path("skills/framework/skills/<int:skill_id>/", views.skill_edit, name="skill_edit"),
     path(
         "skills/framework/rules/<int:rule_id>/delete",

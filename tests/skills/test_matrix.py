@@ -92,7 +92,7 @@ def test_the_matrix_rows_carry_each_level_and_its_evidence(scenario, team, exper
 
 
 def test_the_manager_sees_the_matrix_page_with_evidence_on_focus_and_the_spofs(
-    scenario, team, manager
+    scenario, small_framework, team, manager, expert
 ):
     response = client_for(manager).get(f"/skills/teams/{team.slug}/")
     assert response.status_code == 200
@@ -104,15 +104,49 @@ def test_the_manager_sees_the_matrix_page_with_evidence_on_focus_and_the_spofs(
     processes = page.split('data-spof="processes"')[1].split("</ul>")[0]
     assert "Refunds" in processes
     assert "only erin (2 decisions" in processes
-    # Evidence behind a level: a <details> (keyboard and touch) whose summary has a title (hover).
-    assert '<summary title="Deciding cases: Practising; ' in page
-    assert "— measured 5, agreement 1.00</li>" in page
+    # A level is a <details> (keyboard and touch) whose summary has a title (hover); its evidence
+    # is loaded into it when the cell is hovered, focused or opened (and linked without JS).
+    assert '<summary title="Deciding cases: Practising">2. Practising</summary>' in page
+    assert "— measured 5" not in page
+    erin = f"/skills/teams/{team.slug}/people/{expert.pk}/skills/{small_framework.pk}/"
+    assert f'hx-get="{erin}"' in page
+    assert f'<a href="{erin}">The evidence</a>' in page
     assert 'class="table-scroll skills-matrix"' in page
     assert "waits for a manager to agree" in page
     # From Aware up, only the process is left.
     page = client_for(manager).get(f"/skills/teams/{team.slug}/?level=1").content.decode()
     assert "Single points of failure (1)" in page
     assert "No skill rests on one person at this level." in page
+
+
+def test_a_cells_evidence_is_a_fragment_for_htmx_and_a_page_without_it(
+    scenario, small_framework, team, manager, expert, staff
+):
+    url = f"/skills/teams/{team.slug}/people/{expert.pk}/skills/{small_framework.pk}/"
+    fragment = client_for(manager).get(url, headers={"HX-Request": "true"}).content.decode()
+    assert fragment.strip().startswith('<ul class="matrix-evidence">')
+    assert "<html" not in fragment
+    assert "— measured 5, agreement 1.00</li>" in fragment
+    assert "<li>Since " in fragment
+    page = client_for(manager).get(url).content.decode()
+    assert "<h1>Deciding cases: erin</h1>" in page
+    assert "— measured 5, agreement 1.00</li>" in page
+    # sam holds no level in it.
+    sams = f"/skills/teams/{team.slug}/people/{staff.pk}/skills/{small_framework.pk}/"
+    assert "<li>No level yet.</li>" in client_for(manager).get(sams).content.decode()
+
+
+def test_a_cells_evidence_is_only_for_the_teams_managers_and_its_people(
+    scenario, small_framework, team, manager, expert, outsider
+):
+    url = f"/skills/teams/{team.slug}/people/{expert.pk}/skills/{small_framework.pk}/"
+    assert client_for(expert).get(url).status_code == 403
+    assert client_for(outsider).get(url).status_code == 404
+    as_maya = client_for(manager)
+    stranger = f"/skills/teams/{team.slug}/people/{outsider.pk}/skills/{small_framework.pk}/"
+    assert as_maya.get(stranger).status_code == 404
+    assert as_maya.get(url.replace(f"/{small_framework.pk}/", "/999999/")).status_code == 404
+    assert as_maya.get(url).status_code == 200
 
 
 def test_the_api_gives_the_matrix_and_its_spofs(scenario, team, manager):

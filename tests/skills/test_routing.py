@@ -244,3 +244,59 @@ def test_a_case_under_a_live_lease_is_left_alone(scenario, expert, second_expert
         expires_at=timezone.now() + timedelta(minutes=5),
     )
     assert route_case(case_id=case.pk) is None
+
+
+def _learner_labels_a_learning_case(process, policy, lena, expert):
+    policy.learning_share = 0.3
+    policy.save()
+    learning = _fresh(process, "missing", random_key=0.1)
+    _switch_on(policy)
+    routed = route_case(case_id=learning.pk)
+    assert (routed.learning, routed.assignee, routed.checker) == (True, lena, expert)
+    assert claim_next_case(process=process, expert=lena).pk == learning.pk
+    return Case.objects.get(pk=learning.pk)
+
+
+def test_a_learning_case_reaches_another_expert_when_its_checker_doesnt_come(
+    scenario, expert, second_expert, django_capture_on_commit_callbacks
+):
+    # The checker is a preference: eli, with nothing else to do, gets the case and his label
+    # is its second look (the case isn't stuck waiting for erin).
+    process, policy, lena = scenario
+    case = _learner_labels_a_learning_case(process, policy, lena, expert)
+    with django_capture_on_commit_callbacks(execute=True):
+        record_decision(case=case, expert=lena, label="approve", reason_code="ok")
+    assert Case.objects.get(pk=case.pk).routed_to == expert
+    assert claim_next_case(process=process, expert=second_expert).pk == case.pk
+    with django_capture_on_commit_callbacks(execute=True):
+        record_decision(
+            case=Case.objects.get(pk=case.pk), expert=second_expert, label="approve",
+            reason_code="ok",
+        )  # fmt: skip
+    assert Case.objects.get(pk=case.pk).status == CaseStatus.DECIDED
+
+
+def test_a_checker_who_is_no_longer_a_candidate_is_not_waited_for(
+    scenario, expert, second_expert, django_capture_on_commit_callbacks
+):
+    process, policy, lena = scenario
+    case = _learner_labels_a_learning_case(process, policy, lena, expert)
+    expert.is_active = False
+    expert.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        record_decision(case=case, expert=lena, label="approve", reason_code="ok")
+    case.refresh_from_db()
+    assert (case.status, case.routed_to, case.extra_labels) == (CaseStatus.OPEN, None, 1)
+    # eli has fresh work too, yet the half-done case comes first (partly labelled cases do).
+    _fresh(process, "matched")
+    assert claim_next_case(process=process, expert=second_expert).pk == case.pk
+
+
+def test_without_an_expert_in_the_pool_no_case_is_a_learning_case(scenario, expert, team):
+    process, policy, _ = scenario
+    policy.learning_share = 1.0
+    policy.expert_min_decisions = 1000  # nobody is an expert yet: everyone is a learner
+    _switch_on(policy)
+    routed = route_case(case_id=_fresh(process, "missing", random_key=0.0).pk)
+    assert (routed.learning, routed.checker) == (False, None)
+    assert Case.objects.get(pk=routed.case_id).extra_labels == 0  # no second look to wait for
