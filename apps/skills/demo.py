@@ -300,7 +300,38 @@ def seed_skills_demo() -> str:
         services.transition_plan(plan=plan, to=PlanState.ACTIVE, actor=users["sam"])
     from apps.skills.practice_demo import seed_practice_demo
 
-    line = f"{line} {seed_practice_demo()}"
+    line = f"{line} {seed_practice_demo()} {seed_routing_demo()}"
     refreshed = services.refresh_everyone()
     granted = sum(r.granted for r in refreshed)
     return f"{line} Levels measured for {len(refreshed)} people ({granted} granted)."
+
+
+# The demo process a manager finds routed by expertise on /skills/routing/ (its shadow
+# predictions give the cases label regions), and how many of its open cases are routed at once.
+ROUTED_DEMO_PROCESS = "ap-invoice-exceptions"
+ROUTED_DEMO_CASES = 12
+
+
+def seed_routing_demo() -> str:
+    """The first time only: the demo's AP process switched to routing by expertise with the
+    default knobs, its experts' profiles measured, and up to ROUTED_DEMO_CASES of its open cases
+    that nobody has labelled or been handed routed, so that the routing page shows whom the
+    strategy picked and why. Once it has routed a case, a strategy a manager sets is left alone
+    (the policy row itself exists early: measuring a decision's profiles makes it)."""
+    from apps.cases.models import Case, CaseStatus, Process
+    from apps.skills.models import RoutedCase, RoutingStrategy
+    from apps.skills.routing import route_cases, update_policy
+    from apps.skills.routing_profiles import refresh_process
+
+    process = Process.objects.select_related("schema").filter(slug=ROUTED_DEMO_PROCESS).first()
+    if process is None or RoutedCase.objects.filter(process=process).exists():
+        return "Routing: nothing to set up."
+    refresh_process(process=process)
+    update_policy(process=process, strategy=RoutingStrategy.EXPERTISE)
+    fresh = Case.objects.filter(
+        process=process, status=CaseStatus.OPEN, label_count=0, routed_to__isnull=True
+    ).order_by("-priority", "created_at")
+    routed = route_cases(
+        process_id=process.pk, case_ids=list(fresh.values_list("pk", flat=True)[:ROUTED_DEMO_CASES])
+    )
+    return f"Routing: {process.name} routed by expertise ({routed} open cases routed)."

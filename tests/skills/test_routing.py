@@ -300,3 +300,26 @@ def test_without_an_expert_in_the_pool_no_case_is_a_learning_case(scenario, expe
     routed = route_case(case_id=_fresh(process, "missing", random_key=0.0).pk)
     assert (routed.learning, routed.checker) == (False, None)
     assert Case.objects.get(pk=routed.case_id).extra_labels == 0  # no second look to wait for
+
+
+def test_the_demo_routes_its_ap_process_by_expertise_once(team, expert, second_expert):
+    from apps.skills.demo import seed_routing_demo
+
+    process = make_process(team, slug="ap-invoice-exceptions", fields=FIELDS, priority_field="")
+    _label(process, expert, "missing", right=27, total=30)
+    _label(process, second_expert, "missing", right=15, total=30)
+    fresh = make_cases(process, 3, po_status="missing")
+    policy_for(process=process)  # made early in the demo (profiles measured on each decision)
+    line = seed_routing_demo()
+    assert "3 open cases routed" in line
+    assert policy_for(process=process).strategy == RoutingStrategy.EXPERTISE
+    assert {r.assignee for r in RoutedCase.objects.filter(process=process)} == {expert}
+    assert set(Case.objects.filter(routed_to=expert).values_list("pk", flat=True)) == {
+        c.pk for c in fresh
+    }
+    # A manager sets it back: seeding again leaves their choice alone.
+    policy = policy_for(process=process)
+    policy.strategy = RoutingStrategy.ORDER
+    policy.save()
+    assert seed_routing_demo() == "Routing: nothing to set up."
+    assert policy_for(process=process).strategy == RoutingStrategy.ORDER
