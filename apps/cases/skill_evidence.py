@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from apps.cases import agreement
 from apps.cases.models import CaseStatus, Decision, DecisionSource
@@ -32,6 +32,7 @@ from apps.core.evidence_kinds import (
     group_by_first,
     latest_per_person,
     register_evidence_kind,
+    share_per_person,
     url_maker,
 )
 
@@ -76,13 +77,7 @@ def decisions_agree(
     if params.get("label"):
         # "This label or not": the labels that said it and the cases that ended with it.
         rows = rows.filter(Q(label=params["label"]) | Q(case__final_label=params["label"]))
-    totals = (
-        rows.order_by()
-        .values("expert_id")
-        .annotate(total=Count("pk"), agreed=Count("pk", filter=Q(label=F("case__final_label"))))
-        .values_list("expert_id", "total", "agreed")
-    )
-    totals = list(totals)
+    totals = share_per_person(rows, person="expert_id", hit=Q(label=F("case__final_label")))
     latest = latest_per_person(
         rows,
         people=[expert for expert, _, _ in totals],

@@ -26,7 +26,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import ValidationError
-from django.db.models import OrderBy, OuterRef, QuerySet
+from django.db.models import Count, OrderBy, OuterRef, Q, QuerySet
 from django.db.models.functions import JSONObject
 from django.urls import reverse
 
@@ -192,6 +192,16 @@ def between(field: str, since: datetime | None, until: datetime) -> dict[str, da
 # --- helpers the kinds share ---------------------------------------------------------------------
 
 PROCESS = Param("process", "process", "a process slug (empty: every process)")
+
+
+def share_per_person(rows: QuerySet, *, person: str, hit: Q) -> list[tuple[int, int, int]]:
+    """(person, rows, rows matching `hit`) for each person with rows: one GROUP BY."""
+    return list(
+        rows.order_by()
+        .values(person)
+        .annotate(rows=Count("pk"), hits=Count("pk", filter=hit))
+        .values_list(person, "rows", "hits")
+    )
 
 
 def latest_per_person(

@@ -197,6 +197,13 @@ def _met(rule: EvidenceRule, measurement: Measurement) -> bool:
     )
 
 
+def _met_of(rules: list[EvidenceRule], measured: Measured, person_id: int) -> dict[int, bool]:
+    return {
+        rule.pk: _met(rule, measured.get((rule.pk, person_id)) or Measurement(count=0))
+        for rule in rules
+    }
+
+
 def _lock_people(people_ids: list[int]) -> None:
     # One refresh of a person at a time (the hourly job, a decision's task, a "measure again"
     # click); taken in id order so that two bulk runs can't deadlock.
@@ -266,8 +273,10 @@ def refresh_person(*, person: AbstractBaseUser, now: datetime | None = None) -> 
     rules = list(EvidenceRule.objects.select_related("level__skill"))
     with transaction.atomic():
         _lock_people([person.pk])
-        _store_evidence([person.pk], rules, _measure_rules(rules, [person], now), now)
-        (refreshed,) = _settle_levels([person.pk], rules, now)
+        measured = _measure_rules(rules, [person], now)
+        _store_evidence([person.pk], rules, measured, now)
+        met = {person.pk: _met_of(rules, measured, person.pk)}
+        (refreshed,) = _settle_levels([person.pk], rules, now, met=met)
     return Refreshed(person.pk, len(rules), refreshed.granted, refreshed.lost)
 
 
@@ -292,43 +301,53 @@ def refresh_person_kinds(
     rules = list(EvidenceRule.objects.select_related("level__skill"))
     with transaction.atomic():
         _lock_people([person.pk])
-        stored = set(Evidence.objects.filter(person=person).values_list("rule_id", flat=True))
+        met = dict(Evidence.objects.filter(person=person).values_list("rule_id", "met"))
         again = [
             rule
             for rule in rules
-            if rule.pk not in stored
+            if rule.pk not in met
             or (
                 rule.kind.startswith(prefixes)
                 and (process_slug is None or rule.params.get("process") in (None, "", process_slug))
             )
         ]
-        _store_evidence([person.pk], again, _measure_rules(again, [person], now), now)
-        (refreshed,) = _settle_levels([person.pk], rules, now)
+        measured = _measure_rules(again, [person], now)
+        _store_evidence([person.pk], again, measured, now)
+        met |= _met_of(again, measured, person.pk)
+        (refreshed,) = _settle_levels([person.pk], rules, now, met={person.pk: met})
     return Refreshed(person.pk, len(again), refreshed.granted, refreshed.lost)
 
 
 def _settle_levels(
-    people_ids: list[int], rules: list[EvidenceRule], now: datetime
+    people_ids: list[int],
+    rules: list[EvidenceRule],
+    now: datetime,
+    *,
+    met: dict[int, dict[int, bool]] | None = None,
 ) -> list[Refreshed]:
-    """Levels of `people_ids` set to match their stored evidence (read once), the changes
-    written in bulk. The caller holds their locks."""
+    """Levels of `people_ids` set to match `met` ({person: {rule: met}}; None: their stored
+    evidence, read once), the changes written in bulk. The caller holds their locks."""
     from apps.skills.selectors import process_names
 
     by_level: dict[int, list[EvidenceRule]] = {}
     for rule in rules:
         by_level.setdefault(rule.level_id, []).append(rule)
-    met: dict[int, dict[int, bool]] = {pk: {} for pk in people_ids}
-    for person_id, rule_id, ok in Evidence.objects.filter(person_id__in=people_ids).values_list(
-        "person_id", "rule_id", "met"
-    ):
-        met[person_id][rule_id] = ok
+    if met is None:
+        met = {pk: {} for pk in people_ids}
+        stored = Evidence.objects.filter(person_id__in=people_ids)
+        for person_id, rule_id, ok in stored.values_list("person_id", "rule_id", "met"):
+            met[person_id][rule_id] = ok
     held = {
         (row.person_id, row.skill_id): row
         for row in PersonSkill.objects.filter(person_id__in=people_ids).select_related("level")
     }
-    skills = [
-        (skill, list(skill.levels.all())) for skill in Skill.objects.prefetch_related("levels")
-    ]
+    # Every skill's levels by rank in one read (a skill without levels has nothing to settle).
+    levels_of: dict[int, tuple[Skill, list[SkillLevel]]] = {}
+    for level in SkillLevel.objects.select_related("skill").order_by(
+        "skill__area__position", "skill__position", "skill__name", "skill_id", "rank"
+    ):
+        levels_of.setdefault(level.skill_id, (level.skill, []))[1].append(level)
+    skills = list(levels_of.values())
     processes: dict[str, str] | None = None
     events: list[LevelEvent] = []
     changed: list[PersonSkill] = []

@@ -16,6 +16,7 @@ from apps.core.evidence_kinds import (
     between,
     latest_per_person,
     register_evidence_kind,
+    share_per_person,
     url_maker,
 )
 from apps.skills.models import AttemptSource, ManualEvidence, PracticeAttempt
@@ -88,13 +89,7 @@ def practice_accuracy(
     attempts = PracticeAttempt.objects.filter(person_id__in=people, **between("at", since, until))
     if params.get("process"):
         attempts = attempts.filter(process__slug=params["process"])
-    totals = (
-        attempts.order_by()
-        .values("person_id")
-        .annotate(n=Count("pk"), right=Count("pk", filter=Q(correct=True)))
-        .values_list("person_id", "n", "right")
-    )
-    totals = list(totals)
+    totals = share_per_person(attempts, person="person_id", hit=Q(correct=True))
     latest = latest_per_person(
         attempts,
         people=[person_id for person_id, _, _ in totals],

@@ -43,6 +43,10 @@ def test_every_kind_the_brief_asks_for_is_registered_by_its_app():
 
 @pytest.fixture
 def disputes(team, expert, second_expert, manager):
+    return make_disputes(team, expert, second_expert, manager)
+
+
+def make_disputes(team, expert, second_expert, manager):
     """Overlap 2. A: both approve (decided approve). B: erin approve, eli reject, maya settles
     reject. C: erin reject only (open). D: both reject (decided reject)."""
     process = make_process(team, slug="double", overlap=2)

@@ -18,12 +18,12 @@ from apps.skills.models import Evidence, LevelEvent, LevelMatch, PersonSkill
 from apps.skills.practice import measure_practice_accuracy
 from apps.skills.tasks import refresh_decision_evidence
 from tests.factories import make_cases, make_process
-from tests.skills.test_evidence_kinds import _model_version, _node
+from tests.skills.test_evidence_kinds import _model_version, _node, make_disputes
 
 
 @pytest.fixture
 def scenario(team, expert, second_expert, manager, staff, admin):
-    """Four cases of a process with overlap 2 (as test_evidence_kinds' disputes: A both approve;
+    """Four cases of a process with overlap 2 (test_evidence_kinds.make_disputes: A both approve;
     B erin approve, eli reject, maya settles reject; C erin only; D both reject), two more cases
     eli decides alone in a second process, a second look maya asked for, sam's approved course
     and practice, a model maya trained and promoted, a node the admin runs.
@@ -31,17 +31,8 @@ def scenario(team, expert, second_expert, manager, staff, admin):
     The framework: Deciding (all-time agreement ≥ 2 labels, or a course; then ≥ 3 labels with
     agreement ≥ 0.6 over 90 days; then a kappa and an upheld dispute), a skill scoped to the
     second process, and Training whose second level has no rules (never granted)."""
-    double = make_process(team, slug="double", overlap=2)
+    _double, (a, _b, _c, d) = make_disputes(team, expert, second_expert, manager)
     single = make_process(team, slug="single")
-    a, b, c, d = make_cases(double, 4)
-    record_decision(case=a, expert=expert, label="approve", reason_code="ok")
-    record_decision(case=a, expert=second_expert, label="approve", reason_code="ok")
-    record_decision(case=b, expert=expert, label="approve", reason_code="ok")
-    record_decision(case=b, expert=second_expert, label="reject", reason_code="duplicate")
-    adjudicate_case(case=b, adjudicator=manager, label="reject", reason_code="duplicate")
-    record_decision(case=c, expert=expert, label="reject", reason_code="fraud")
-    record_decision(case=d, expert=expert, label="reject", reason_code="fraud")
-    record_decision(case=d, expert=second_expert, label="reject", reason_code="fraud")
     e, f = make_cases(single, 2)
     for case in (e, f):
         record_decision(case=case, expert=second_expert, label="approve", reason_code="ok")
