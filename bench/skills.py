@@ -18,8 +18,9 @@ routed to people (their load). Then, each figure the median of REPEATS runs:
 - `skills_incremental_one_decision_ms` (p95 of 50 decisions): what one new decided label costs
   the profiles: `refresh_case_people(case)` (the receiver of `decision_recorded`). Baseline:
   the bare aggregate of that person's labels in that process.
-- `skills_evidence_incremental_one_decision_p95_ms` (p95 of 20): `refresh_person_kinds` of the
-  labeller, the decision-based rules only, levels settled (the task a decided case queues).
+- `skills_evidence_incremental_one_decision_p95_ms` (p95 of 20): what the task a decided case
+  queues costs for its labeller: `case_change(case)` (the rules that case can change) and
+  `refresh_person_kinds` of the labeller with it, levels settled.
 - `skills_evidence_one_person_p95_ms` (≤ 50 ms, p95 of 20): `refresh_person` of one person, every
   rule (what a "measure again" click costs).
 - `skills_routing_decision_p95_ms` (p95 of 200 decisions): `decide_for(case)` among a process's
@@ -293,18 +294,26 @@ def measure(process_ids: list[int]) -> list[dict[str, object]]:
 
     # The steady state: the hourly job has measured these people once.
     labellers = [
-        get_user_model().objects.get(
-            pk=Decision.objects.filter(case_id=case_id).values_list("expert", flat=True)[0]
+        (
+            case_id,
+            get_user_model().objects.get(
+                pk=Decision.objects.filter(case_id=case_id).values_list("expert", flat=True)[0]
+            ),
         )
         for case_id, _process in decided[:20]
     ]
-    for user in labellers:
+    for _case_id, user in labellers:
         services.refresh_person(person=user)
+
+    def decision_evidence(case_id: int, user: object) -> None:  # the task, for one labeller
+        change = services.case_change(case_id=case_id)
+        services.refresh_person_kinds(person=user, change=change)
+
     kinds_runs = []
     for _ in range(REPEATS):
         one = []
-        for user in labellers:
-            one.append(_timed(lambda u=user: services.refresh_person_kinds(person=u)) * 1000)
+        for case_id, user in labellers:
+            one.append(_timed(lambda c=case_id, u=user: decision_evidence(c, u)) * 1000)
         kinds_runs.append(_p95(one))
         say(f"decision evidence of one person p95 {kinds_runs[-1]:.0f} ms")
 

@@ -169,6 +169,17 @@ def adjudications_upheld(
     return measured
 
 
+def _labelled_by_two(case_id: int) -> bool:
+    # Retracted labels too: undoing one can take a pair away.
+    labels = Decision.objects.filter(case_id=case_id, source__in=LABEL_SOURCES)
+    return labels.values("expert_id").distinct().count() > 1
+
+
+def _adjudicated(case_id: int) -> bool:
+    # A retracted adjudication too: undoing it takes a settled dispute away.
+    return Decision.objects.filter(case_id=case_id, source=DecisionSource.ADJUDICATION).exists()
+
+
 register_evidence_kind(
     EvidenceKind(
         key="cases.decisions_agree",
@@ -186,6 +197,7 @@ register_evidence_kind(
         label="Cases labelled by other experts too (Cohen's kappa with them)",
         value_label="kappa",
         measure_many=peer_kappa,
+        changed_by_case=_labelled_by_two,
         params=(PROCESS,),
         todo="label {n} more cases that other experts label too",
         owner="cases",
@@ -197,6 +209,7 @@ register_evidence_kind(
         label="Disputes settled by an adjudicator, upheld with your label",
         value_label="upheld",
         measure_many=adjudications_upheld,
+        changed_by_case=_adjudicated,
         params=(PROCESS,),
         todo="take part in {n} more settled disputes",
         owner="cases",

@@ -77,6 +77,9 @@ class EvidenceKind:
     todo: str = "{n} more"
     owner: str = ""
     measure_many: MeasureMany | None = None
+    # changed_by_case(case_id) -> bool: whether a label given or undone on that case can change
+    # anyone's measurement (None: it always can). Lets a decision's refresh skip a costly kind.
+    changed_by_case: Callable[[int], bool] | None = None
 
     def __post_init__(self) -> None:
         if self.measure is None:

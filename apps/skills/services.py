@@ -284,19 +284,52 @@ def refresh_person(*, person: AbstractBaseUser, now: datetime | None = None) -> 
 DECISION_KINDS = ("cases.",)
 
 
+@dataclass(frozen=True)
+class CaseChange:
+    """What a label given or undone on one case can change: rules of the case's process (or of
+    every process) whose kind that case can change."""
+
+    process_slug: str
+    kinds: frozenset[str]
+
+    def concerns(self, rule: EvidenceRule) -> bool:
+        return rule.kind in self.kinds and rule.params.get("process") in (
+            None,
+            "",
+            self.process_slug,
+        )
+
+
+def case_change(*, case_id: int, prefixes: tuple[str, ...] = DECISION_KINDS) -> CaseChange:
+    """The CaseChange of `case_id`, read once for all its labellers: a kind with
+    `changed_by_case` asks it (peer kappa: is the case labelled by two people; adjudications: was
+    it adjudicated), one without is always concerned."""
+    from apps.cases.models import Case
+    from apps.core.evidence_kinds import evidence_kinds
+
+    slug = Case.objects.filter(pk=case_id).values_list("process__slug", flat=True).first()
+    kinds = frozenset(
+        kind.key
+        for kind in evidence_kinds()
+        if kind.key.startswith(prefixes)
+        and (kind.changed_by_case is None or kind.changed_by_case(case_id))
+    )
+    return CaseChange(process_slug=slug or "", kinds=kinds)
+
+
 def refresh_person_kinds(
     *,
     person: AbstractBaseUser,
     prefixes: tuple[str, ...] = DECISION_KINDS,
-    process_slug: str | None = None,
+    change: CaseChange | None = None,
     now: datetime | None = None,
 ) -> Refreshed:
     """Incremental refresh_person: measure again only the rules whose kind starts with one of
-    `prefixes` (and, given `process_slug`, whose process is that one or every process: a label
-    in one process can't change a rule about another); a rule never measured for the person is
-    measured too; the others keep their stored evidence. Levels are settled as by
-    refresh_person. What a decision needs at once; the hourly full refresh still catches decay in
-    every kind."""
+    `prefixes`, or, given the `change` a label on a case makes, only the rules it concerns (a
+    label in one process can't change a rule about another; one on a case nobody else labelled
+    can't change a kappa); a rule never measured for the person is measured too; the others keep
+    their stored evidence. Levels are settled as by refresh_person. What a decision needs at
+    once; the hourly full refresh still catches decay in every kind."""
     now = now or timezone.now()
     rules = list(EvidenceRule.objects.select_related("level__skill"))
     with transaction.atomic():
@@ -306,10 +339,7 @@ def refresh_person_kinds(
             rule
             for rule in rules
             if rule.pk not in met
-            or (
-                rule.kind.startswith(prefixes)
-                and (process_slug is None or rule.params.get("process") in (None, "", process_slug))
-            )
+            or (change.concerns(rule) if change else rule.kind.startswith(prefixes))
         ]
         measured = _measure_rules(again, [person], now)
         _store_evidence([person.pk], again, measured, now)

@@ -36,17 +36,15 @@ def refresh_expertise() -> int:
 @shared_task(acks_late=True)
 def refresh_decision_evidence(case_id: int) -> int:
     """The decision-based evidence (and levels) of everyone who labelled `case_id`, at once after
-    a label settled or left it (only the rules of the case's process or of every process);
+    a label settled or left it (only the rules that case can change: services.case_change);
     returns the level changes made."""
-    from apps.cases.models import Case, Decision
+    from apps.cases.models import Decision
 
-    process_slug = Case.objects.filter(pk=case_id).values_list("process__slug", flat=True).first()
+    change = services.case_change(case_id=case_id)
     people = get_user_model().objects.filter(
         pk__in=Decision.objects.filter(case_id=case_id).values("expert_id")
     )
     return sum(
         r.granted + r.lost
-        for r in (
-            services.refresh_person_kinds(person=p, process_slug=process_slug) for p in people
-        )
+        for r in (services.refresh_person_kinds(person=p, change=change) for p in people)
     )

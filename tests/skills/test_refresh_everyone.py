@@ -6,6 +6,7 @@ decision queues measures only the rules that decision can change."""
 from datetime import timedelta
 
 import pytest
+from django.db.models import Count
 from django.utils import timezone
 
 from apps.cases.models import Case
@@ -166,7 +167,7 @@ def test_refresh_everyone_keeps_evidence_a_decision_refreshed_while_it_measured(
     assert set(others.values_list("computed_at", flat=True)) == {scenario}
 
 
-def test_a_decision_measures_again_only_the_rules_its_process_can_change(
+def test_a_decision_measures_again_only_the_rules_its_case_can_change(
     scenario, team, second_expert
 ):
     services.refresh_everyone(now=scenario)
@@ -174,15 +175,25 @@ def test_a_decision_measures_again_only_the_rules_its_process_can_change(
     record_decision(case=case, expert=second_expert, label="approve", reason_code="ok")
     refresh_decision_evidence.apply(args=[case.pk]).get()
     fresh = Evidence.objects.filter(person=second_expert, computed_at__gt=scenario)
-    kinds = sorted(fresh.values_list("rule__kind", "rule__params"))
-    # every cases.* rule but the one scoped to "single"
-    assert kinds == sorted(
-        [
-            ("cases.decisions_agree", {}),
-            ("cases.decisions_agree", {}),
-            ("cases.peer_kappa", {}),
-            ("cases.adjudications_upheld", {}),
-        ]
-    )
+    # Agreement (all time, 90 days); not the rule scoped to "single", nor the kappa or the
+    # adjudications: nobody else labelled the case and nobody settled it.
+    assert sorted(fresh.values_list("rule__kind", "rule__params")) == [
+        ("cases.decisions_agree", {}),
+        ("cases.decisions_agree", {}),
+    ]
     stale = Evidence.objects.get(person=second_expert, rule__params={"process": "single"})
     assert stale.computed_at == scenario
+
+
+def test_a_case_two_people_labelled_and_an_adjudicator_settled_concerns_every_decision_kind(
+    scenario,
+):
+    double = Case.objects.filter(process__slug="double").annotate(labels=Count("decisions"))
+    disputed = double.get(decisions__source="adjudication")  # B
+    change = services.case_change(case_id=disputed.pk)
+    assert change.process_slug == "double"
+    assert change.kinds == {
+        "cases.decisions_agree", "cases.peer_kappa", "cases.adjudications_upheld",
+    }  # fmt: skip
+    alone = double.get(labels=1)  # C: erin's label only
+    assert services.case_change(case_id=alone.pk).kinds == {"cases.decisions_agree"}
