@@ -22,8 +22,8 @@ from django.db.models import Count, Max, QuerySet, Sum
 
 from apps.cases.models import Case, CaseStatus, Decision, DecisionSource, Process
 from apps.classifiers import services
-from apps.classifiers.features import CaseInput
 from apps.classifiers.models import ModelVersion
+from apps.classifiers.types import CaseInput
 
 log = logging.getLogger(__name__)
 SCORE_BATCH = 5_000

@@ -9,7 +9,6 @@ from ninja.errors import HttpError
 from apps.cases import selectors as case_selectors
 from apps.cases.models import Case, Process
 from apps.classifiers import placement, selectors, services
-from apps.classifiers.learning import TrainingRefused
 from apps.classifiers.models import ModelVersion, TrainingJob
 from apps.classifiers.schemas import (
     ContributionOut,
@@ -22,6 +21,7 @@ from apps.classifiers.schemas import (
     PredictOut,
     TrainingJobOut,
 )
+from apps.classifiers.types import TrainingRefused
 from apps.core.api import validation_errors
 
 router = Router(tags=["classifiers"])

@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from apps.cases.demo import AP_SLUG, CLAIMS_SLUG
 from apps.cases.models import Case, CaseStatus, Process
 from apps.classifiers import services
-from apps.classifiers.learning import TrainingRefused
 from apps.classifiers.models import ModelVersion, TrainingJob
+from apps.classifiers.types import TrainingRefused
 
 INDUCED_RULES = 3
 HELD_BACK = 400  # the invoice process's latest decided cases, unseen by its demo model

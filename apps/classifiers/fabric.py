@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.cases.models import Case, CaseStatus, Process
-from apps.classifiers import learning, node_work, services
+from apps.classifiers import node_work, services
 from apps.classifiers.models import ModelArtifact, ModelVersion, TrainingJob
 from apps.fabric.models import FabricArtifact, FabricTask, FabricTaskState
 from apps.fabric.services import dispatch
@@ -139,6 +139,8 @@ def _stored(sha256: object, what: str) -> bytes:
 
 
 def _file(job: TrainingJob, task: FabricTask) -> ModelVersion:
+    from apps.classifiers import learning  # scikit-learn: loaded where a model is filed
+
     result = task.result or {}
     content = _stored(result.get("model"), "node's model artefact")
     pipeline = learning.deserialise(content)  # refuse a model that would not load

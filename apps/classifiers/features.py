@@ -9,7 +9,7 @@ so the same code runs on a compute node that is sent the rows.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import numpy as np
@@ -20,16 +20,11 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-EXCEPTION_REASON = "exception_reason"
+# Defined in types.py (no scikit-learn there); importable from here as before.
+from apps.classifiers.types import EXCEPTION_REASON, CaseInput
+
 # Above this share of distinct values a text column is an identifier, not text to learn from.
 IDENTIFIER_SHARE = 0.9
-
-
-@dataclass
-class CaseInput:
-    fields: dict
-    exception_reason: str = ""
-    exception_fields: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from apps.cases.models import Case, CaseStatus, Process
-from apps.classifiers import learning, services
-from apps.classifiers.features import EXCEPTION_REASON, CaseInput
+from apps.classifiers import services
+from apps.classifiers.types import EXCEPTION_REASON, CaseInput
 
 # Cases the importance is averaged over: enough to be stable, few enough for one page view.
 SAMPLE = 60
@@ -40,7 +40,9 @@ def field_importance(*, rows: list[CaseInput], pipeline: object) -> dict[str, fl
                         [f for f in row.exception_fields if f != source],
                     )
                 )
-    with threadpool_limits(limits=learning.THREADS):
+    from apps.classifiers.learning import THREADS
+
+    with threadpool_limits(limits=THREADS):
         probabilities = pipeline.predict_proba(batch)  # type: ignore[attr-defined]
     base = probabilities[: len(rows)]
     predicted = base.argmax(axis=1)

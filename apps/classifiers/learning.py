@@ -9,7 +9,6 @@ sent, and the caller stores the result.
 
 import io
 import itertools
-import math
 import pickle
 import time
 import zlib
@@ -32,7 +31,16 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from apps.classifiers.features import EXCEPTION_REASON, CaseInput, CaseTable, feature_transformer
+from apps.classifiers.features import CaseTable, feature_transformer
+
+# The plain values live in types.py (no scikit-learn there); importable from here as before.
+from apps.classifiers.types import (
+    EXCEPTION_REASON,
+    CaseInput,
+    Contribution,
+    Prediction,
+    TrainingRefused,
+)
 
 MIN_PER_LABEL = 10
 HOLDOUT_SHARE = 0.2
@@ -41,10 +49,6 @@ CALIBRATION_SHARE = 0.2  # of the training split, held back to calibrate the pro
 SEED = 20260101
 
 Progress = Callable[[int, str], None]
-
-
-class TrainingRefused(ValueError):
-    """The data cannot give a meaningful model (too few decisions, a single label, …)."""
 
 
 def _candidates(specs: list[dict]) -> dict[str, Callable[[], Pipeline]]:
@@ -272,23 +276,6 @@ def deserialise(content: bytes) -> Pipeline:
 # --- prediction and explanation ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Prediction:
-    label: str
-    confidence: float
-    probabilities: dict[str, float]
-
-    @property
-    def margin(self) -> float:
-        """Top probability minus the runner-up: small means uncertain."""
-        ranked = sorted(self.probabilities.values(), reverse=True)
-        return ranked[0] - (ranked[1] if len(ranked) > 1 else 0.0)
-
-    @property
-    def entropy(self) -> float:
-        return -sum(p * math.log(p) for p in self.probabilities.values() if p > 0)
-
-
 def predict(pipeline: Pipeline, rows: list[CaseInput]) -> list[Prediction]:
     if not rows:
         return []
@@ -304,12 +291,6 @@ def predict(pipeline: Pipeline, rows: list[CaseInput]) -> list[Prediction]:
         )
         for p, b in zip(probabilities, best, strict=True)
     ]
-
-
-@dataclass(frozen=True)
-class Contribution:
-    source: str  # a schema field name, or exception_reason
-    effect: float  # predicted label's probability with the value minus without it
 
 
 def explain(pipeline: Pipeline, row: CaseInput, *, top: int = 3) -> list[Contribution]:

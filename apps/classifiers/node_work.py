@@ -23,8 +23,7 @@ import zlib
 from collections import OrderedDict
 from typing import Any
 
-from apps.classifiers import learning
-from apps.classifiers.features import CaseInput
+from apps.classifiers.types import CaseInput
 from apps.fabric.payloads import Context, PayloadError, is_sha256, payload_function
 
 DATASET_FORMAT = 1
@@ -82,6 +81,8 @@ def _check_train(args: dict[str, Any]) -> None:
 
 @payload_function("train_classifier", check=_check_train)
 def train_classifier(args: dict[str, Any], context: Context) -> dict[str, Any]:
+    from apps.classifiers import learning  # scikit-learn: loaded where a model is trained
+
     _check_train(args)
     started = time.perf_counter()
     dataset = decode_dataset(context.artifact(args["dataset"]))
@@ -114,6 +115,8 @@ def _check_predict(args: dict[str, Any]) -> None:
 
 
 def _pipeline(sha256: str, context: Context) -> Any:
+    from apps.classifiers import learning  # scikit-learn: loaded where a model is used
+
     with _models_lock:
         if sha256 in _models:
             _models.move_to_end(sha256)
@@ -132,6 +135,8 @@ def predict_batch(args: dict[str, Any], context: Context) -> dict[str, Any]:
     rows = _inputs(args["rows"], "predict_batch")
     if not rows:
         return {"ids": args.get("ids") or [], "classes": [], "probabilities": []}
+    from apps.classifiers import learning
+
     pipeline = _pipeline(args["model"], context)
     predictions = learning.predict(pipeline, rows)
     classes = list(predictions[0].probabilities)

@@ -15,9 +15,9 @@ from django.urls import reverse
 from apps.cases.models import Case, CaseStatus
 from apps.cases.selectors import may_see_labels
 from apps.classifiers import gates, selectors, services
-from apps.classifiers.features import EXCEPTION_REASON
 from apps.classifiers.models import ModelVersion
 from apps.classifiers.services import ArtifactTampered
+from apps.classifiers.types import EXCEPTION_REASON
 from apps.rules.language.describe import describe_action_html, describe_rule_html
 from apps.rules.services.evaluation import matching_rules
 

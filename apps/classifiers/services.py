@@ -9,6 +9,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from threading import Lock
+from typing import TYPE_CHECKING
 
 import numpy as np
 from django.contrib.auth.models import AbstractUser
@@ -16,13 +17,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, Max, OuterRef
 from django.utils import timezone
-from sklearn.pipeline import Pipeline
 
 from apps.cases.models import Case, CaseStatus, Decision, DecisionSource, Process
 from apps.cases.schema import validate_case_fields
-from apps.classifiers import learning
-from apps.classifiers.features import CaseInput
-from apps.classifiers.learning import Contribution, Prediction, TrainingRefused
 from apps.classifiers.models import (
     TRAINING_KIND,
     LearningSettings,
@@ -31,7 +28,17 @@ from apps.classifiers.models import (
     RegistryEvent,
     TrainingJob,
 )
+from apps.classifiers.types import CaseInput, Contribution, Prediction, TrainingRefused
 from apps.core import outbox
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from apps.classifiers.learning import TrainedModel
+
+# learning.py (scikit-learn, about 1.2 s of imports) is imported in the functions that train or
+# predict, not here: most processes that import this module (the web server's first request, a
+# worker that only embeds) never load a model.
 
 log = logging.getLogger(__name__)
 MAX_PREDICT_BATCH = 10_000
@@ -101,6 +108,8 @@ def check_can_train(*, process: Process, decided_before: datetime | None = None)
             .values_list("final_label", "n")
         )
     )
+    from apps.classifiers import learning
+
     learning.check_training_data(counts, min_decisions=settings.min_decisions)
 
 
@@ -192,6 +201,8 @@ def run_training_job(job_id: int) -> TrainingJob:
     """Train in this process: read the decided cases, fit, store the version. The training task
     sends jobs through the compute fabric instead (fabric.py); this path serves the demo seed,
     the benchmarks and tests of the learning itself."""
+    from apps.classifiers import learning
+
     job = claim_training_job(job_id)
     if job is None:
         return TrainingJob.objects.get(pk=job_id)
@@ -250,7 +261,7 @@ def store_version(
     *,
     job: TrainingJob,
     content: bytes,
-    trained: learning.TrainedModel,
+    trained: "TrainedModel",
     ids: list[int],
     labels: list[str],
     seconds: float,
@@ -379,7 +390,7 @@ _cache_lock = Lock()
 _CACHE_SIZE = 8
 
 
-def load_pipeline(version: ModelVersion) -> Pipeline:
+def load_pipeline(version: ModelVersion) -> "Pipeline":
     """The fitted pipeline of `version`; ArtifactTampered if its bytes changed since training."""
     digest = version.artifact_sha256
     with _cache_lock:
@@ -392,6 +403,8 @@ def load_pipeline(version: ModelVersion) -> Pipeline:
             f"model version {version.version} of {version.process.slug}: the stored artifact does "
             "not match its recorded SHA-256; refusing to load it (retrain or roll back)"
         )
+    from apps.classifiers import learning
+
     pipeline = learning.deserialise(content)
     with _cache_lock:
         _cache[digest] = pipeline
@@ -422,12 +435,16 @@ def case_input(case: Case) -> CaseInput:
 def predict_cases(
     *, version: ModelVersion, cases: list[Case] | list[CaseInput]
 ) -> list[Prediction]:
+    from apps.classifiers import learning
+
     rows = [c if isinstance(c, CaseInput) else case_input(c) for c in cases]
     return learning.predict(load_pipeline(version), rows)
 
 
 def suggest(*, case: Case, top: int = 3) -> CaseSuggestion | None:
     """The promoted model's suggestion for one case, with the fields that drove it."""
+    from apps.classifiers import learning
+
     version = promoted_version(process=case.process)
     if version is None:
         return None
@@ -440,6 +457,8 @@ def suggest(*, case: Case, top: int = 3) -> CaseSuggestion | None:
 def explain_rows(
     *, version: ModelVersion, rows: list[CaseInput], top: int = 3
 ) -> list[list[Contribution]]:
+    from apps.classifiers import learning
+
     pipeline = load_pipeline(version)
     return [learning.explain(pipeline, row, top=top) for row in rows]
 

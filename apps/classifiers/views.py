@@ -9,8 +9,8 @@ from apps.cases import selectors as case_selectors
 from apps.cases.services.second_look import can_request_second_look
 from apps.classifiers import gates, placement, selectors, services
 from apps.classifiers.forms import LearningSettingsForm
-from apps.classifiers.learning import TrainingRefused
 from apps.classifiers.models import TrainingJob
+from apps.classifiers.types import TrainingRefused
 from apps.core.http import HtmxHttpRequest
 
 

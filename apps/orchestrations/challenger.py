@@ -20,9 +20,9 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from apps.classifiers.learning import CaseInput
 from apps.classifiers.models import ModelVersion
 from apps.classifiers.services import predict_cases
+from apps.classifiers.types import CaseInput
 from apps.core.db import lock_in_order
 from apps.orchestrations.errors import StageConflict
 from apps.orchestrations.models import (

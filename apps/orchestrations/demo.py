@@ -24,8 +24,8 @@ from apps.cases import demo as cases_demo
 from apps.cases.models import Case, CaseStatus, Process
 from apps.cases.services.decisions import record_decision
 from apps.classifiers import services as classifier_services
-from apps.classifiers.learning import TrainingRefused
 from apps.classifiers.models import ModelVersion, TrainingJob
+from apps.classifiers.types import TrainingRefused
 from apps.connectors.models import Connector
 from apps.connectors.services.connectors import create_connector
 from apps.orchestrations import challenger, inbound, services, simulator

@@ -12,9 +12,8 @@ import time
 from datetime import datetime
 from typing import Any
 
-from apps.classifiers import learning
-from apps.classifiers.features import CaseInput
 from apps.classifiers.node_work import _pipeline
+from apps.classifiers.types import CaseInput
 from apps.fabric.payloads import Context, PayloadError, is_sha256, payload_function
 from apps.orchestrations.pipeline import evaluate_batch
 
@@ -49,6 +48,8 @@ def predictor(load: Any) -> Any:
     """predict(model spec, fields list) with `load(sha256)` giving the fitted pipeline."""
 
     def predict(model: dict[str, Any], rows: list[dict]) -> list[tuple[str, float]]:
+        from apps.classifiers import learning  # scikit-learn: loaded where a model is used
+
         predictions = learning.predict(load(model["sha256"]), [CaseInput(r, "", []) for r in rows])
         return [(p.label, p.confidence) for p in predictions]
 

@@ -21,8 +21,8 @@ from apps.cases.errors import CaseConflict
 from apps.cases.models import Case, CaseStatus, Decision, DecisionSource, Process
 from apps.cases.services.automation import decide_automatically
 from apps.classifiers import services as classifiers
-from apps.classifiers.learning import Prediction
 from apps.classifiers.models import ModelVersion
+from apps.classifiers.types import Prediction
 from apps.core.db import lock_in_order
 from apps.rules.language import Predicate, compile_predicate
 from apps.rules.models import Rule
