@@ -20,7 +20,13 @@ threads, 4) beside the control plane's Celery worker (node `local`, 4 threads).
   rows, 500 per call, in this process, after the measured runs so that the background work its
   cases start is not on the worker during one), the floor of a routed item's cost.
 
-Every figure is the median of REPEATS runs (bench/measure.py).
+- Breakdown (printed, not a figure): after the batched runs, with the worker stopped, 4,000 items
+  through each stage of the batched path in this process one after another (validation,
+  recording, sending to the fabric, `local`'s evaluation, the handler recording the outcomes):
+  wall time, this process's CPU and its PostgreSQL backend's CPU per item (batch_breakdown).
+
+Every figure is the median of REPEATS runs (bench/measure.py). BENCH_ORCHESTRATIONS_PARTS
+(`sync,batched,breakdown`) picks the parts to run.
 """
 
 import json
@@ -44,6 +50,7 @@ SYNC_CLIENTS = int(os.environ.get("BENCH_SYNC_CLIENTS", "20"))
 SYNC_REQUESTS = int(os.environ.get("BENCH_SYNC_REQUESTS", "1000"))
 BATCH_ITEMS = int(os.environ.get("BENCH_BATCH_ITEMS", "20000"))
 BATCH_SIZE = 500
+BREAKDOWN_BATCHES = 8
 _started = time.monotonic()
 
 
@@ -327,6 +334,91 @@ def bench_batched(port: int, token: str, process, results: list[dict]) -> None: 
     )  # fmt: skip
 
 
+def batch_breakdown(process_, token: str) -> None:  # type: ignore[no-untyped-def]
+    """Where a batched item's time goes, in this process, after the measured runs and with the
+    worker stopped: BREAKDOWN_BATCHES requests' worth of items through each stage in turn
+    (validation, recording, sending to the fabric, the `local` node's evaluation and result,
+    the completion handler recording the outcomes), each stage's wall time and this process's
+    CPU per item. Printed, not a figure: the stages run one after another here, not side by
+    side as under load; the broker's and other backends' CPU (case intake's background work is
+    not run here) are in no column."""
+    import json as json_
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from apps.fabric import protocol
+    from apps.fabric.models import ComputeNode, FabricTask, TaskAttempt
+    from apps.fabric.services import completion, local
+    from apps.orchestrations import inbound
+    from apps.orchestrations.models import Orchestration, Run
+
+    orchestration = Orchestration.objects.select_related("team", "process__schema").get(
+        slug="invoice-flow"
+    )
+    # `local` as a running worker leaves it (this process runs its messages), with a slot per
+    # batch so that every batch is placed at once.
+    ComputeNode.objects.filter(control_plane=True).update(
+        state="online", worker_ready=True, last_heartbeat_at=timezone.now(),
+        max_concurrent_tasks=BREAKDOWN_BATCHES,
+    )  # fmt: skip
+    rng = random.Random(99)
+    bodies = [
+        json_.dumps([_item(f"P-{b}-{i}", rng) for i in range(BATCH_SIZE)]).encode()
+        for b in range(BREAKDOWN_BATCHES)
+    ]
+    wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    db_cpu: dict[str, float] = {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [backend] = cursor.fetchone()
+
+    def backend_cpu() -> float:
+        """CPU seconds of this connection's PostgreSQL backend so far (/proc: same machine)."""
+        fields = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stage(name: str, action, *args, **kwargs):  # type: ignore[no-untyped-def]
+        started, used, db_used = time.perf_counter(), time.process_time(), backend_cpu()
+        value = action(*args, **kwargs)
+        wall[name] = wall.get(name, 0.0) + time.perf_counter() - started
+        cpu[name] = cpu.get(name, 0.0) + time.process_time() - used
+        db_cpu[name] = db_cpu.get(name, 0.0) + backend_cpu() - db_used
+        return value
+
+    for body in bodies:
+        items = stage("parse JSON", json_.loads, body)
+        clean = stage("validate", inbound.validate_items, orchestration=orchestration, items=items)
+        received = stage(
+            "record runs", inbound._record, orchestration, clean, "", "", ids_only=True
+        )
+        stage("send to the fabric", inbound.send_to_fabric,
+              run_ids=[run.pk for run in received.runs], pending=received.pending)  # fmt: skip
+    tasks = list(
+        FabricTask.objects.filter(state="placed", payload__function="evaluate_runs").order_by("pk")
+    )
+    for task in tasks:
+        attempt = TaskAttempt.objects.get(task=task, number=task.attempts)
+        message = protocol.message(
+            task_id=task.pk, attempt=attempt.number, token=attempt.token, kind=task.kind,
+            payload=task.payload, artifacts=task.artifacts,
+        )  # fmt: skip
+        stage("evaluate on local + its result", local.run_message, message)
+    stage("record outcomes (handler)", completion.handle_finished, [t.pk for t in tasks])
+    total = BREAKDOWN_BATCHES * BATCH_SIZE
+    finished = Run.objects.filter(external_id__startswith="P-", state="finished").count()
+    say(f"per item, {total} items in {BREAKDOWN_BATCHES} batches ({finished} finished), "
+        f"load {os.getloadavg()[0]:.2f}:")  # fmt: skip
+    for name in wall:
+        say(f"  {name:32s} {wall[name] / total * 1e6:7.0f} us wall, "
+            f"{cpu[name] / total * 1e6:6.0f} us CPU here, "
+            f"{db_cpu[name] / total * 1e6:6.0f} us PostgreSQL CPU")  # fmt: skip
+    say(f"  {'all stages':32s} {sum(wall.values()) / total * 1e6:7.0f} us wall, "
+        f"{sum(cpu.values()) / total * 1e6:6.0f} us CPU here, "
+        f"{sum(db_cpu.values()) / total * 1e6:6.0f} us PostgreSQL CPU")  # fmt: skip
+
+
 def child(out: Path) -> None:
     import django
 
@@ -338,8 +430,15 @@ def child(out: Path) -> None:
     results: list[dict] = []
     try:
         say(f"serving on 127.0.0.1:{port}; load {os.getloadavg()[0]:.2f}")
-        bench_sync(port, token, trained, results)
-        bench_batched(port, token, process, results)
+        parts = os.environ.get("BENCH_ORCHESTRATIONS_PARTS", "sync,batched,breakdown").split(",")
+        if "sync" in parts:
+            bench_sync(port, token, trained, results)
+        if "batched" in parts:
+            bench_batched(port, token, process, results)
+        if "breakdown" in parts:
+            worker.terminate()  # the stages run here, one after another
+            worker.wait(60)
+            batch_breakdown(process, token)
     finally:
         for process_ in (worker, web):
             process_.terminate()

@@ -8,12 +8,21 @@ from celery.signals import (
     worker_shutdown,
     worker_shutting_down,
 )
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchcap.settings")
 
 app = Celery("orchcap")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Where finished fabric work is recorded (handle_finished_tasks: an orchestration batch's
+# outcomes, a trained model, scores): a queue of its own, so that recording a batch of runs never
+# waits behind the background work new cases start on `orchcap` (embedding, scoring, routing).
+# Every control-plane worker consumes it beside its other queues (_consume_results_queue).
+RESULTS_QUEUE = "orchcap.results"
+_results_queue = Queue(RESULTS_QUEUE, Exchange(RESULTS_QUEUE, type="direct"), RESULTS_QUEUE)
+app.conf.task_routes = {"apps.fabric.tasks.handle_finished_tasks": {"queue": _results_queue}}
 
 
 @app.on_after_configure.connect
@@ -46,6 +55,14 @@ def _check_database_before_consuming(**kwargs: object) -> None:
         raise SystemExit(2) from None
     finally:
         connection.close()
+
+
+@celeryd_after_setup.connect
+def _consume_results_queue(sender: str, instance: object, **kwargs: object) -> None:
+    """Whatever queues a worker of ours is started with (`up` passes `--queues orchcap`), it
+    consumes RESULTS_QUEUE too: without a consumer there, runs sent to the fabric never finish."""
+    if getattr(instance, "app", None) is app:
+        instance.app.amqp.queues.select_add(_results_queue)
 
 
 _local_heartbeats = []

@@ -30,12 +30,13 @@ import os
 import socket
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.autonomy.models import ProcessAutonomy
@@ -131,16 +132,41 @@ def spec_of(version: OrchestrationVersion, cache: dict | None = None) -> dict[st
     return cache[key]
 
 
-def requirements_of(run: Run) -> dict[str, Any]:
-    """Fabric requirements of a run: a GPU for a GPU-only model (its version's or its shadow
-    version's), the site label of a site-pinned orchestration."""
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A run as sending it to the fabric reads it: its pins and fields, without a model instance
+    (Django builds one for about 100 us; a batch has 500 runs)."""
+
+    pk: int
+    orchestration: Orchestration
+    version: OrchestrationVersion
+    shadow: OrchestrationVersion | None
+    fields: dict
+
+
+def pending_of(run: Run) -> Pending:
+    return Pending(run.pk, run.orchestration, run.version, run.shadow_version, run.fields)
+
+
+def pins_requirements(
+    orchestration: Orchestration,
+    version: OrchestrationVersion,
+    shadow: OrchestrationVersion | None,
+) -> dict[str, Any]:
+    """Fabric requirements of runs with these pins: a GPU for a GPU-only model (the version's
+    or the shadow version's), the site label of a site-pinned orchestration."""
     requirements: dict[str, Any] = {}
-    models = [v.model_version for v in (run.version, run.shadow_version) if v is not None]
+    models = [v.model_version for v in (version, shadow) if v is not None]
     if any(m is not None and m.gpu_only for m in models):
         requirements["gpus"] = 1
-    if run.orchestration.site:
-        requirements["labels"] = {"site": run.orchestration.site}
+    if orchestration.site:
+        requirements["labels"] = {"site": orchestration.site}
     return requirements
+
+
+def requirements_of(run: Run) -> dict[str, Any]:
+    """Fabric requirements of a run (pins_requirements of its pins)."""
+    return pins_requirements(run.orchestration, run.version, run.shadow_version)
 
 
 def may_run_in_request(requirements: dict[str, Any]) -> bool:
@@ -179,6 +205,28 @@ def load_runs(ids: list[int], *, unfinished: bool = False) -> list[Run]:
     return loaded
 
 
+def pending_runs(ids: list[int]) -> list[Pending]:
+    """These runs as Pending, in id order: plain rows, their few orchestrations and versions
+    read once (as load_runs)."""
+    rows = list(
+        Run.objects.filter(pk__in=ids)
+        .order_by("pk")
+        .values_list("pk", "orchestration_id", "version_id", "shadow_version_id", "fields")
+    )
+    if not rows:
+        return []
+    orchestrations = Orchestration.objects.select_related("process__schema").in_bulk(
+        {row[1] for row in rows}
+    )
+    versions = OrchestrationVersion.objects.select_related("model_version").in_bulk(
+        {row[2] for row in rows} | {row[3] for row in rows if row[3] is not None}
+    )
+    return [
+        Pending(pk, orchestrations[o], versions[v], versions.get(s) if s else None, fields)
+        for pk, o, v, s, fields in rows
+    ]
+
+
 # --- dispatch -----------------------------------------------------------------------------------
 
 
@@ -200,7 +248,7 @@ def dispatch_runs(
         key = repr(sorted(requirements.items()))
         if key not in allowed:
             allowed[key] = wait and may_run_in_request(requirements)
-        (here.append(run) if allowed[key] else away.append(run.pk))
+        (here.append(run) if allowed[key] else away.append(run))
     finished: list[Run] = []
     if here:
         from apps.orchestrations.collector import evaluate_together
@@ -208,29 +256,32 @@ def dispatch_runs(
         # Batched with this process's other sync requests waiting now (collector.py).
         finished = evaluate_together(here)
     if away:
-        send_to_fabric(run_ids=away)
+        send_to_fabric(run_ids=[run.pk for run in away], pending=[pending_of(r) for r in away])
     return finished
 
 
-def _model_versions(runs: list[Run]) -> dict[str, ModelVersion]:
+def _model_versions(runs: list[Pending]) -> dict[str, ModelVersion]:
     out: dict[str, ModelVersion] = {}
-    for run in runs:
-        for version in (run.version, run.shadow_version):
+    pins = {(run.version.pk, run.shadow.pk if run.shadow else None): run for run in runs}
+    for run in pins.values():
+        for version in (run.version, run.shadow):
             if version is not None and version.model_version is not None:
                 out[version.model_version.artifact_sha256] = version.model_version
     return out
 
 
-def _payload(runs: list[Run], cache: dict) -> dict[str, Any]:
+def _payload(runs: list[Pending], cache: dict) -> dict[str, Any]:
     specs: dict[str, dict] = {}
     rows = []
     for run in runs:
-        key = str(run.version_id)
-        specs.setdefault(key, spec_of(run.version, cache))
+        key = str(run.version.pk)
+        if key not in specs:
+            specs[key] = spec_of(run.version, cache)
         shadow = None
-        if run.shadow_version is not None:
-            shadow = str(run.shadow_version_id)
-            specs.setdefault(shadow, spec_of(run.shadow_version, cache))
+        if run.shadow is not None:
+            shadow = str(run.shadow.pk)
+            if shadow not in specs:
+                specs[shadow] = spec_of(run.shadow, cache)
         rows.append([run.pk, key, shadow, run.fields])
     return {
         "schema": runs[0].orchestration.process.schema.fields,
@@ -244,7 +295,7 @@ def evaluate_here(runs: list[Run]) -> list[Run]:
     """The in-request path: evaluate the batch in this process and record it."""
     if not runs:
         return []
-    models = _model_versions(runs)
+    models = _model_versions([pending_of(run) for run in runs])
     predict = node_work.predictor(lambda sha256: load_pipeline(models[sha256]))
     by_orchestration: dict[int, list[Run]] = defaultdict(list)
     for run in runs:
@@ -252,7 +303,7 @@ def evaluate_here(runs: list[Run]) -> list[Run]:
     finished: list[Run] = []
     cache: dict = {}
     for group in by_orchestration.values():
-        answer = node_work.evaluate_rows(_payload(group, cache), predict)
+        answer = node_work.evaluate_rows(_payload([pending_of(r) for r in group], cache), predict)
         batch = f"request {uuid.uuid4().hex[:12]}"
         finished += finish_runs(
             results=answer["results"],
@@ -276,32 +327,55 @@ def _models_on_fabric(models: dict[str, ModelVersion]) -> tuple[str, ...]:
     return tuple(sorted(models))
 
 
-def send_to_fabric(*, run_ids: list[int], now: datetime | None = None) -> list[FabricTask]:
+_LOCK_UNFINISHED = """
+SELECT id FROM {runs} WHERE id = ANY(%s::bigint[]) AND state <> %s ORDER BY id
+FOR UPDATE SKIP LOCKED
+"""
+_MARK_SENT = """
+UPDATE {runs} AS r SET state = %s, fabric_task_id = v.task, dispatched_at = %s,
+       dispatch_attempts = r.dispatch_attempts + 1
+FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, task) WHERE r.id = v.id
+"""
+
+
+def send_to_fabric(
+    *, run_ids: list[int], now: datetime | None = None, pending: list[Pending] | None = None
+) -> list[FabricTask]:
     """Send these unfinished runs to the fabric as `evaluate_runs` tasks of up to BATCH_MAX runs
     (one per orchestration and requirements). Runs another transaction holds are skipped (it is
-    sending or finishing them). Returns the tasks."""
+    sending or finishing them). `pending`: the runs as the caller holds them (just recorded),
+    saving a read. Returns the tasks."""
     now = now or timezone.now()
+    table = Run._meta.db_table
     with transaction.atomic():
-        # Locked in id order (and skipped when taken): two senders never send a run twice.
-        locked = list(
-            Run.objects.filter(pk__in=run_ids)
-            .exclude(state=RunState.FINISHED)
-            .select_for_update(skip_locked=True)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
-        runs = load_runs(locked)
+        # Locked in id order (and skipped when taken): two senders never send a run twice. The
+        # ids travel as one array (Django's pk__in binds and quotes each of up to 500 in Python).
+        with dispatch.bound_cursor() as cursor:
+            cursor.execute(_LOCK_UNFINISHED.format(runs=table), [run_ids, RunState.FINISHED])
+            locked = [row[0] for row in cursor.fetchall()]
+        held = {run.pk: run for run in pending or ()}
+        if all(pk in held for pk in locked):
+            runs = [held[pk] for pk in locked]
+        else:
+            runs = pending_runs(locked)
         if not runs:
             return []
-        groups: dict[tuple, list[Run]] = defaultdict(list)
+        groups: dict[tuple, list[Pending]] = defaultdict(list)
+        requirements_by_key: dict[tuple, dict[str, Any]] = {}
         for run in runs:
-            requirements = requirements_of(run)
-            groups[(run.orchestration_id, repr(sorted(requirements.items())))].append(run)
+            pins = (run.orchestration.pk, run.version.pk, run.shadow.pk if run.shadow else None)
+            if pins not in requirements_by_key:
+                requirements_by_key[pins] = pins_requirements(
+                    run.orchestration, run.version, run.shadow
+                )
+            requirements = requirements_by_key[pins]
+            groups[(run.orchestration.pk, repr(sorted(requirements.items())))].append(run)
         cache: dict = {}
         specs: list[dispatch.TaskSpec] = []
-        chunks: list[list[Run]] = []
+        chunks: list[list[Pending]] = []
         for group in groups.values():
-            requirements = requirements_of(group[0])
+            first = group[0]
+            requirements = pins_requirements(first.orchestration, first.version, first.shadow)
             for start in range(0, len(group), BATCH_MAX):
                 chunk = group[start : start + BATCH_MAX]
                 artifacts = _models_on_fabric(_model_versions(chunk))
@@ -316,12 +390,13 @@ def send_to_fabric(*, run_ids: list[int], now: datetime | None = None) -> list[F
                 )
                 chunks.append(chunk)
         tasks = dispatch.submit_tasks(specs=specs)
-        for task, chunk in zip(tasks, chunks, strict=True):
-            Run.objects.filter(pk__in=[r.pk for r in chunk]).update(
-                state=RunState.RUNNING,
-                fabric_task=task,
-                dispatched_at=now,
-                dispatch_attempts=F("dispatch_attempts") + 1,
+        sent = [
+            (run.pk, task.pk) for task, chunk in zip(tasks, chunks, strict=True) for run in chunk
+        ]
+        with dispatch.bound_cursor() as cursor:
+            cursor.execute(
+                _MARK_SENT.format(runs=table),
+                [RunState.RUNNING, now, [pk for pk, _ in sent], [task for _, task in sent]],
             )
     return tasks
 
