@@ -195,17 +195,11 @@ def current_loads(*, people: list[int]) -> dict[int, int]:
         return dict(cursor.fetchall())
 
 
+# The model's predicted label for the case: its latest shadow prediction ("" without one).
 _REGION = """
     SELECT coalesce((SELECT s.label FROM autonomy_shadowprediction s WHERE s.case_id = %(case)s
                      ORDER BY s.created_at DESC, s.id DESC LIMIT 1), '')
 """
-
-
-def case_region(*, case_id: int) -> str:
-    """The model's predicted label for the case: its latest shadow prediction ("" without one)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_REGION, {"case": case_id})
-        return cursor.fetchone()[0]
 
 
 # Everything one decision reads, in one statement (one round trip: on a busy machine each costs
@@ -279,7 +273,8 @@ def _fetch_prepared(name: str, sql: str, params: dict[str, object]) -> list[tupl
     # PREPAREd once per database session and each decision only EXECUTEs it. By SQL, not
     # psycopg's own preparing: Django's cursors bind on the client side, where psycopg
     # doesn't prepare. A prepared statement outlives a rolled-back transaction (PREPARE isn't
-    # transactional), so the record below stays true.
+    # transactional), so the record below stays true. (Behind a pooler, it needs session
+    # pooling: in transaction pooling the next EXECUTE may reach another server session.)
     connection.ensure_connection()
     prepared = _PREPARED.setdefault(connection.connection, set())
     keys = list(params)
