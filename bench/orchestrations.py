@@ -358,6 +358,7 @@ def batch_breakdown(process_, token: str) -> None:  # type: ignore[no-untyped-de
     )
     # `local` as a running worker leaves it (this process runs its messages), with a slot per
     # batch so that every batch is placed at once.
+    local.ensure_local_node(concurrency=BREAKDOWN_BATCHES)
     ComputeNode.objects.filter(control_plane=True).update(
         state="online", worker_ready=True, last_heartbeat_at=timezone.now(),
         max_concurrent_tasks=BREAKDOWN_BATCHES,
