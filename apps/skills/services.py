@@ -221,6 +221,9 @@ _UPSERT_EVIDENCE = """
     FROM jsonb_to_recordset(%s::jsonb) AS r(person_id integer, rule_id bigint, count integer,
          value double precision, met boolean, since timestamptz, until timestamptz, refs jsonb,
          computed_at timestamptz)
+    -- a rule deleted (a framework import) or a person removed since they were read: skipped
+    WHERE EXISTS (SELECT 1 FROM skills_evidencerule WHERE id = r.rule_id)
+      AND EXISTS (SELECT 1 FROM auth_user WHERE id = r.person_id)
     ON CONFLICT (person_id, rule_id) DO UPDATE SET count = EXCLUDED.count,
         value = EXCLUDED.value, met = EXCLUDED.met, since = EXCLUDED.since,
         until = EXCLUDED.until, refs = EXCLUDED.refs, computed_at = EXCLUDED.computed_at
