@@ -32,7 +32,7 @@ from apps.core.evidence_kinds import (
     group_by_first,
     latest_per_person,
     register_evidence_kind,
-    share_per_person,
+    shares_per_person,
     url_maker,
 )
 
@@ -72,31 +72,57 @@ def _case_refs() -> Callable[[int, str], Ref]:
 def decisions_agree(
     *, people: list[int], params: dict[str, Any], since: datetime | None, until: datetime
 ) -> dict[int, Measurement]:
-    rows = _labels(people, params, since, until).filter(case__status=CaseStatus.DECIDED)
+    (measured,) = decisions_agree_periods(
+        people=people, params=params, periods=[since], until=until
+    )
+    return measured
+
+
+def decisions_agree_periods(
+    *, people: list[int], params: dict[str, Any], periods: list[datetime | None], until: datetime
+) -> list[dict[int, Measurement]]:
+    """decisions_agree for each `since` in `periods`, over the rows of the widest: one GROUP BY
+    with a count per period, and one read of the links. A period's latest links are the widest
+    one's that fall in it (both newest first), so they are read once with their times."""
+    widest = None if None in periods else min(p for p in periods if p is not None)
+    rows = _labels(people, params, widest, until).filter(case__status=CaseStatus.DECIDED)
     rows = rows.exclude(case__final_label="")
     if params.get("label"):
         # "This label or not": the labels that said it and the cases that ended with it.
         rows = rows.filter(Q(label=params["label"]) | Q(case__final_label=params["label"]))
-    totals = share_per_person(rows, person="expert_id", hit=Q(label=F("case__final_label")))
+    totals = shares_per_person(
+        rows,
+        person="expert_id",
+        hit=Q(label=F("case__final_label")),
+        periods=[Q() if since in (None, widest) else Q(decided_at__gte=since) for since in periods],
+    )
     latest = latest_per_person(
         rows,
-        people=[expert for expert, _, _ in totals],
+        people=[expert for expert, _ in totals],
         person="expert_id",
         order_by=[F("decided_at").desc(), F("pk").desc()],
-        fields=("case_id", "label", "case__final_label"),
+        fields=("case_id", "label", "case__final_label", "decided_at"),
     )
     case_ref = _case_refs()
-    return {
-        expert: Measurement(
-            count=total,
-            value=agreed / total,
-            refs=[
-                case_ref(case_id, "agreed" if label == final else "overturned")
-                for case_id, label, final in latest[expert]
-            ],
-        )
-        for expert, total, agreed in totals
-    }
+    measured: list[dict[int, Measurement]] = []
+    for i, since in enumerate(periods):
+        after = since.isoformat() if since is not None and since != widest else None
+        one: dict[int, Measurement] = {}
+        for expert, counts in totals:
+            total, agreed = counts[i]
+            if not total:
+                continue
+            one[expert] = Measurement(
+                count=total,
+                value=agreed / total,
+                refs=[
+                    case_ref(case_id, "agreed" if label == final else "overturned")
+                    for case_id, label, final, at in latest[expert]
+                    if after is None or datetime.fromisoformat(at) >= since
+                ],
+            )
+        measured.append(one)
+    return measured
 
 
 def _peer_labels() -> QuerySet[Decision]:
@@ -186,6 +212,7 @@ register_evidence_kind(
         label="Decisions on decided cases, agreeing with the final label",
         value_label="agreement",
         measure_many=decisions_agree,
+        measure_periods=decisions_agree_periods,
         params=(PROCESS, LABEL),
         todo="decide {n} more cases",
         owner="cases",

@@ -162,6 +162,47 @@ class Refreshed:
 Measured = dict[tuple[int, int], Measurement]
 
 
+@dataclass(frozen=True)
+class _Framework:
+    digest: str
+    rules: list[EvidenceRule]  # with their level and skill
+    skills: list[tuple[Skill, list[SkillLevel]]]  # every skill with levels, its levels by rank
+
+
+# A digest of the framework's four small tables, read in one statement.
+_FRAMEWORK_DIGEST = """
+    SELECT concat_ws('/',
+        (SELECT coalesce(md5(string_agg(t::text, ',' ORDER BY t.id)), '') FROM skills_skillarea t),
+        (SELECT coalesce(md5(string_agg(t::text, ',' ORDER BY t.id)), '') FROM skills_skill t),
+        (SELECT coalesce(md5(string_agg(t::text, ',' ORDER BY t.id)), '') FROM skills_skilllevel t),
+        (SELECT coalesce(md5(string_agg(t::text, ',' ORDER BY t.id)), '') FROM skills_evidencerule t))
+"""
+_framework_read: _Framework | None = None
+
+
+def _framework() -> _Framework:
+    """The evidence rules and every skill's levels, read once per process and again whenever
+    the framework's rows changed, whoever changed them (an edit, an import, the admin, another
+    process): their digest is one statement, where the two reads and their model instances
+    cost a decision's refresh several milliseconds. The instances are shared: read them only."""
+    global _framework_read
+    with connection.cursor() as cursor:
+        cursor.execute(_FRAMEWORK_DIGEST)
+        (digest,) = cursor.fetchone()
+    known = _framework_read
+    if known is not None and known.digest == digest:
+        return known
+    rules = list(EvidenceRule.objects.select_related("level__skill"))
+    levels_of: dict[int, tuple[Skill, list[SkillLevel]]] = {}
+    for level in SkillLevel.objects.select_related("skill").order_by(
+        "skill__area__position", "skill__position", "skill__name", "skill_id", "rank"
+    ):
+        levels_of.setdefault(level.skill_id, (level.skill, []))[1].append(level)
+    # Read after the digest: a change in between only makes the next call read again.
+    _framework_read = _Framework(digest, rules, list(levels_of.values()))
+    return _framework_read
+
+
 def _period(rule: EvidenceRule, now: datetime) -> datetime | None:
     return now - timedelta(days=rule.period_days) if rule.period_days else None
 
@@ -170,22 +211,30 @@ def _measure_rules(
     rules: list[EvidenceRule], people: list[AbstractBaseUser], now: datetime
 ) -> Measured:
     """Every rule measured for everyone in `people`: one bulk measurement per distinct (kind,
-    parameters, period), shared by the rules that ask the same (the default framework's five
-    `decisions_agree` rules are two measurements)."""
-    measured: Measured = {}
-    done: dict[tuple[str, str, int | None], dict[int, Measurement]] = {}
+    parameters), its periods together (`EvidenceKind.measure_people_periods`), shared by the
+    rules that ask the same (the default framework's five `decisions_agree` rules are one)."""
+    asked: dict[tuple[str, str], tuple[Any, dict[str, Any], dict[int | None, list[int]]]] = {}
     for rule in rules:
         kind = evidence_kind(rule.kind)
         if kind is None:  # an app that registered it was removed: the rule is simply not met
             continue
         params = {p.name: p.default for p in kind.params if p.default is not None} | rule.params
-        key = (rule.kind, json.dumps(params, sort_keys=True, default=str), rule.period_days)
-        if key not in done:
-            done[key] = kind.measure_people(
-                people=people, params=params, since=_period(rule, now), until=now
-            )
-        for person_id, measurement in done[key].items():
-            measured[rule.pk, person_id] = measurement
+        key = (rule.kind, json.dumps(params, sort_keys=True, default=str))
+        by_period = asked.setdefault(key, (kind, params, {}))[2]
+        by_period.setdefault(rule.period_days or None, []).append(rule.pk)
+    measured: Measured = {}
+    for kind, params, by_period in asked.values():
+        periods = list(by_period)
+        results = kind.measure_people_periods(
+            people=people,
+            params=params,
+            periods=[now - timedelta(days=days) if days else None for days in periods],
+            until=now,
+        )
+        for days, result in zip(periods, results, strict=True):
+            for person_id, measurement in result.items():
+                for rule_pk in by_period[days]:
+                    measured[rule_pk, person_id] = measurement
     return measured
 
 
@@ -273,13 +322,14 @@ def refresh_person(*, person: AbstractBaseUser, now: datetime | None = None) -> 
     lower level is held; a level with no rules is never granted automatically. Each change is a
     LevelEvent. Idempotent: a second run with the same records changes nothing but the times."""
     now = now or timezone.now()
-    rules = list(EvidenceRule.objects.select_related("level__skill"))
+    framework = _framework()
+    rules = framework.rules
     with transaction.atomic():
         _lock_people([person.pk])
         measured = _measure_rules(rules, [person], now)
         _store_evidence([person.pk], rules, measured, now)
         met = {person.pk: _met_of(rules, measured, person.pk)}
-        (refreshed,) = _settle_levels([person.pk], rules, now, met=met)
+        (refreshed,) = _settle_levels([person.pk], framework, now, met=met)
     return Refreshed(person.pk, len(rules), refreshed.granted, refreshed.lost)
 
 
@@ -334,7 +384,8 @@ def refresh_person_kinds(
     their stored evidence. Levels are settled as by refresh_person. What a decision needs at
     once; the hourly full refresh still catches decay in every kind."""
     now = now or timezone.now()
-    rules = list(EvidenceRule.objects.select_related("level__skill"))
+    framework = _framework()
+    rules = framework.rules
     with transaction.atomic():
         _lock_people([person.pk])
         met = dict(Evidence.objects.filter(person=person).values_list("rule_id", "met"))
@@ -347,13 +398,13 @@ def refresh_person_kinds(
         measured = _measure_rules(again, [person], now)
         _store_evidence([person.pk], again, measured, now)
         met |= _met_of(again, measured, person.pk)
-        (refreshed,) = _settle_levels([person.pk], rules, now, met={person.pk: met})
+        (refreshed,) = _settle_levels([person.pk], framework, now, met={person.pk: met})
     return Refreshed(person.pk, len(again), refreshed.granted, refreshed.lost)
 
 
 def _settle_levels(
     people_ids: list[int],
-    rules: list[EvidenceRule],
+    framework: _Framework,
     now: datetime,
     *,
     met: dict[int, dict[int, bool]] | None = None,
@@ -362,6 +413,7 @@ def _settle_levels(
     evidence, read once), the changes written in bulk. The caller holds their locks."""
     from apps.skills.selectors import process_names
 
+    rules = framework.rules
     by_level: dict[int, list[EvidenceRule]] = {}
     for rule in rules:
         by_level.setdefault(rule.level_id, []).append(rule)
@@ -374,13 +426,7 @@ def _settle_levels(
         (row.person_id, row.skill_id): row
         for row in PersonSkill.objects.filter(person_id__in=people_ids).select_related("level")
     }
-    # Every skill's levels by rank in one read (a skill without levels has nothing to settle).
-    levels_of: dict[int, tuple[Skill, list[SkillLevel]]] = {}
-    for level in SkillLevel.objects.select_related("skill").order_by(
-        "skill__area__position", "skill__position", "skill__name", "skill_id", "rank"
-    ):
-        levels_of.setdefault(level.skill_id, (level.skill, []))[1].append(level)
-    skills = list(levels_of.values())
+    skills = framework.skills  # a skill without levels has nothing to settle
     processes: dict[str, str] | None = None
     events: list[LevelEvent] = []
     changed: list[PersonSkill] = []
@@ -471,7 +517,8 @@ def refresh_everyone(*, now: datetime | None = None) -> list[Refreshed]:
     refresh stored meanwhile (measured later than `now`) is kept, and their levels follow it."""
     now = now or timezone.now()
     people = people_with_skills()
-    rules = list(EvidenceRule.objects.select_related("level__skill"))
+    framework = _framework()
+    rules = framework.rules
     measured = _measure_rules(rules, people, now)
     refreshed: list[Refreshed] = []
     ids = [person.pk for person in people]
@@ -480,7 +527,7 @@ def refresh_everyone(*, now: datetime | None = None) -> list[Refreshed]:
         with transaction.atomic():
             _lock_people(chunk)
             _store_evidence(chunk, rules, measured, now, newer_only=True)
-            refreshed += _settle_levels(chunk, rules, now)
+            refreshed += _settle_levels(chunk, framework, now)
     return refreshed
 
 

@@ -197,3 +197,45 @@ def test_a_case_two_people_labelled_and_an_adjudicator_settled_concerns_every_de
     }  # fmt: skip
     alone = double.get(labels=1)  # C: erin's label only
     assert services.case_change(case_id=alone.pk).kinds == {"cases.decisions_agree"}
+
+
+def test_a_kind_measures_several_periods_at_once_as_it_measures_each(scenario):
+    # Half the labels ten days back: the 1-day period holds some of each person's, not all.
+    from apps.cases.models import Decision
+
+    old = list(Decision.objects.order_by("pk").values_list("pk", flat=True)[::2])
+    Decision.objects.filter(pk__in=old).update(decided_at=scenario - timedelta(days=10))
+    people = services.people_with_skills()
+    until = scenario + timedelta(seconds=1)
+    periods = [None, scenario - timedelta(days=1), scenario - timedelta(days=30)]
+    kinds = [kind for kind in evidence_kinds() if kind.measure_periods is not None]
+    assert [kind.key for kind in kinds] == ["cases.decisions_agree"]
+    for kind in kinds:
+        for params in ({}, {"label": "approve"}, {"process": "single"}):
+            together = kind.measure_people_periods(
+                people=people, params=params, periods=periods, until=until
+            )
+            for since, measured in zip(periods, together, strict=True):
+                alone = kind.measure_people(people=people, params=params, since=since, until=until)
+                assert measured == alone, (params, since)
+    counts = [
+        sorted(m.count for m in measured.values())
+        for measured in evidence_kind("cases.decisions_agree").measure_people_periods(
+            people=people, params={}, periods=periods[:2], until=until
+        )
+    ]
+    assert counts[0] != counts[1]  # the periods differ
+
+
+def test_a_refresh_sees_a_framework_changed_behind_the_services_back(scenario, expert):
+    # The framework is kept per process between refreshes: a queryset update (no signal, no
+    # service) must still reach the next one.
+    from apps.skills.models import EvidenceRule
+
+    services.refresh_person(person=expert, now=scenario)
+    assert PersonSkill.objects.filter(person=expert, level__isnull=False).exists()
+    EvidenceRule.objects.update(min_count=10_000)
+    refreshed = services.refresh_person(person=expert, now=scenario)
+    assert refreshed.lost > 0
+    assert not PersonSkill.objects.filter(person=expert, level__isnull=False).exists()
+    assert not Evidence.objects.filter(person=expert, met=True).exists()
