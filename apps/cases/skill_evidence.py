@@ -195,15 +195,18 @@ def adjudications_upheld(
     return measured
 
 
-def _labelled_by_two(case_id: int) -> bool:
+def _labelled_by_two() -> Exists:
     # Retracted labels too: undoing one can take a pair away.
-    labels = Decision.objects.filter(case_id=case_id, source__in=LABEL_SOURCES)
-    return labels.values("expert_id").distinct().count() > 1
+    labels = Decision.objects.filter(source__in=LABEL_SOURCES)
+    another = labels.filter(case_id=OuterRef("case_id")).exclude(expert_id=OuterRef("expert_id"))
+    return Exists(labels.filter(case_id=OuterRef("pk")).filter(Exists(another)))
 
 
-def _adjudicated(case_id: int) -> bool:
+def _adjudicated() -> Exists:
     # A retracted adjudication too: undoing it takes a settled dispute away.
-    return Decision.objects.filter(case_id=case_id, source=DecisionSource.ADJUDICATION).exists()
+    return Exists(
+        Decision.objects.filter(case_id=OuterRef("pk"), source=DecisionSource.ADJUDICATION)
+    )
 
 
 register_evidence_kind(

@@ -80,9 +80,10 @@ class EvidenceKind:
     todo: str = "{n} more"
     owner: str = ""
     measure_many: MeasureMany | None = None
-    # changed_by_case(case_id) -> bool: whether a label given or undone on that case can change
-    # anyone's measurement (None: it always can). Lets a decision's refresh skip a costly kind.
-    changed_by_case: Callable[[int], bool] | None = None
+    # changed_by_case() -> a boolean expression on a case row (an Exists over OuterRef("pk")):
+    # whether a label given or undone on that case can change anyone's measurement (None: it
+    # always can). Lets a decision's refresh skip a costly kind; every kind's is read in one query.
+    changed_by_case: Callable[[], Any] | None = None
     # Optional: several periods in one pass over the rows (the default framework asks
     # decisions_agree all-time and over 90 days: one scan instead of two).
     measure_periods: MeasurePeriods | None = None

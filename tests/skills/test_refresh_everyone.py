@@ -197,6 +197,13 @@ def test_a_case_two_people_labelled_and_an_adjudicator_settled_concerns_every_de
     }  # fmt: skip
     alone = double.get(labels=1)  # C: erin's label only
     assert services.case_change(case_id=alone.pk).kinds == {"cases.decisions_agree"}
+    both = Case.objects.get(process__slug="double", final_label="approve")  # A
+    assert services.case_change(case_id=both.pk).kinds == {
+        "cases.decisions_agree", "cases.peer_kappa",
+    }  # fmt: skip
+    # A case that is gone changes only what always can.
+    gone = services.case_change(case_id=10**9)
+    assert (gone.process_slug, gone.kinds) == ("", {"cases.decisions_agree"})
 
 
 def test_a_kind_measures_several_periods_at_once_as_it_measures_each(scenario):
