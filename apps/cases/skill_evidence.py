@@ -106,7 +106,7 @@ def decisions_agree_periods(
     case_ref = _case_refs()
     measured: list[dict[int, Measurement]] = []
     for i, since in enumerate(periods):
-        after = since.isoformat() if since is not None and since != widest else None
+        bounded = since is not None and since != widest  # narrower than the rows read
         one: dict[int, Measurement] = {}
         for expert, counts in totals:
             total, agreed = counts[i]
@@ -118,7 +118,7 @@ def decisions_agree_periods(
                 refs=[
                     case_ref(case_id, "agreed" if label == final else "overturned")
                     for case_id, label, final, at in latest[expert]
-                    if after is None or datetime.fromisoformat(at) >= since
+                    if not bounded or datetime.fromisoformat(at) >= since
                 ],
             )
         measured.append(one)

@@ -225,12 +225,10 @@ PROCESS = Param("process", "process", "a process slug (empty: every process)")
 
 def share_per_person(rows: QuerySet, *, person: str, hit: Q) -> list[tuple[int, int, int]]:
     """(person, rows, rows matching `hit`) for each person with rows: one GROUP BY."""
-    return list(
-        rows.order_by()
-        .values(person)
-        .annotate(rows=Count("pk"), hits=Count("pk", filter=hit))
-        .values_list(person, "rows", "hits")
-    )
+    return [
+        (who, total, hits)
+        for who, [(total, hits)] in shares_per_person(rows, person=person, hit=hit, periods=[Q()])
+    ]
 
 
 def shares_per_person(

@@ -338,6 +338,10 @@ FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, task) WHERE r.id = v.id
 """
 
 
+def _pins_of(run: Pending) -> tuple[int, int, int | None]:
+    return (run.orchestration.pk, run.version.pk, run.shadow.pk if run.shadow else None)
+
+
 def send_to_fabric(
     *, run_ids: list[int], now: datetime | None = None, pending: list[Pending] | None = None
 ) -> list[FabricTask]:
@@ -363,7 +367,7 @@ def send_to_fabric(
         groups: dict[tuple, list[Pending]] = defaultdict(list)
         requirements_by_key: dict[tuple, dict[str, Any]] = {}
         for run in runs:
-            pins = (run.orchestration.pk, run.version.pk, run.shadow.pk if run.shadow else None)
+            pins = _pins_of(run)
             if pins not in requirements_by_key:
                 requirements_by_key[pins] = pins_requirements(
                     run.orchestration, run.version, run.shadow
@@ -374,8 +378,7 @@ def send_to_fabric(
         specs: list[dispatch.TaskSpec] = []
         chunks: list[list[Pending]] = []
         for group in groups.values():
-            first = group[0]
-            requirements = pins_requirements(first.orchestration, first.version, first.shadow)
+            requirements = requirements_by_key[_pins_of(group[0])]
             for start in range(0, len(group), BATCH_MAX):
                 chunk = group[start : start + BATCH_MAX]
                 artifacts = _models_on_fabric(_model_versions(chunk))
