@@ -101,6 +101,7 @@ register_evidence_kind(
         label="Model versions you trained",
         value_label="mean macro-F1",
         measure_many=models_trained,
+        involves=lambda: Exists(ModelVersion.objects.filter(trained_by_id=OuterRef("pk"))),
         params=(PROCESS, Param("promoted", "bool", "count only versions ever promoted", False)),
         todo="train {n} more model versions",
         owner="classifiers",
@@ -112,6 +113,9 @@ register_evidence_kind(
         label="Likely label errors you sent for a second look, resolved",
         value_label="corrected",
         measure_many=label_errors_resolved,
+        involves=lambda: Exists(
+            CaseEvent.objects.filter(actor_id=OuterRef("pk"), kind="second_look")
+        ),
         params=(PROCESS,),
         todo="resolve {n} more likely label errors",
         owner="classifiers",

@@ -26,7 +26,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import ValidationError
-from django.db.models import Count, OrderBy, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Count, ExpressionWrapper, OrderBy, OuterRef, Q, QuerySet
 from django.db.models.functions import JSONObject
 from django.urls import reverse
 
@@ -87,6 +87,12 @@ class EvidenceKind:
     # Optional: several periods in one pass over the rows (the default framework asks
     # decisions_agree all-time and over 90 days: one scan instead of two).
     measure_periods: MeasurePeriods | None = None
+    # involves() -> a boolean expression on a user row (an Exists over OuterRef("pk")): whether
+    # the person has any row the kind could count, whatever the parameters and period. False
+    # must mean the kind measures nothing for them (Measurement(count=0)); None: always measured.
+    # Most people have no rules, models or nodes: one query asks every kind's (`involved`), and a
+    # person's refresh skips the kinds that can't count anything for them.
+    involves: Callable[[], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.measure is None:
@@ -149,6 +155,34 @@ class EvidenceKind:
                 continue
             clean[param.name] = _typed(self.key, param, value)
         return clean
+
+
+def involved(
+    kinds: Sequence[EvidenceKind], people: Sequence[AbstractBaseUser]
+) -> dict[str, set[int]]:
+    """For each of `kinds` with `involves`, the ids among `people` it can count anything for:
+    every kind's question in one query (none when no kind asks)."""
+    from django.contrib.auth import get_user_model
+
+    asking = [kind for kind in kinds if kind.involves is not None]
+    found: dict[str, set[int]] = {kind.key: set() for kind in asking}
+    if not asking or not people:
+        return found
+    asks = {
+        f"k{i}": ExpressionWrapper(kind.involves(), output_field=BooleanField())  # type: ignore[misc]
+        for i, kind in enumerate(asking)
+    }
+    rows = (
+        get_user_model()
+        .objects.filter(pk__in=[person.pk for person in people])
+        .annotate(**asks)
+        .values_list("pk", *asks)
+    )
+    for pk, *flags in rows:
+        for kind, flag in zip(asking, flags, strict=True):
+            if flag:
+                found[kind.key].add(pk)
+    return found
 
 
 def _one_of_many(measure_many: MeasureMany) -> Measure:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from apps.core.evidence_kinds import (
     MAX_REFS,
@@ -102,6 +102,10 @@ register_evidence_kind(
         label="Nodes you enrolled or approved, kept healthy",
         value_label="mean uptime",
         measure_many=nodes_uptime,
+        involves=lambda: (
+            Q(Exists(ComputeNode.objects.filter(owner_id=OuterRef("pk"))))
+            | Q(Exists(ComputeNode.objects.filter(approved_by_id=OuterRef("pk"))))
+        ),
         todo="enrol or approve {n} more nodes",
         owner="fabric",
     )

@@ -65,6 +65,10 @@ register_evidence_kind(
         label="Orchestrations you designed that are live",
         value_label="",
         measure_many=designed_live,
+        involves=lambda: (
+            Q(Exists(Orchestration.objects.filter(owner_id=OuterRef("pk"))))
+            | Q(Exists(OrchestrationVersion.objects.filter(created_by_id=OuterRef("pk"))))
+        ),
         params=(PROCESS,),
         todo="take {n} more orchestrations live",
         owner="orchestrations",

@@ -11,6 +11,7 @@ Both measure a list of people at once (one read of the rules, grouped by person)
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 
 from apps.cases.models import Decision
@@ -100,12 +101,22 @@ def rationales_reused(
     }
 
 
+def _wrote_a_rationale_a_rule_drew_on() -> Q:
+    # Some rule version drafted from cases, and a rationale of the person's.
+    drafted = Exists(RuleVersion.objects.filter(provenance__has_key="cases"))
+    wrote = Decision.objects.filter(
+        expert_id=OuterRef("pk"), retracted_at__isnull=True, source__in=LABEL_SOURCES
+    ).exclude(rationale="")
+    return Q(drafted) & Q(Exists(wrote))
+
+
 register_evidence_kind(
     EvidenceKind(
         key="rules.rules_authored",
         label="Rules you own that passed their backtest",
         value_label="mean precision",
         measure_many=rules_authored,
+        involves=lambda: Exists(Rule.objects.filter(owner_id=OuterRef("pk"))),
         params=(
             PROCESS,
             Param("min_precision", "float", "the backtest precision each rule needs", 0.0),
@@ -121,6 +132,7 @@ register_evidence_kind(
         label="Your rationales reused as a rule's provenance",
         value_label="",
         measure_many=rationales_reused,
+        involves=_wrote_a_rationale_a_rule_drew_on,
         params=(PROCESS,),
         todo="write {n} more rationales that rules are drafted from",
         owner="rules",

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.core.evidence_kinds import Measurement, evidence_kind
+from apps.core.evidence_kinds import Measurement, evidence_kind, involved
 from apps.people.models import Membership
 from apps.skills.models import (
     CareerRole,
@@ -222,11 +222,17 @@ def _measure_rules(
         key = (rule.kind, json.dumps(params, sort_keys=True, default=str))
         by_period = asked.setdefault(key, (kind, params, {}))[2]
         by_period.setdefault(rule.period_days or None, []).append(rule.pk)
+    # A kind measures only the people it can count anything for (`EvidenceKind.involves`): a
+    # person's refresh skips the rules, models and nodes they have none of, one query for all.
+    who = involved(list({kind.key: kind for kind, _, _ in asked.values()}.values()), people)
     measured: Measured = {}
     for kind, params, by_period in asked.values():
+        some = people if kind.key not in who else [p for p in people if p.pk in who[kind.key]]
+        if not some:
+            continue
         periods = list(by_period)
         results = kind.measure_people_periods(
-            people=people,
+            people=some,
             params=params,
             periods=[now - timedelta(days=days) if days else None for days in periods],
             until=now,

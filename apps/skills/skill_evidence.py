@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 
 from apps.core.evidence_kinds import (
     EvidenceKind,
@@ -62,6 +62,11 @@ register_evidence_kind(
         label="Courses and certificates a manager approved",
         value_label="",
         measure_many=approved_manual,
+        involves=lambda: Exists(
+            ManualEvidence.objects.filter(
+                person_id=OuterRef("pk"), state=ManualEvidence.State.APPROVED
+            )
+        ),
         # Filled in with the rule's own skill when the rule is saved.
         params=(Param("skill", "text", "the skill (set from the rule's level)"),),
         todo="add {n} more approved course or certificate",
@@ -122,6 +127,7 @@ register_evidence_kind(
         value_label="practice accuracy",
         measure=_practice_accuracy,
         measure_many=practice_accuracy,
+        involves=lambda: Exists(PracticeAttempt.objects.filter(person_id=OuterRef("pk"))),
         params=(Param("process", "process", "only this process's gold cases"),),
         todo="answer {n} more gold cases in practice",
         owner="skills",

@@ -18,6 +18,14 @@ from apps.rules.services.backtest import backtest_rule
 from tests.factories import make_cases, make_decided_cases, make_process
 
 
+def involved(key, *people):
+    """The usernames among `people` the kind says it can count something for."""
+    from apps.core.evidence_kinds import involved as ask
+
+    found = ask([evidence_kind(key)], people)[key]
+    return {person.username for person in people if person.pk in found}
+
+
 def measure(key, person, since=None, **params):
     kind = evidence_kind(key)
     clean = {p.name: p.default for p in kind.params if p.default is not None} | params
@@ -150,6 +158,7 @@ def test_rules_authored_with_their_backtest_precision(invoices, manager):
     disabled_too = measure("rules.rules_authored", manager, min_precision=0.95, enabled_only=False)
     assert disabled_too.count == 2
     assert "rule=" in strict.refs[0].url
+    assert involved("rules.rules_authored", manager) == {manager.username}
 
 
 def test_rationales_reused_as_a_rules_provenance(team, expert, second_expert, manager):
@@ -168,6 +177,8 @@ def test_rationales_reused_as_a_rules_provenance(team, expert, second_expert, ma
     assert measure("rules.rationales_reused", expert).count == 1
     assert measure("rules.rationales_reused", second_expert).count == 1
     assert measure("rules.rationales_reused", manager).count == 0
+    users = (expert, second_expert, manager)
+    assert involved("rules.rationales_reused", *users) == {expert.username, second_expert.username}
 
 
 def _model_version(process, person, number, f1, *, promoted):
@@ -255,3 +266,4 @@ def test_orchestrations_designed_and_live(team, manager, expert):
     assert result.count == 1
     assert result.refs[0].url == "/orchestrations/flow/"
     assert measure("orchestrations.designed_live", expert).count == 0
+    assert involved("orchestrations.designed_live", manager, expert) == {manager.username}

@@ -246,3 +246,55 @@ def test_a_refresh_sees_a_framework_changed_behind_the_services_back(scenario, e
     assert refreshed.lost > 0
     assert not PersonSkill.objects.filter(person=expert, level__isnull=False).exists()
     assert not Evidence.objects.filter(person=expert, met=True).exists()
+
+
+def test_a_kind_skips_only_people_it_would_count_nothing_for(scenario):
+    # `involves` lets a refresh skip a kind for a person: it must hold for everyone the kind
+    # counts something for, whatever the parameters and period.
+    from django.contrib.auth import get_user_model
+
+    from apps.core.evidence_kinds import Measurement, involved
+
+    people = list(get_user_model().objects.order_by("pk"))
+    until = scenario + timedelta(seconds=1)
+    asking = [kind for kind in evidence_kinds() if kind.involves is not None]
+    who = involved(asking, people)
+    measured_someone = set()
+    for kind in asking:
+        params = {p.name: p.default for p in kind.params if p.default is not None}
+        if kind.key == "skills.manual":
+            params["skill"] = "deciding"
+        for since in (None, scenario - timedelta(days=1)):
+            for person in people:
+                one = kind.measure(person=person, params=params, since=since, until=until)
+                if person.pk not in who[kind.key]:
+                    assert one == Measurement(count=0), (kind.key, person.username)
+                elif one.count:
+                    measured_someone.add(kind.key)
+        assert len(who[kind.key]) < len(people), kind.key  # someone is skipped
+    # The scenario has something to count for these (the others: tests/skills/test_evidence_kinds).
+    assert measured_someone >= {
+        "skills.manual", "skills.practice_accuracy", "classifiers.models_trained",
+        "classifiers.label_errors_resolved", "fabric.nodes_uptime",
+    }  # fmt: skip
+
+
+def test_a_persons_refresh_stores_each_rule_as_its_kind_measures_it(scenario):
+    # refresh_person skips kinds a person is not involved in, and measures a kind's rules
+    # together: each stored row must still be the rule's own measurement of that person.
+    from apps.skills.models import EvidenceRule
+
+    now = scenario + timedelta(seconds=1)
+    for person in services.people_with_skills():
+        services.refresh_person(person=person, now=now)
+        for rule in EvidenceRule.objects.all():
+            kind = evidence_kind(rule.kind)
+            params = {p.name: p.default for p in kind.params if p.default is not None}
+            since = now - timedelta(days=rule.period_days) if rule.period_days else None
+            one = kind.measure(person=person, params=params | rule.params, since=since, until=now)
+            row = Evidence.objects.get(person=person, rule=rule)
+            stored = (row.count, row.value, [(r["label"], r["url"]) for r in row.refs])
+            assert stored == (one.count, one.value, [(r.label, r.url) for r in one.refs]), (
+                person.username,
+                rule.kind,
+            )
