@@ -25,8 +25,10 @@ routed to people (their load). Then, each figure the median of REPEATS runs:
   rule (what a "measure again" click costs).
 - `skills_routing_decision_p95_ms` (p95 of 200 decisions): `decide_for(case)` among a process's
   200 experts, as `route_case` takes it: one prepared statement (the pool, the case's region,
-  the stored profile rows of its region and segments, loads), then the score. Baseline: the two
-  bare queries of the data alone (profile rows, loads; the pool given) without Python.
+  loads, the profiles changed since the last read), then the score; one new decision's profile
+  refresh (untimed) before each, so each reads a change. Baseline: the two bare queries a
+  decision would need without profiles kept in memory (the case's profile rows, loads; the pool
+  given), without Python.
 
 `BENCH_SKILLS_DECISIONS` (default 1,000,000) shrinks it while working on this file.
 """
@@ -336,11 +338,21 @@ def measure(process_ids: list[int]) -> list[dict[str, object]]:
         .select_related("process__schema")
         .order_by("pk")[:200]
     )
+    # Labels keep coming while cases are routed: before each decision, one new decision's
+    # profile refresh (untimed), so each decision reads what changed since the one before.
+    labelled = list(
+        Case.objects.filter(process=process, status="decided")
+        .order_by("?")
+        .values_list("pk", flat=True)[: len(fresh)]
+    )
     routing, routing_bare = [], []
     for _ in range(REPEATS):
         rng.shuffle(fresh)
         # The whole decision as route_case takes it: the pool is read in the same statement.
-        times = [_timed(lambda c=c: decide_for(case=c, policy=policy)) * 1000 for c in fresh]
+        times = []
+        for case, decided_id in zip(fresh, labelled, strict=True):
+            refresh_case_people(case_id=decided_id)
+            times.append(_timed(lambda c=case: decide_for(case=c, policy=policy)) * 1000)
         bare = []
         for case in fresh:
             keys = [f"po_status={case.fields['po_status']}", "amount=q2"]

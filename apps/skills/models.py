@@ -456,6 +456,30 @@ class ExpertiseStat(models.Model):
         return f"{self.person_id} {self.dimension}:{self.key} {self.agreed}/{self.decisions}"
 
 
+class ProfileChange(models.Model):
+    """The last transaction (its id) that changed a person's ExpertiseStat rows in a process,
+    whoever changed them: written by triggers on skills_expertisestat (migration 0004), so the
+    ORM, bulk SQL and the admin are all seen. Routing keeps each process's profiles in memory and
+    reads again only the people changed since its last read (routing.py, "Profiles in memory").
+    Plain ids, no foreign keys: a row outlives the stats it stood for (deleting them is a change
+    too), and a cascade deleting a process must not trip over the row its own delete writes."""
+
+    process_id = models.BigIntegerField()
+    person_id = models.BigIntegerField()
+    xid = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["process_id", "person_id"], name="profile_change_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["process_id", "xid"], name="profile_change_xid_idx")]
+
+    def __str__(self) -> str:
+        return f"process {self.process_id} person {self.person_id} at xid {self.xid}"
+
+
 class RoutedCase(models.Model):
     """Who the expertise strategy sent a case to and why; a learning case names its checker."""
 

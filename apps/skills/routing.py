@@ -21,9 +21,14 @@ to the checker, whom the queue offers it to first. With no expert, everyone is a
 
 The decision itself (`choose`) is a pure function of profiles and loads, so the simulation
 (routing_simulation.py) replays it on recorded decisions with profiles measured on earlier ones.
+The process mean and typical speed are of everyone with a profile in the process, as in the
+simulation. A decision reads one statement (pool, region, loads, the profiles changed since the
+last read) and takes the rest from memory: the process's profiles and, per pool and policy, a
+`Scoring` with each candidate's expected accuracy per (region, segments).
 """
 
 import math
+import threading
 import weakref
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -36,7 +41,7 @@ from django.utils import timezone
 from apps.cases.models import Case, CaseStatus, Process
 from apps.people.models import Membership, Role
 from apps.skills.models import ExpertiseStat, RoutedCase, RoutingPolicy, RoutingStrategy
-from apps.skills.routing_profiles import Counts, Profile, policy_for, segment_keys
+from apps.skills.routing_profiles import Profile, add_stat, policy_for, segment_keys
 
 
 class Candidate(NamedTuple):
@@ -97,6 +102,64 @@ def expected_accuracy(
     return sum(parts) / len(parts) if parts else base
 
 
+class Scoring:
+    """What the scores take from the pool, their profiles and the policy's weights alone: the
+    process mean and typical speed, each candidate's decisions, speed and whether they are
+    learning, and their expected accuracies per (region, segments), each worked out once (a
+    process's cases fall in a few dozen of those). `choose` makes one per call unless given one;
+    routing keeps one with a process's profiles in memory (`decide_for`), so a decision is the
+    loads and a sort."""
+
+    __slots__ = ("_accuracies", "_profiles", "mean", "people", "pool", "weight")
+
+    def __init__(
+        self,
+        *,
+        pool: list[int],
+        profiles: dict[int, Profile],
+        policy: RoutingPolicy,
+        mean: float | None = None,
+        median_seconds: float | None = None,
+    ) -> None:
+        self.pool = pool
+        self.mean = process_mean(profiles) if mean is None else mean
+        typical = process_median_seconds(profiles) if median_seconds is None else median_seconds
+        self.weight = policy.prior_weight
+        speed_weight, min_decisions = policy.speed_weight, policy.expert_min_decisions
+        self._profiles = [profiles.get(person_id) for person_id in pool]
+        people = []  # (person id, decisions, speed, learner), in pool order
+        for person_id, profile in zip(pool, self._profiles, strict=True):
+            speed = 0.0
+            decisions = 0
+            if profile is not None:
+                decisions = profile.process.decisions
+                if profile.median_seconds and typical:
+                    ratio = math.log2(typical / profile.median_seconds)
+                    speed = speed_weight * max(-1.0, min(1.0, ratio))
+            people.append((person_id, decisions, speed, decisions < min_decisions))
+        self.people = people
+        self._accuracies: dict[tuple[str, tuple[str, ...]], list[float]] = {}
+
+    def accuracies(self, region: str, segments: list[str]) -> list[float]:
+        """Each candidate's expected accuracy on a case of this region and these segments."""
+        key = (region, tuple(segments))
+        found = self._accuracies.get(key)
+        if found is None:
+            mean, weight = self.mean, self.weight
+            found = [
+                expected_accuracy(p, mean=mean, weight=weight, region=region, segments=segments)
+                for p in self._profiles
+            ]
+            if len(self._accuracies) < _MAX_REGIONS:
+                self._accuracies[key] = found
+        return found
+
+
+# Distinct (region, segments) a Scoring keeps the accuracies of (a process has a few dozen; a
+# schema with free-text categories could have many more).
+_MAX_REGIONS = 2048
+
+
 def choose(
     *,
     pool: list[int],
@@ -108,31 +171,27 @@ def choose(
     random_key: float,
     mean: float | None = None,
     median_seconds: float | None = None,
+    scoring: Scoring | None = None,
 ) -> Choice | None:
     """Who gets the case first, and, for a learning case, who checks it. None: nobody in the
     pool. `mean` and `median_seconds` default to those of `profiles` (pass them when the
-    profiles hold only the pool, to keep the process's own)."""
+    profiles hold only the pool, to keep the process's own). `scoring`: one made before for
+    this pool, these profiles and this policy (then those three arguments are not read)."""
     if not pool:
         return None
-    mean = process_mean(profiles) if mean is None else mean
-    typical = process_median_seconds(profiles) if median_seconds is None else median_seconds
-    weight, speed_weight = policy.prior_weight, policy.speed_weight
-    load_penalty, min_decisions = policy.load_penalty, policy.expert_min_decisions
-    log2, get_profile, get_load = math.log2, profiles.get, loads.get
-    candidates = []
-    for person_id in pool:
-        profile = get_profile(person_id)
-        accuracy = expected_accuracy(
-            profile, mean=mean, weight=weight, region=region, segments=segments
+    if scoring is None:
+        scoring = Scoring(
+            pool=pool, profiles=profiles, policy=policy, mean=mean, median_seconds=median_seconds
         )
-        speed = 0.0
-        decisions = 0
-        if profile is not None:
-            decisions = profile.process.decisions
-            if profile.median_seconds and typical:
-                speed = speed_weight * max(-1.0, min(1.0, log2(typical / profile.median_seconds)))
+    load_penalty, get_load = policy.load_penalty, loads.get
+    candidates = []
+    append = candidates.append
+    accuracies = scoring.accuracies(region, segments)
+    for (person_id, decisions, speed, learner), accuracy in zip(
+        scoring.people, accuracies, strict=True
+    ):
         load = get_load(person_id, 0)
-        candidates.append(
+        append(
             Candidate(
                 person_id,
                 decisions,
@@ -140,7 +199,7 @@ def choose(
                 speed,
                 load,
                 accuracy + speed - load_penalty * load,
-                decisions < min_decisions,
+                learner,
             )
         )
     candidates.sort(key=lambda c: (-c.score, c.load, c.person_id))
@@ -203,13 +262,13 @@ _REGION = """
 
 
 # Everything one decision reads, in one statement (one round trip: on a busy machine each costs
-# as much as the work): the pool (candidate_pool's rule, or the people given), the case's region,
-# one row per candidate with their stored process, region and segment counts pivoted (each part
-# read through the unique index (process, dimension, key, person), not every process's rows of
-# those people), and their load counted on case_routed_idx (an index-only scan of their open
-# routed cases). The load is counted, not stored: Case.routed_to and status are written by
-# cases, autonomy, orchestrations and skills, in bulk too, and a count kept beside them would
-# be one more thing each of those writes has to keep right; at 200 people it costs ~0.1 ms.
+# as much as the work), one row: the pool (candidate_pool's rule, or the people given), the
+# case's region, the candidates' loads counted on case_routed_idx (an index-only scan of their
+# open routed cases), and of the process's expertise profiles only those changed since the
+# `since` horizon (below) with every stat row of those people. The load is counted, not stored:
+# Case.routed_to and status are written by cases, autonomy, orchestrations and skills, in bulk
+# too, and a count kept beside them would be one more thing each of those writes has to keep
+# right; at 200 people it costs ~0.1 ms.
 _TEAM_POOL = """
     SELECT DISTINCT m.user_id FROM people_membership m JOIN auth_user u ON u.id = m.user_id
     WHERE m.team_id = %(team)s AND m.role = 'expert' AND u.is_active
@@ -219,49 +278,36 @@ _TEAM_POOL = """
 """
 _GIVEN_POOL = "SELECT DISTINCT unnest(%(people)s::bigint[])"
 _INPUTS = """
-    WITH pool(person_id) AS MATERIALIZED ({pool}),
-    people AS MATERIALIZED (SELECT ARRAY(SELECT person_id FROM pool) AS ids),
-    region(label) AS MATERIALIZED ({region}),
+    WITH people AS MATERIALIZED (SELECT ARRAY(SELECT person_id FROM ({pool}) pool(person_id)
+                                              ORDER BY person_id) AS ids),
+    changed AS MATERIALIZED (
+        SELECT person_id, xid FROM skills_profilechange
+        WHERE process_id = %(process)s AND xid >= %(since)s
+    ),
     stat AS (
         SELECT e.person_id, e.dimension, e.key, e.decisions, e.agreed, e.median_seconds
-        FROM skills_expertisestat e, people
-        WHERE e.process_id = %(process)s AND e.dimension = 'process' AND e.key = ''
-          AND e.person_id = ANY(people.ids)
-        UNION ALL
-        SELECT e.person_id, e.dimension, e.key, e.decisions, e.agreed, NULL
-        FROM skills_expertisestat e, people, region
-        WHERE e.process_id = %(process)s AND e.dimension = 'label' AND e.key = region.label
-          AND region.label <> '' AND e.person_id = ANY(people.ids)
-        UNION ALL
-        SELECT e.person_id, e.dimension, e.key, e.decisions, e.agreed, NULL
-        FROM skills_expertisestat e, people
-        WHERE e.process_id = %(process)s AND e.dimension = 'segment'
-          AND e.key = ANY(%(segments)s::text[]) AND e.person_id = ANY(people.ids)
-    ),
-    profile AS (
-        SELECT person_id,
-               max(decisions) FILTER (WHERE dimension = 'process') AS decisions,
-               max(agreed) FILTER (WHERE dimension = 'process') AS agreed,
-               max(median_seconds) FILTER (WHERE dimension = 'process') AS median_seconds,
-               max(decisions) FILTER (WHERE dimension = 'label') AS region_decisions,
-               max(agreed) FILTER (WHERE dimension = 'label') AS region_agreed,
-               array_agg(key) FILTER (WHERE dimension = 'segment') AS segment_keys,
-               array_agg(decisions) FILTER (WHERE dimension = 'segment') AS segment_decisions,
-               array_agg(agreed) FILTER (WHERE dimension = 'segment') AS segment_agreed
-        FROM stat GROUP BY person_id
+        FROM changed c JOIN skills_expertisestat e
+             ON e.person_id = c.person_id AND e.process_id = %(process)s
     ),
     load AS (
         SELECT c.routed_to_id AS person_id, count(*) AS n FROM cases_case c, people
         WHERE c.status = 'open' AND c.routed_to_id = ANY(people.ids) GROUP BY c.routed_to_id
     )
-    SELECT p.person_id, (SELECT * FROM region), f.decisions, f.agreed, f.median_seconds,
-           f.region_decisions, f.region_agreed, f.segment_keys, f.segment_decisions,
-           f.segment_agreed, coalesce(l.n, 0)
-    FROM pool p LEFT JOIN profile f USING (person_id) LEFT JOIN load l USING (person_id)
-    ORDER BY p.person_id
+    SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
+           coalesce(pg_current_xact_id_if_assigned()::text::bigint, 0),
+           coalesce((SELECT s.label FROM autonomy_shadowprediction s WHERE s.case_id = %(case)s
+                     ORDER BY s.created_at DESC, s.id DESC LIMIT 1), ''),
+           (SELECT ids FROM people), l.people, l.counts, c.people, c.xids,
+           s.people, s.dimensions, s.keys, s.decisions, s.agreed, s.medians
+    FROM (SELECT array_agg(person_id) AS people, array_agg(n) AS counts FROM load) l,
+         (SELECT array_agg(person_id) AS people, array_agg(xid) AS xids FROM changed) c,
+         (SELECT array_agg(person_id) AS people, array_agg(dimension) AS dimensions,
+                 array_agg(key) AS keys, array_agg(decisions) AS decisions,
+                 array_agg(agreed) AS agreed, array_agg(median_seconds) AS medians
+          FROM stat) s
 """
-_INPUTS_TEAM_POOL = _INPUTS.format(pool=_TEAM_POOL, region=_REGION)
-_INPUTS_GIVEN_POOL = _INPUTS.format(pool=_GIVEN_POOL, region=_REGION)
+_INPUTS_TEAM_POOL = _INPUTS.format(pool=_TEAM_POOL)
+_INPUTS_GIVEN_POOL = _INPUTS.format(pool=_GIVEN_POOL)
 
 
 # Raw connections (Django reconnects with a new one) and the statements prepared on each.
@@ -291,43 +337,126 @@ def _fetch_prepared(name: str, sql: str, params: dict[str, object]) -> list[tupl
         return cursor.fetchall()
 
 
+# --- profiles in memory ---------------------------------------------------------------------------
+# Each process's expertise profiles are kept in memory, with the horizon they are true up to: the
+# xmin of the snapshot that read them (every transaction below it had ended). A trigger records,
+# for every change to skills_expertisestat whoever makes it, the changing transaction's id per
+# (process, person) in ProfileChange; a decision reads only the people whose last change is at or
+# above the horizon (none, mostly: one index probe), and every stat row of those. A change
+# committed after a read has an id at or above that read's horizon, so the next read sees it; a
+# change still running at a read is read again until the horizon passes it. What a transaction
+# itself changed and hasn't committed is used for its decision and never kept (it may roll back).
+
+
+@dataclass
+class _Known:
+    horizon: int
+    profiles: dict[int, Profile]
+    scorings: dict[tuple, Scoring]
+
+
+_KNOWN: dict[tuple[str, str, str, int], _Known] = {}
+_KNOWN_LOCK = threading.Lock()
+_MAX_PROCESSES = 256  # processes kept; past that the oldest read is dropped
+
+
+def _known_key(process_id: int) -> tuple[str, str, str, int]:
+    settings = connection.settings_dict
+    return (str(settings["HOST"]), str(settings["PORT"]), str(settings["NAME"]), process_id)
+
+
+def _profiles_from(columns: tuple, base: dict[int, Profile]) -> dict[int, Profile]:
+    """`base` with the changed people's profiles replaced by their rows (none: removed)."""
+    changed_people, _xids, people, dimensions, keys, decisions, agreed, medians = columns
+    if not changed_people:
+        return base
+    profiles = dict(base)
+    for person_id in changed_people:
+        profiles.pop(person_id, None)
+    for row in zip(people or (), dimensions or (), keys or (), decisions or (), agreed or (),
+                   medians or (), strict=True):  # fmt: skip
+        add_stat(profiles, row)
+    return profiles
+
+
 @dataclass(frozen=True)
 class DecisionInputs:
     pool: list[int]
     region: str
     profiles: dict[int, Profile]
     loads: dict[int, int]
+    scoring: Scoring | None = None
 
 
 def decision_inputs(
-    *, case: Case, segments: list[str], pool: list[int] | None = None
+    *, case: Case, pool: list[int] | None = None, policy: RoutingPolicy | None = None
 ) -> DecisionInputs:
     """What deciding `case` reads (one statement): the candidates (`pool`, or candidate_pool's
-    rule), the case's region, their stored profiles with only the rows the case needs (process,
-    its region, its `segments`) and their loads now."""
-    params: dict[str, object] = {"process": case.process_id, "case": case.pk, "segments": segments}
+    rule), the case's region, the process's profiles (everyone with stats in it: from memory,
+    read again for the people changed since) and the candidates' loads now. With a `policy`,
+    the Scoring of those candidates too (kept with the profiles while they hold)."""
+    key = _known_key(case.process_id)
+    known = _KNOWN.get(key)
+    params: dict[str, object] = {
+        "process": case.process_id,
+        "case": case.pk,
+        "since": known.horizon if known else 0,
+    }
     if pool is None:
         params["team"] = case.process.team_id
-        rows = _fetch_prepared("skills_routing_inputs_team", _INPUTS_TEAM_POOL, params)
+        (row,) = _fetch_prepared("skills_routing_inputs_team", _INPUTS_TEAM_POOL, params)
     else:
         params["people"] = pool
-        rows = _fetch_prepared("skills_routing_inputs_given", _INPUTS_GIVEN_POOL, params)
-    region = rows[0][1] if rows else ""
-    profiles: dict[int, Profile] = {}
-    loads: dict[int, int] = {}
-    for person_id, _r, n, ok, median, region_n, region_ok, keys, seg_n, seg_ok, load in rows:
-        if load:
-            loads[person_id] = load
-        if n is None and region_n is None and keys is None:
-            continue  # no stored profile in this process
-        profiles[person_id] = Profile(
-            person_id,
-            Counts(n or 0, ok or 0),
-            median,
-            {region: Counts(region_n, region_ok)} if region_n is not None else {},
-            dict(zip(keys, map(Counts, seg_n, seg_ok), strict=True)) if keys else {},
-        )
-    return DecisionInputs([row[0] for row in rows], region, profiles, loads)
+        (row,) = _fetch_prepared("skills_routing_inputs_given", _INPUTS_GIVEN_POOL, params)
+    horizon, own, region, people, load_people, load_counts, *changes = row
+    changed_people, changed_xids = changes[0] or (), changes[1] or ()
+    if known is not None and not changed_people:
+        profiles = known.profiles
+        if horizon > known.horizon:  # nothing changed: they hold up to the newer horizon
+            known.horizon = horizon
+    else:
+        profiles = _profiles_from(tuple(changes), known.profiles if known else {})
+        if own and own in changed_xids:
+            known = None  # this transaction's own changes: used for it, never kept
+        else:
+            known = _remember(key, _Known(horizon, profiles, {}))
+    pool_ids = list(people or ())
+    scoring = _scoring(known, pool_ids, profiles, policy) if policy is not None else None
+    loads = dict(zip(load_people or (), load_counts or (), strict=True))
+    return DecisionInputs(pool_ids, region, profiles, loads, scoring)
+
+
+def _remember(key: tuple[str, str, str, int], fresh: _Known) -> _Known:
+    with _KNOWN_LOCK:
+        known = _KNOWN.get(key)
+        # A slower reader with an older snapshot doesn't replace a newer read.
+        if known is not None and known.horizon > fresh.horizon:
+            return fresh
+        _KNOWN.pop(key, None)
+        _KNOWN[key] = fresh  # last read last: the oldest read is the first key
+        while len(_KNOWN) > _MAX_PROCESSES:
+            del _KNOWN[next(iter(_KNOWN))]
+        return fresh
+
+
+def _scoring(
+    known: _Known | None, pool: list[int], profiles: dict[int, Profile], policy: RoutingPolicy
+) -> Scoring:
+    # The process's own mean and typical speed: of everyone with a profile in it.
+    key = (
+        tuple(pool),
+        policy.prior_weight,
+        policy.speed_weight,
+        policy.expert_min_decisions,
+    )
+    scoring = known.scorings.get(key) if known is not None else None
+    if scoring is None:
+        scoring = Scoring(pool=pool, profiles=profiles, policy=policy)
+        if known is not None:
+            if len(known.scorings) >= 8:  # pools and weights of one process: a handful
+                known.scorings.clear()
+            known.scorings[key] = scoring
+    return scoring
 
 
 def decide_for(
@@ -336,9 +465,7 @@ def decide_for(
     """The routing decision for `case` from the stored profiles and the loads now (no write).
     `case.process` with its schema should be loaded (select_related) by the caller."""
     segments = segment_keys(case.fields, case.process, policy.bounds)
-    # The process mean and typical speed are the candidates' (their process rows come with the
-    # profiles).
-    inputs = decision_inputs(case=case, segments=segments, pool=pool)
+    inputs = decision_inputs(case=case, pool=pool, policy=policy)
     return choose(
         pool=inputs.pool,
         profiles=inputs.profiles,
@@ -347,6 +474,7 @@ def decide_for(
         region=inputs.region,
         segments=segments,
         random_key=case.random_key,
+        scoring=inputs.scoring,
     )
 
 

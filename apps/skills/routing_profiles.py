@@ -230,7 +230,7 @@ class Profile:
     segments: dict[str, Counts] = field(default_factory=dict)
 
 
-def _add(profiles: dict[int, Profile], row: tuple) -> None:
+def add_stat(profiles: dict[int, Profile], row: tuple) -> None:
     person_id, dimension, key, decisions, agreed, median = row
     profile = profiles.setdefault(person_id, Profile(person_id))
     counts = Counts(int(decisions), int(agreed))
@@ -253,5 +253,5 @@ def measured_profiles(
         rows = cursor.fetchall()
     profiles: dict[int, Profile] = {}
     for row in rows:
-        _add(profiles, row)
+        add_stat(profiles, row)
     return profiles

@@ -27,7 +27,14 @@ from django.db import connection
 
 from apps.cases.models import Process
 from apps.skills.models import RoutingPolicy
-from apps.skills.routing import candidate_pool, choose, expected_accuracy, process_mean, users_by_id
+from apps.skills.routing import (
+    Scoring,
+    candidate_pool,
+    choose,
+    expected_accuracy,
+    process_mean,
+    users_by_id,
+)
 from apps.skills.routing_profiles import (
     LABEL_SOURCES,
     measure_bounds,
@@ -119,6 +126,8 @@ def simulate_routing(
     mean = process_mean(profiles)
     pool = candidate_pool(process=process)
     weight = policy.prior_weight
+    # The held-out profiles don't change during the replay: the scores' fixed part once.
+    scoring = Scoring(pool=pool, profiles=profiles, policy=policy, mean=mean)
     open_until: dict[int, list[datetime]] = {p: [] for p in pool}  # min-heaps of decided times
     rows: list[ReplayedCase] = []
     today_exp, today_ok, strat_exp = [], [], []
@@ -144,7 +153,7 @@ def simulate_routing(
             region=region,
             segments=segments,
             random_key=key,
-            mean=mean,
+            scoring=scoring,
         )
         today = expected_accuracy(
             profiles.get(first_id), mean=mean, weight=weight, region=region, segments=segments

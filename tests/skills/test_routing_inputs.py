@@ -1,6 +1,7 @@
 """What one routing decision reads, in its one prepared statement (routing.decision_inputs): the
-pool by candidate_pool's rule, the case's region (its latest shadow prediction), only the
-profile rows the case needs, and loads counted on open routed cases in any process."""
+pool by candidate_pool's rule, the case's region (its latest shadow prediction), the process's
+profiles (every stat row of its people, none of another process) and loads counted on open
+routed cases in any process. Profiles kept in memory between decisions: test_routing_memory.py."""
 
 import hashlib
 from datetime import timedelta
@@ -72,15 +73,15 @@ def test_the_pool_is_the_active_experts_narrowed_to_named_reviewers(
     gone.save()
     make_user("stranger")
     case = _case(process)
-    inputs = decision_inputs(case=case, segments=[])
+    inputs = decision_inputs(case=case)
     assert inputs.pool == sorted([expert.pk, second_expert.pk]) == candidate_pool(process=process)
     process.reviewers.set([second_expert, manager])
-    inputs = decision_inputs(case=case, segments=[])
+    inputs = decision_inputs(case=case)
     assert inputs.pool == [second_expert.pk] == candidate_pool(process=process)
     assert decide_for(case=case, policy=policy_for(process=process)).assignee_id == second_expert.pk
 
 
-def test_only_the_rows_of_the_cases_latest_region_and_its_segments_are_read(
+def test_the_profiles_are_the_processs_and_the_region_is_the_latest_prediction(
     process, expert, second_expert
 ):
     _stat(process, expert, "process", "", 40, 30)
@@ -95,13 +96,17 @@ def test_only_the_rows_of_the_cases_latest_region_and_its_segments_are_read(
     now = timezone.now()
     _predict(case, "approve", now - timedelta(hours=1))
     _predict(case, "reject", now)  # the latest prediction is the region
-    inputs = decision_inputs(case=case, segments=["po_status=missing", "amount=q2"])
+    inputs = decision_inputs(case=case)
     assert inputs.region == "reject"
     assert set(inputs.profiles) == {expert.pk}
     profile = inputs.profiles[expert.pk]
     assert (profile.process, profile.median_seconds) == (Counts(40, 30), 30.0)
-    assert profile.labels == {"reject": Counts(20, 11)}
-    assert profile.segments == {"po_status=missing": Counts(25, 20)}
+    assert profile.labels == {"approve": Counts(20, 19), "reject": Counts(20, 11)}
+    assert profile.segments == {
+        "po_status=missing": Counts(25, 20),
+        "po_status=matched": Counts(15, 10),
+        "amount=q1": Counts(15, 10),
+    }
     choice = decide_for(case=case, policy=policy_for(process=process))
     assert choice.region == "reject"
     # expert: base (30 + 10·mean) / 50 with mean 30/40, then the region and segment parts
@@ -120,11 +125,11 @@ def test_loads_count_open_cases_routed_to_each_person_in_any_process(
     Case.objects.filter(pk__in=[c.pk for c in mine]).update(routed_to=expert)
     closed = _case(other)
     Case.objects.filter(pk=closed.pk).update(routed_to=second_expert, status=CaseStatus.DECIDED)
-    inputs = decision_inputs(case=_case(process), segments=[])
+    inputs = decision_inputs(case=_case(process))
     assert inputs.loads == {expert.pk: 3}
     Case.objects.filter(pk=mine[0].pk).update(status=CaseStatus.DECIDED)
     Case.objects.filter(pk=mine[1].pk).update(routed_to=second_expert)
-    inputs = decision_inputs(case=_case(process), segments=[])
+    inputs = decision_inputs(case=_case(process))
     assert inputs.loads == {expert.pk: 1, second_expert.pk: 1}
 
 
