@@ -82,7 +82,8 @@ class EvidenceKind:
     measure_many: MeasureMany | None = None
     # changed_by_case() -> a boolean expression on a case row (an Exists over OuterRef("pk")):
     # whether a label given or undone on that case can change anyone's measurement (None: it
-    # always can). Lets a decision's refresh skip a costly kind; every kind's is read in one query.
+    # always can). Lets a decision's refresh skip a costly kind; every kind's is read in one query,
+    # whose SQL is built once per process: the expression holds no value that changes (a time).
     changed_by_case: Callable[[], Any] | None = None
     # Optional: several periods in one pass over the rows (the default framework asks
     # decisions_agree all-time and over 90 days: one scan instead of two).

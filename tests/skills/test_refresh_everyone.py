@@ -225,6 +225,11 @@ def test_a_kind_measures_several_periods_at_once_as_it_measures_each(scenario):
             for since, measured in zip(periods, together, strict=True):
                 alone = kind.measure_people(people=people, params=params, since=since, until=until)
                 assert measured == alone, (params, since)
+            for person in people:  # one person's periods: one statement of their own
+                theirs = kind.measure_people_periods(
+                    people=[person], params=params, periods=periods, until=until
+                )
+                assert theirs == [{person.pk: m[person.pk]} for m in together], person.username
     counts = [
         sorted(m.count for m in measured.values())
         for measured in evidence_kind("cases.decisions_agree").measure_people_periods(
