@@ -26,7 +26,9 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.postgres.expressions import ArraySubquery
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import BooleanField, Count, ExpressionWrapper, OrderBy, OuterRef, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import JSONObject
 from django.urls import reverse
 
@@ -91,6 +93,7 @@ class EvidenceKind:
     # involves() -> a boolean expression on a user row (an Exists over OuterRef("pk")): whether
     # the person has any row the kind could count, whatever the parameters and period. False
     # must mean the kind measures nothing for them (Measurement(count=0)); None: always measured.
+    # Built once per process like changed_by_case: no value that changes.
     # Most people have no rules, models or nodes: one query asks every kind's (`involved`), and a
     # person's refresh skips the kinds that can't count anything for them.
     involves: Callable[[], Any] | None = None
@@ -158,6 +161,12 @@ class EvidenceKind:
         return clean
 
 
+# involved()'s query by the kinds it asks: its SQL and parameters, `_SOME_PEOPLE` standing for the
+# ids. Built by the ORM once per process: building it cost 8 ms, running it 0.5 ms.
+_involved_sql: dict[tuple[str, ...], tuple[str, list[Any]]] = {}
+_SOME_PEOPLE = [-987_654_321]
+
+
 def involved(
     kinds: Sequence[EvidenceKind], people: Sequence[AbstractBaseUser]
 ) -> dict[str, set[int]]:
@@ -169,20 +178,27 @@ def involved(
     found: dict[str, set[int]] = {kind.key: set() for kind in asking}
     if not asking or not people:
         return found
-    asks = {
-        f"k{i}": ExpressionWrapper(kind.involves(), output_field=BooleanField())  # type: ignore[misc]
-        for i, kind in enumerate(asking)
-    }
-    rows = (
-        get_user_model()
-        .objects.filter(pk__in=[person.pk for person in people])
-        .annotate(**asks)
-        .values_list("pk", *asks)
-    )
-    for pk, *flags in rows:
-        for kind, flag in zip(asking, flags, strict=True):
-            if flag:
-                found[kind.key].add(pk)
+    key = tuple(kind.key for kind in asking)
+    if key not in _involved_sql:
+        asks = {
+            f"k{i}": ExpressionWrapper(kind.involves(), output_field=BooleanField())  # type: ignore[misc]
+            for i, kind in enumerate(asking)
+        }
+        ids = RawSQL("SELECT unnest(%s::int[])", [_SOME_PEOPLE])
+        query = (
+            get_user_model().objects.filter(pk__in=ids).annotate(**asks).values_list("pk", *asks)
+        )
+        sql, params = query.query.sql_with_params()
+        assert list(params).count(_SOME_PEOPLE) == 1, "the ids are the query's one such value"
+        _involved_sql[key] = (sql, list(params))
+    sql, params = _involved_sql[key]
+    ids = [person.pk for person in people]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ids if p == _SOME_PEOPLE else p for p in params])
+        for pk, *flags in cursor:
+            for kind, flag in zip(asking, flags, strict=True):
+                if flag:
+                    found[kind.key].add(pk)
     return found
 
 
