@@ -30,6 +30,7 @@ from apps.core.evidence_kinds import (
     Param,
     Ref,
     between,
+    built_once,
     group_by_first,
     latest_per_person,
     register_evidence_kind,
@@ -55,13 +56,44 @@ def _labels(
     return rows
 
 
-def _latest_label_per_case(rows: QuerySet[Decision]) -> list[tuple[int, int, str]]:
+def _latest_label_per_case(rows: QuerySet[Decision]) -> QuerySet:
     """(person, case, label) for each case a person labelled in `rows`, their latest label there
     (a case labelled twice, by review and import say, counts once)."""
-    return list(
+    return (
         rows.order_by("expert_id", "case_id", "-decided_at", "-pk")
         .distinct("expert_id", "case_id")
         .values_list("expert_id", "case_id", "label")
+    )
+
+
+def _latest_labels_where(
+    kind: str,
+    condition: Callable[[], Exists],
+    people: list[int],
+    params: dict[str, Any],
+    since: datetime | None,
+    until: datetime,
+) -> list[tuple[int, int, str]]:
+    """_latest_label_per_case of the labels meeting `condition`; one person's query is built
+    once per shape (evidence_kinds.built_once): a refresh of one person measures it each time."""
+
+    def build(
+        people: list[int], process: str | None, since: datetime | None, until: datetime
+    ) -> QuerySet:
+        rows = _labels(people, {"process": process}, since, until).filter(condition())
+        return _latest_label_per_case(rows)
+
+    if len(people) != 1:
+        return list(build(people, params.get("process"), since, until))
+    values: dict[str, Any] = {"person": people[0], "until": until}
+    if params.get("process"):
+        values["process"] = params["process"]
+    if since is not None:
+        values["since"] = since
+    return built_once(  # type: ignore[return-value]
+        (kind, *values),
+        lambda person, until, process=None, since=None: build([person], process, since, until),
+        **values,
     )
 
 
@@ -181,10 +213,12 @@ def peer_kappa(
 ) -> dict[int, Measurement]:
     # Only the cases someone else labelled too: a semi-join, so that a person's thousands of
     # single-label cases are never read.
-    labelled_by_others = _peer_labels().filter(case_id=OuterRef("case_id"))
-    labelled_by_others = labelled_by_others.exclude(expert_id=OuterRef("expert_id"))
-    mine = _latest_label_per_case(
-        _labels(people, params, since, until).filter(Exists(labelled_by_others))
+    def labelled_by_others() -> Exists:
+        others = _peer_labels().filter(case_id=OuterRef("case_id"))
+        return Exists(others.exclude(expert_id=OuterRef("expert_id")))
+
+    mine = _latest_labels_where(
+        "cases.peer_kappa", labelled_by_others, people, params, since, until
     )
     theirs: dict[int, list[tuple[int, str]]] = defaultdict(list)
     shared_cases = {case_id for _, case_id, _ in mine}
@@ -214,10 +248,13 @@ def adjudications_upheld(
     *, people: list[int], params: dict[str, Any], since: datetime | None, until: datetime
 ) -> dict[int, Measurement]:
     settled = Decision.objects.filter(source=DecisionSource.ADJUDICATION, retracted_at__isnull=True)
-    mine = _latest_label_per_case(
-        _labels(people, params, since, until).filter(
-            Exists(settled.filter(case_id=OuterRef("case_id")))
-        )
+    mine = _latest_labels_where(
+        "cases.adjudications_upheld",
+        lambda: Exists(settled.filter(case_id=OuterRef("case_id"))),
+        people,
+        params,
+        since,
+        until,
     )
     # The latest adjudication of each case is its outcome.
     outcome = dict(

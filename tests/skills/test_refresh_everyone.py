@@ -303,3 +303,21 @@ def test_a_persons_refresh_stores_each_rule_as_its_kind_measures_it(scenario):
                 person.username,
                 rule.kind,
             )
+
+
+def test_one_persons_label_queries_built_once_measure_what_the_bulk_one_does(scenario):
+    # peer_kappa and adjudications_upheld build one person's query once per shape (process set
+    # or not, a period or not) and run it again with each person's values.
+    people = services.people_with_skills()
+    until = scenario + timedelta(seconds=1)
+    counted = 0
+    for key in ("cases.peer_kappa", "cases.adjudications_upheld"):
+        kind = evidence_kind(key)
+        for params in ({}, {"process": "double"}, {"process": "single"}):
+            for since in (None, scenario - timedelta(days=1)):
+                many = kind.measure_people(people=people, params=params, since=since, until=until)
+                for person in people:
+                    one = kind.measure(person=person, params=params, since=since, until=until)
+                    assert one == many[person.pk], (key, params, since, person.username)
+                    counted += one.count
+    assert counted > 0
