@@ -22,7 +22,9 @@ routed to people (their load). Then, each figure the median of REPEATS runs:
   queues costs for its labeller: `case_change(case)` (the rules that case can change) and
   `refresh_person_kinds` of the labeller with it, levels settled.
 - `skills_evidence_one_person_p95_ms` (≤ 50 ms, p95 of 20): `refresh_person` of one person, every
-  rule (what a "measure again" click costs).
+  rule (what a "measure again" click costs). Baseline: the bare queries of that person's
+  measurements that count anything for a labeller (agreement and its latest labels, peer and
+  adjudicated labels), no transaction, no storing.
 - `skills_routing_decision_p95_ms` (p95 of 200 decisions): `decide_for(case)` among a process's
   200 experts, as `route_case` takes it: one prepared statement (the pool, the case's region,
   loads, the profiles changed since the last read), then the score; one new decision's profile
@@ -225,6 +227,40 @@ _BARE_ONE = """
     WHERE d.expert_id = %(person)s AND c.process_id = %(process)s AND c.status = 'decided'
       AND d.retracted_at IS NULL
 """
+# One person's measurements that count anything for a labeller, bare: their agreement with the
+# final label all-time and over 90 days with the latest 10 of those labels, and the labels on
+# cases someone else labelled too (peer kappa, 90 days) or an adjudicator settled.
+_BARE_PERSON = [
+    """
+    SELECT count(*), count(*) FILTER (WHERE d.label = c.final_label),
+           count(*) FILTER (WHERE d.decided_at >= now() - interval '90 days'),
+           count(*) FILTER (WHERE d.decided_at >= now() - interval '90 days'
+                            AND d.label = c.final_label)
+    FROM cases_decision d JOIN cases_case c ON c.id = d.case_id
+    WHERE d.expert_id = %(person)s AND c.status = 'decided' AND c.final_label <> ''
+      AND d.retracted_at IS NULL AND d.source IN ('review', 'api', 'import')
+    """,
+    """
+    SELECT d.case_id, d.label, c.final_label
+    FROM cases_decision d JOIN cases_case c ON c.id = d.case_id
+    WHERE d.expert_id = %(person)s AND c.status = 'decided' AND c.final_label <> ''
+      AND d.retracted_at IS NULL AND d.source IN ('review', 'api', 'import')
+    ORDER BY d.decided_at DESC, d.id DESC LIMIT 10
+    """,
+    """
+    SELECT d.case_id, d.label FROM cases_decision d
+    WHERE d.expert_id = %(person)s AND d.retracted_at IS NULL
+      AND d.decided_at >= now() - interval '90 days'
+      AND EXISTS (SELECT 1 FROM cases_decision o WHERE o.case_id = d.case_id
+                  AND o.expert_id <> d.expert_id AND o.retracted_at IS NULL)
+    """,
+    """
+    SELECT d.case_id, d.label FROM cases_decision d
+    WHERE d.expert_id = %(person)s AND d.retracted_at IS NULL
+      AND EXISTS (SELECT 1 FROM cases_decision a WHERE a.case_id = d.case_id
+                  AND a.source = 'adjudication')
+    """,
+]
 _BARE_ROUTE = """
     SELECT person_id, dimension, key, decisions, agreed, median_seconds FROM skills_expertisestat
     WHERE process_id = %(process)s AND person_id = ANY(%(people)s)
@@ -320,12 +356,24 @@ def measure(process_ids: list[int]) -> list[dict[str, object]]:
         say(f"decision evidence of one person p95 {kinds_runs[-1]:.0f} ms")
 
     some = list(get_user_model().objects.filter(username__startswith="person-").order_by("?")[:20])
-    person_runs = []
+    person_runs, person_bare = [], []
     for _ in range(REPEATS):
         person_runs.append(
             _p95([_timed(lambda p=p: services.refresh_person(person=p)) * 1000 for p in some])
         )
-        say(f"evidence of one person p95 {person_runs[-1]:.0f} ms")
+        person_bare.append(
+            _p95(
+                [
+                    _timed(lambda p=p: [_rows(sql, {"person": p.pk}) for sql in _BARE_PERSON])
+                    * 1000
+                    for p in some
+                ]
+            )
+        )
+        say(
+            f"evidence of one person p95 {person_runs[-1]:.0f} ms "
+            f"(bare queries {person_bare[-1]:.1f} ms)"
+        )
 
     process = Process.objects.select_related("schema").get(pk=process_ids[0])
     policy = policy_for(process=process)
@@ -386,7 +434,10 @@ def measure(process_ids: list[int]) -> list[dict[str, object]]:
             "skills_evidence_incremental_one_decision_p95_ms", kinds_runs, "ms", 50.0, "lower",
             baseline=("bare_person_process_aggregate_p95_ms", incremental_bare),
         ),
-        figure("skills_evidence_one_person_p95_ms", person_runs, "ms", 50.0, "lower"),
+        figure(
+            "skills_evidence_one_person_p95_ms", person_runs, "ms", 50.0, "lower",
+            baseline=("bare_person_measurement_queries_p95_ms", person_bare),
+        ),
         figure(
             "skills_routing_decision_p95_ms", routing, "ms", 5.0, "lower",
             baseline=("bare_profile_and_load_queries_p95_ms", routing_bare),
