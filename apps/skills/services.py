@@ -9,9 +9,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from apps.core.evidence_kinds import Measurement, evidence_kind, involved
+from apps.core.evidence_kinds import Measurement, built_once, evidence_kind, involved
 from apps.people.models import Membership
 from apps.skills.models import (
     CareerRole,
@@ -379,11 +380,6 @@ class CaseChange:
         )
 
 
-# case_change's query by the kinds it asks: its SQL and parameters, `_A_CASE` standing for the case.
-_case_change_sql: dict[tuple[str, ...], tuple[str, list[Any]]] = {}
-_A_CASE = -987_654_321
-
-
 def case_change(*, case_id: int, prefixes: tuple[str, ...] = DECISION_KINDS) -> CaseChange:
     """The CaseChange of `case_id`, read once for all its labellers (one query): a kind with
     `changed_by_case` asks it (peer kappa: is the case labelled by two people; adjudications: was
@@ -392,26 +388,24 @@ def case_change(*, case_id: int, prefixes: tuple[str, ...] = DECISION_KINDS) -> 
     from apps.core.evidence_kinds import evidence_kinds
 
     concerned = [kind for kind in evidence_kinds() if kind.key.startswith(prefixes)]
-    key = tuple(kind.key for kind in concerned)
-    if key not in _case_change_sql:
-        # One query for the process and every kind's question (a round trip each cost ~2 ms),
-        # built by the ORM once per process: building it cost more than running it.
-        asks = {f"k{i}": k.changed_by_case() for i, k in enumerate(concerned) if k.changed_by_case}
-        query = Case.objects.filter(pk=_A_CASE).values("process__slug", **asks)
-        sql, params = query.query.sql_with_params()
-        assert list(params).count(_A_CASE) == 1, "the case id is the query's one such value"
-        _case_change_sql[key] = (sql, list(params))
-    sql, params = _case_change_sql[key]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [case_id if p == _A_CASE else p for p in params])
-        found = cursor.fetchone()
-        row = dict(zip([c.name for c in cursor.description], found, strict=True)) if found else {}
+    asks = [i for i, kind in enumerate(concerned) if kind.changed_by_case]
+
+    def build(case_id: int) -> QuerySet:
+        questions = {f"k{i}": concerned[i].changed_by_case() for i in asks}  # type: ignore[misc]
+        cases = Case.objects.filter(pk=case_id).annotate(**questions)
+        return cases.values_list("process__slug", *questions)
+
+    # One query for the process and every kind's question (a round trip each cost ~2 ms),
+    # built once (building it cost more than running it).
+    rows = built_once(("case_change", *(kind.key for kind in concerned)), build, case_id=case_id)
+    process_slug, *answers = rows[0] if rows else ("", *[False] * len(asks))
+    row = {f"k{i}": answer for i, answer in zip(asks, answers, strict=True)}
     kinds = frozenset(
         kind.key
         for i, kind in enumerate(concerned)
         if kind.changed_by_case is None or row.get(f"k{i}", False)
     )
-    return CaseChange(process_slug=row.get("process__slug") or "", kinds=kinds)
+    return CaseChange(process_slug=process_slug or "", kinds=kinds)
 
 
 _STORED_MET = "SELECT rule_id, met FROM skills_evidence WHERE person_id = %s"
