@@ -40,10 +40,10 @@ def field_importance(*, rows: list[CaseInput], pipeline: object) -> dict[str, fl
                         [f for f in row.exception_fields if f != source],
                     )
                 )
-    from apps.classifiers.learning import THREADS
+    from apps.classifiers.learning import THREADS, predict_proba
 
     with threadpool_limits(limits=THREADS):
-        probabilities = pipeline.predict_proba(batch)  # type: ignore[attr-defined]
+        probabilities = predict_proba(pipeline, batch)  # type: ignore[arg-type]
     base = probabilities[: len(rows)]
     predicted = base.argmax(axis=1)
     taken = base[np.arange(len(rows)), predicted]
