@@ -24,9 +24,9 @@ from tests.processes import ROOT, free_port, manage_env, run_manage, stop_proces
 pytestmark = pytest.mark.slow
 
 
-def start_up(data_dir, port) -> subprocess.Popen[str]:
+def start_up(data_dir, port, *options: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "up", "--port", str(port)],
+        [sys.executable, str(ROOT / "manage.py"), "up", "--port", str(port), *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -146,7 +146,8 @@ def test_up_on_a_taken_port_says_so_in_one_line(tmp_path):
 def test_up_killed_hard_takes_its_children_along_and_the_next_up_recovers(tmp_path):
     data_dir = tmp_path / "data"
     port = free_port()
-    first = start_up(data_dir, port)
+    # Without the demo: seeding it is the test above's; this one is about the processes.
+    first = start_up(data_dir, port, "--no-demo")
     try:
         wait_until_serving(first, f"http://127.0.0.1:{port}/login/")
     except BaseException:
@@ -156,7 +157,7 @@ def test_up_killed_hard_takes_its_children_along_and_the_next_up_recovers(tmp_pa
     first.kill()  # SIGKILL: no cleanup runs in `up` itself
     first.wait(10)
 
-    again = start_up(data_dir, port)  # same port: the dead instance's web server must be gone
+    again = start_up(data_dir, port, "--no-demo")  # same port: the dead one's server must be gone
     try:
         wait_until_serving(again, f"http://127.0.0.1:{port}/login/")
     finally:

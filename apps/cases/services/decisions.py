@@ -33,32 +33,17 @@ def validate_decision(*, case: Case, label: str, reason_code: str, key_factors: 
         raise ValidationError(f"unknown key factor field(s): {', '.join(unknown)}")
 
 
-def settle_case(*, case: Case, history: bool = False) -> None:
-    """After a label: decided when `overlap` labels agree, adjudication when they don't.
+_SETTLED_FIELDS = ["label_count", "status", "final_label", "final_reason_code", "decided_at"]
 
-    With `history` (imported decisions), whatever labels exist settle the case even below overlap.
-    Precondition: `case` is locked (select_for_update) by the caller's transaction.
-    """
-    labels = list(
-        Decision.objects.filter(case=case, retracted_at__isnull=True)
-        .exclude(source=DecisionSource.ADJUDICATION)
-        .order_by("decided_at")
-        .values_list("label", "reason_code", "decided_at")
-    )
+
+def _settle(case: Case, labels: list[tuple[str, str, object]], *, history: bool) -> None:
+    """Set `case`'s settled fields from its live labels ((label, reason code, decided at), oldest
+    first); doesn't save."""
     case.label_count = len(labels)
     if not labels or (len(labels) < case.required_labels and not history):
         case.status = CaseStatus.OPEN
         # An undone label can reopen a decided case: its final decision goes with it.
         case.final_label, case.final_reason_code, case.decided_at = "", "", None
-        case.save(
-            update_fields=[
-                "label_count",
-                "status",
-                "final_label",
-                "final_reason_code",
-                "decided_at",
-            ]
-        )
         return
     votes = Counter(label for label, _, _ in labels)
     if len(votes) == 1:
@@ -70,9 +55,39 @@ def settle_case(*, case: Case, history: bool = False) -> None:
         case.decided_at = max(at for _, _, at in labels)
     else:
         case.status = CaseStatus.ADJUDICATION
-    case.save(
-        update_fields=["label_count", "status", "final_label", "final_reason_code", "decided_at"]
+
+
+def _live_labels(case_ids: list[int]) -> dict[int, list[tuple[str, str, object]]]:
+    labels: dict[int, list[tuple[str, str, object]]] = {pk: [] for pk in case_ids}
+    rows = (
+        Decision.objects.filter(case_id__in=case_ids, retracted_at__isnull=True)
+        .exclude(source=DecisionSource.ADJUDICATION)
+        .order_by("case_id", "decided_at", "id")
+        .values_list("case_id", "label", "reason_code", "decided_at")
     )
+    for case_id, label, reason_code, decided_at in rows:
+        labels[case_id].append((label, reason_code, decided_at))
+    return labels
+
+
+def settle_case(*, case: Case, history: bool = False) -> None:
+    """After a label: decided when `overlap` labels agree, adjudication when they don't.
+
+    With `history` (imported decisions), whatever labels exist settle the case even below overlap.
+    Precondition: `case` is locked (select_for_update) by the caller's transaction.
+    """
+    _settle(case, _live_labels([case.pk])[case.pk], history=history)
+    case.save(update_fields=_SETTLED_FIELDS)
+
+
+def settle_cases(*, cases: list[Case], history: bool = False) -> None:
+    """settle_case for many cases: their labels in one query, the cases written in one bulk
+    update (an import of thousands of decisions). `cases` are locked by the caller, with their
+    process loaded (select_related): it says how many labels settle a case."""
+    labels = _live_labels([case.pk for case in cases])
+    for case in cases:
+        _settle(case, labels[case.pk], history=history)
+    Case.objects.bulk_update(cases, _SETTLED_FIELDS, batch_size=1000)
 
 
 @transaction.atomic

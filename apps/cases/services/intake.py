@@ -314,12 +314,12 @@ def import_decisions(*, process: Process, rows: list[object]) -> int:
 
 @retry_on_conflict()
 def _save_decisions(clean_rows: list[dict]) -> int:
-    from apps.cases.services.decisions import settle_case
+    from apps.cases.services.decisions import settle_cases
 
     # In id order, like every writer of cases (apps/core/db.py), so this import and the
     # embedding task or another import wait for each other instead of deadlocking.
     case_ids = lock_in_order(Case.objects.filter(pk__in={row["case"].pk for row in clean_rows}))
-    locked = Case.objects.in_bulk(case_ids)
+    locked = Case.objects.select_related("process").in_bulk(case_ids)
     existing = set(
         Decision.objects.filter(case_id__in=case_ids, retracted_at__isnull=True).values_list(
             "case_id", "expert_id"
@@ -348,8 +348,8 @@ def _save_decisions(clean_rows: list[dict]) -> int:
         ],
         batch_size=2000,
     )  # fmt: skip
-    for case_id in case_ids:
-        case = locked[case_id]
-        if case.status != CaseStatus.DECIDED:
-            settle_case(case=case, history=True)
+    settle_cases(
+        cases=[locked[pk] for pk in case_ids if locked[pk].status != CaseStatus.DECIDED],
+        history=True,
+    )
     return len(decisions)
