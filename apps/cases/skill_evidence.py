@@ -31,6 +31,7 @@ from apps.core.evidence_kinds import (
     Ref,
     between,
     built_once,
+    built_sql,
     group_by_first,
     latest_per_person,
     register_evidence_kind,
@@ -111,6 +112,17 @@ def decisions_agree(
     return measured
 
 
+def _agreement_rows(
+    people: list[int], params: dict[str, Any], since: datetime | None, until: datetime
+) -> QuerySet[Decision]:
+    rows = _labels(people, params, since, until).filter(case__status=CaseStatus.DECIDED)
+    rows = rows.exclude(case__final_label="")
+    if params.get("label"):
+        # "This label or not": the labels that said it and the cases that ended with it.
+        rows = rows.filter(Q(label=params["label"]) | Q(case__final_label=params["label"]))
+    return rows
+
+
 def decisions_agree_periods(
     *, people: list[int], params: dict[str, Any], periods: list[datetime | None], until: datetime
 ) -> list[dict[int, Measurement]]:
@@ -118,14 +130,10 @@ def decisions_agree_periods(
     with a count per period, and one read of the links. A period's latest links are the widest
     one's that fall in it (both newest first), so they are read once with their times."""
     widest = None if None in periods else min(p for p in periods if p is not None)
-    rows = _labels(people, params, widest, until).filter(case__status=CaseStatus.DECIDED)
-    rows = rows.exclude(case__final_label="")
-    if params.get("label"):
-        # "This label or not": the labels that said it and the cases that ended with it.
-        rows = rows.filter(Q(label=params["label"]) | Q(case__final_label=params["label"]))
     if len(people) == 1:
-        totals, latest = _one_person_agreement(rows, people[0], periods, widest)
+        totals, latest = _one_person_agreement(people[0], params, periods, widest, until)
     else:
+        rows = _agreement_rows(people, params, widest, until)
         totals = shares_per_person(
             rows,
             person="expert_id",
@@ -164,19 +172,31 @@ def decisions_agree_periods(
 
 
 def _one_person_agreement(
-    rows: QuerySet[Decision], person: int, periods: list[datetime | None], widest: datetime | None
+    person: int,
+    params: dict[str, Any],
+    periods: list[datetime | None],
+    widest: datetime | None,
+    until: datetime,
 ) -> tuple[list[tuple[int, list[tuple[int, int]]]], dict[int, list[tuple]]]:
     """What shares_per_person and latest_per_person give decisions_agree_periods, for one
     person in one statement: their labels (a thousand at most, usually) read once, counted per
     period and their latest taken from the same rows. A decision's refresh and a "measure
     again" click are one person's; the bulk path would be two queries, each built by the ORM."""
-    inner, params = (
-        rows.order_by()
-        .values(
+
+    def build(person: int, until: datetime, since=None, process=None, label=None) -> QuerySet:  # type: ignore[no-untyped-def]
+        rows = _agreement_rows([person], {"process": process, "label": label}, since, until)
+        return rows.order_by().values(
             c=F("case_id"), l=F("label"), f=F("case__final_label"), at=F("decided_at"), i=F("pk")
         )
-        .query.sql_with_params()
-    )
+
+    # Built once per shape (evidence_kinds.built_sql): building it cost more than running it.
+    values: dict[str, Any] = {"person": person, "until": until}
+    if widest is not None:
+        values["since"] = widest
+    for name in ("process", "label"):
+        if params.get(name):
+            values[name] = params[name]
+    inner, inner_params = built_sql(("cases.decisions_agree", *values), build, **values)
     counts, bounds = [], []
     for since in periods:
         if since in (None, widest):
@@ -196,7 +216,7 @@ def _one_person_agreement(
         FROM r
     """  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *bounds, MAX_REFS])
+        cursor.execute(sql, [*inner_params, *bounds, MAX_REFS])
         rows_read, *figures, refs = cursor.fetchone()
     if not rows_read:  # shares_per_person has no row for them
         return [], {}

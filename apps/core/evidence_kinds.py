@@ -197,11 +197,20 @@ _built: dict[Hashable, tuple[str, list[Any], list[str | None]]] = {}
 
 def built_once(key: Hashable, build: Callable[..., QuerySet], **values: Any) -> list[tuple]:
     """The rows of `build(**values)` (a values_list queryset), its SQL built by the ORM once per
-    `key` with stand-ins for `values` and run with theirs: building a queryset with subqueries
-    cost one person's measurement several ms, running it a fraction. `key` says everything else
-    that shapes the SQL (which parameters are set, how many ids); `values` are ints, texts,
-    datetimes or lists of ints (an array parameter), and the rows must need no conversion from
-    the database (ids, texts, booleans)."""
+    `key` (`built_sql`); the rows must need no conversion from the database (ids, texts,
+    booleans)."""
+    sql, params = built_sql(key, build, **values)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def built_sql(key: Hashable, build: Callable[..., QuerySet], **values: Any) -> tuple[str, list]:
+    """The SQL and parameters of `build(**values)`, built by the ORM once per `key` with
+    stand-ins for `values` and given theirs: building a queryset with subqueries cost one
+    person's measurement several ms, running it a fraction. `key` says everything else that
+    shapes the SQL (which parameters are set, how many ids); `values` are ints, texts,
+    datetimes or lists of ints (an array parameter)."""
     if key not in _built:
         stand_ins = {name: _stand_in(i, value) for i, (name, value) in enumerate(values.items())}
         sql, params = build(**stand_ins).query.sql_with_params()
@@ -209,14 +218,11 @@ def built_once(key: Hashable, build: Callable[..., QuerySet], **values: Any) -> 
             next((n for n, v in stand_ins.items() if type(p) is type(v) and p == v), None)
             for p in params
         ]
-        assert set(stand_ins) <= set(slots), f"{key}: a value is not a parameter of its own"
+        if not set(stand_ins) <= set(slots):  # it would run with the stand-in: never
+            raise ValueError(f"{key}: a value is not a parameter of its own")
         _built[key] = (sql, list(params), slots)
     sql, params, slots = _built[key]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql, [p if n is None else values[n] for p, n in zip(params, slots, strict=True)]
-        )
-        return cursor.fetchall()
+    return sql, [p if n is None else values[n] for p, n in zip(params, slots, strict=True)]
 
 
 def _stand_in(i: int, value: Any) -> Any:

@@ -321,3 +321,21 @@ def test_one_persons_label_queries_built_once_measure_what_the_bulk_one_does(sce
                     assert one == many[person.pk], (key, params, since, person.username)
                     counted += one.count
     assert counted > 0
+
+
+def test_a_query_built_once_refuses_a_value_that_is_not_its_own_parameter(db):
+    # A value the ORM folds into the SQL text (or transforms) can't be given to the next run.
+    from apps.core.evidence_kinds import built_once
+
+    rows = built_once(
+        ("test", "text"),
+        lambda text: Case.objects.filter(external_id=text).values_list("pk"),
+        text="x",
+    )
+    assert rows == []
+    with pytest.raises(ValueError, match="not a parameter of its own"):
+        built_once(
+            ("test", "contains"),
+            lambda text: Case.objects.filter(external_id__contains=text).values_list("pk"),
+            text="x",
+        )
