@@ -230,12 +230,13 @@ def test_a_worker_killed_mid_run_leaves_every_run_finished_exactly_once(
         wait_for_local_node(worker, since=timezone.now())
         client = client_for(manager)
         total = 0
-        # Four batches on four threads: the kill comes as soon as the first finishes, with the
-        # others still evaluating (each takes far longer than the 50 ms poll). 150 items each
-        # are enough for that; the number is not the point (2,000 took half the test's time).
-        for batch in range(4):
-            assert post(client, items(150, prefix=f"B{batch}")).status_code == 202
-            total += 150
+        # Four batches on four threads: the kill comes as soon as one finishes, with the last
+        # still evaluating: posted last and the biggest (500, the most a request takes), it
+        # takes far longer than the 50 ms poll (three of 150 items may all finish while the
+        # next is posted, now that predicting a batch is quick). 2,000 took half the time.
+        for batch, size in enumerate((150, 150, 150, 500)):
+            assert post(client, items(size, prefix=f"B{batch}")).status_code == 202
+            total += size
         deadline = time.monotonic() + 120
         while not Run.objects.filter(state="finished").exists():
             assert time.monotonic() < deadline, "nothing finished"
