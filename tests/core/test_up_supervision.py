@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 SUPERVISION = {
     "ORCHCAP_UP_BACKOFF_INITIAL": "1",
     "ORCHCAP_UP_BACKOFF_MAX": "2",
-    "ORCHCAP_UP_STABLE_SECONDS": "15",
+    "ORCHCAP_UP_STABLE_SECONDS": "8",  # each restart test waits it out once
     "ORCHCAP_UP_MAX_RESTARTS": "5",
     # Liveness: a child that answers no probe for about 24 s is hung (30 s x 4 by default); not
     # shorter, as a loaded machine can keep a healthy worker's answer to a ping late for seconds.
@@ -170,7 +170,7 @@ def test_a_child_that_keeps_dying_makes_up_stop_everything_with_one_clear_line(s
     assert supervised.process.returncode == 1, log[-5000:]
     assert len(killed) == 6  # the first death and 5 restarts that died again
     assert (
-        "orchcap: worker died 6 times in a row, never staying up for 15s (last: killed by SIGKILL); giving up; stopping everything"
+        "orchcap: worker died 6 times in a row, never staying up for 8s (last: killed by SIGKILL); giving up; stopping everything"
         in log
     )
     assert "embedded engines stopped" in log
