@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from apps.autonomy.models import ShadowPrediction
 from apps.cases.models import Case, CaseStatus
-from apps.cases.services.intake import create_cases
 from apps.classifiers.models import ModelArtifact, ModelVersion
 from apps.people.models import Role
 from apps.skills.models import ExpertiseStat
@@ -24,15 +23,7 @@ from apps.skills.routing import (
 )
 from apps.skills.routing_profiles import Counts, policy_for
 from tests.factories import make_member, make_process, make_user
-
-FIELDS = [{"name": "po_status", "type": "category", "choices": ["matched", "missing"]}]
-
-
-def _case(process, po_status: str = "missing") -> Case:
-    (case,) = create_cases(
-        process=process, rows=[{"fields": {"po_status": po_status}, "exception": {}}], embed=False
-    ).cases
-    return Case.objects.select_related("process__schema").get(pk=case.pk)
+from tests.skills.routing_helpers import FIELDS, open_case
 
 
 def _stat(process, person, dimension: str, key: str, decisions: int, agreed: int) -> None:
@@ -72,7 +63,7 @@ def test_the_pool_is_the_active_experts_narrowed_to_named_reviewers(
     gone.is_active = False
     gone.save()
     make_user("stranger")
-    case = _case(process)
+    case = open_case(process)
     inputs = decision_inputs(case=case)
     assert inputs.pool == sorted([expert.pk, second_expert.pk]) == candidate_pool(process=process)
     process.reviewers.set([second_expert, manager])
@@ -92,7 +83,7 @@ def test_the_profiles_are_the_processs_and_the_region_is_the_latest_prediction(
     _stat(process, expert, "segment", "amount=q1", 15, 10)
     other = make_process(process.team, slug="elsewhere", fields=FIELDS, priority_field="")
     _stat(other, second_expert, "process", "", 99, 99)  # another process: no profile here
-    case = _case(process)
+    case = open_case(process)
     now = timezone.now()
     _predict(case, "approve", now - timedelta(hours=1))
     _predict(case, "reject", now)  # the latest prediction is the region
@@ -121,20 +112,20 @@ def test_loads_count_open_cases_routed_to_each_person_in_any_process(
     process, expert, second_expert
 ):
     other = make_process(process.team, slug="elsewhere", fields=FIELDS, priority_field="")
-    mine = [_case(process) for _ in range(2)] + [_case(other)]
+    mine = [open_case(process) for _ in range(2)] + [open_case(other)]
     Case.objects.filter(pk__in=[c.pk for c in mine]).update(routed_to=expert)
-    closed = _case(other)
+    closed = open_case(other)
     Case.objects.filter(pk=closed.pk).update(routed_to=second_expert, status=CaseStatus.DECIDED)
-    inputs = decision_inputs(case=_case(process))
+    inputs = decision_inputs(case=open_case(process))
     assert inputs.loads == {expert.pk: 3}
     Case.objects.filter(pk=mine[0].pk).update(status=CaseStatus.DECIDED)
     Case.objects.filter(pk=mine[1].pk).update(routed_to=second_expert)
-    inputs = decision_inputs(case=_case(process))
+    inputs = decision_inputs(case=open_case(process))
     assert inputs.loads == {expert.pk: 1, second_expert.pk: 1}
 
 
 def test_the_prepared_statement_survives_a_rolled_back_transaction(process, expert):
-    case = _case(process)
+    case = open_case(process)
     policy = policy_for(process=process)
     with connection.cursor() as cursor:
         cursor.execute("DEALLOCATE ALL")

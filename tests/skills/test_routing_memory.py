@@ -11,22 +11,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.cases.models import Case
-from apps.cases.services.intake import create_cases
 from apps.people.models import Role
 from apps.skills.models import ExpertiseStat, ProfileChange
 from apps.skills.routing import _KNOWN, Scoring, choose, decide_for, decision_inputs
 from apps.skills.routing_profiles import Counts, policy_for, refresh_process, segment_keys
 from tests.factories import make_member, make_process
 from tests.processes import child_database_url
-
-FIELDS = [{"name": "po_status", "type": "category", "choices": ["matched", "missing"]}]
-
-
-def _case(process, po_status: str = "missing") -> Case:
-    (case,) = create_cases(
-        process=process, rows=[{"fields": {"po_status": po_status}, "exception": {}}], embed=False
-    ).cases
-    return Case.objects.select_related("process__schema").get(pk=case.pk)
+from tests.skills.routing_helpers import FIELDS, open_case
 
 
 def _stat(process, person, decisions: int, agreed: int, dimension="process", key="") -> None:
@@ -49,7 +40,7 @@ def _assignee(case) -> int:
 def test_a_change_by_the_orm_is_seen_by_the_next_decision(process, expert, second_expert):
     _stat(process, expert, 40, 36)
     _stat(process, second_expert, 40, 20)
-    case = _case(process)
+    case = open_case(process)
     assert _assignee(case) == expert.pk
     ExpertiseStat.objects.filter(person=second_expert).update(agreed=40)  # an UPDATE
     assert _assignee(case) == second_expert.pk
@@ -64,7 +55,7 @@ def test_a_change_by_the_orm_is_seen_by_the_next_decision(process, expert, secon
 def test_a_whole_refresh_replaces_every_profile(process, expert, second_expert):
     _stat(process, expert, 40, 36)
     _stat(process, second_expert, 40, 20)
-    case = _case(process)
+    case = open_case(process)
     assert set(decision_inputs(case=case).profiles) == {expert.pk, second_expert.pk}
     refresh_process(process=process)  # nobody decided anything: no stats left
     assert decision_inputs(case=case).profiles == {}
@@ -75,7 +66,7 @@ def test_a_whole_refresh_replaces_every_profile(process, expert, second_expert):
 def test_changes_rolled_back_are_not_kept(process, expert, second_expert):
     _stat(process, expert, 40, 36)
     _stat(process, second_expert, 40, 20)
-    case = _case(process)
+    case = open_case(process)
     assert _assignee(case) == expert.pk
 
     def change_then_fail() -> None:
@@ -97,7 +88,7 @@ def test_a_change_committed_by_another_session_is_seen_even_one_running_at_a_rea
     process = make_process(team, slug="memory-sessions", fields=FIELDS, priority_field="")
     _stat(process, expert, 40, 36)
     _stat(process, second_expert, 40, 20)
-    case = _case(process)
+    case = open_case(process)
     assert _assignee(case) == expert.pk
     with psycopg.connect(child_database_url()) as other:
         # Another session changes second_expert's stats and holds its transaction open...
@@ -127,7 +118,7 @@ def test_concurrent_writers_of_one_process_both_land(team, expert, second_expert
     third = make_member(team, Role.EXPERT, "third")
     for person in (expert, second_expert, third):
         _stat(process, person, 40, 20)
-    case = _case(process)
+    case = open_case(process)
     decide_for(case=case, policy=policy_for(process=process))
     errors: list[BaseException] = []
 
@@ -168,7 +159,7 @@ def test_decisions_from_memory_equal_decisions_on_fresh_profiles(process, team, 
     policy.expert_min_decisions = 40
     policy.save()
     Case.objects.filter(process=process).delete()
-    cases = [_case(process, po) for po in ("missing", "matched") * 10]
+    cases = [open_case(process, po) for po in ("missing", "matched") * 10]
     Case.objects.filter(pk__in=[c.pk for c in cases[:6]]).update(routed_to=people[3])
     for case in cases:
         _KNOWN.clear()
