@@ -6,6 +6,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 from django.core.management import call_command
+from playwright.sync_api import expect
 
 from apps.cases.models import Case, Decision
 from apps.cases.services.automation import decide_automatically
@@ -33,7 +34,8 @@ def test_the_hours_chart_draws_the_numbers_of_its_table(logged_in, manager, team
     _history(team)
     page = logged_in(manager, f"/teams/{team.slug}/capital/")
     figure = page.locator("#capital-hours")
-    page.wait_for_function("document.querySelector('#capital-hours').dataset.drawn === 'true'")
+    # Web-first waits: wait_for_function polls through eval, which the page's CSP refuses.
+    expect(figure).to_have_attribute("data-drawn", "true")
     box = figure.locator("canvas").bounding_box()
     assert box is not None
     assert box["width"] > 200
@@ -66,9 +68,8 @@ def test_the_hours_chart_draws_the_numbers_of_its_table(logged_in, manager, team
 def test_every_sparkline_is_drawn_on_a_phone(logged_in, manager, team):
     _history(team)
     page = logged_in(manager, f"/teams/{team.slug}/capital/", viewport="phone")
-    page.wait_for_function(
-        "[...document.querySelectorAll('figure[data-chart]')].every(f => f.dataset.drawn)"
-    )
+    expect(page.locator("figure[data-chart]").first).to_be_visible()
+    expect(page.locator("figure[data-chart]:not([data-drawn])")).to_have_count(0)
     assert page.locator("figure.chart-sparkline canvas").count() >= 15
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390
