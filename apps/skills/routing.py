@@ -176,7 +176,8 @@ def choose(
     """Who gets the case first, and, for a learning case, who checks it. None: nobody in the
     pool. `mean` and `median_seconds` default to those of `profiles` (pass them when the
     profiles hold only the pool, to keep the process's own). `scoring`: one made before for
-    this pool, these profiles and this policy (then those three arguments are not read)."""
+    this pool, these profiles and this policy's weights (then `profiles`, `mean` and
+    `median_seconds` are not read: the candidates and their fixed scores are the scoring's)."""
     if not pool:
         return None
     if scoring is None:
